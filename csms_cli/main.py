@@ -1,0 +1,316 @@
+"""The command line: argparse sub-commands, each one request to the operator API.
+
+Exit codes: 0 success; 1 the API refused the request (the reason is printed); 2 usage or
+local configuration error; 3 the API cannot be reached; 4 ``call`` ended in ``error`` or
+``timeout`` (the record is still printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, TextIO
+
+from . import output
+from .client import API_URL_ENV, DEFAULT_API_URL, ApiClient, CliError, segment
+
+EXIT_CALL_FAILED = 4
+CHARGER_COLUMNS = ("CHARGER", "PROTOCOL", "CONNECTED", "REGISTRATION", "LAST SEEN", "MODEL", "CONNECTORS")
+
+
+def _connectors(view: dict[str, Any]) -> str:
+    parts = []
+    for item in view.get("connectors") or []:
+        label = str(item.get("connectorId", "?"))
+        if "evseId" in item:
+            label = f"{item['evseId']}/{label}"
+        parts.append(f"{label}:{item.get('status', '?')}")
+    return " ".join(parts)
+
+
+def _model(view: dict[str, Any]) -> str:
+    boot = view.get("boot") or {}
+    vendor = boot.get("chargePointVendor") or boot.get("vendorName")
+    model = boot.get("chargePointModel") or boot.get("model")
+    return " ".join(str(x) for x in (vendor, model) if x)
+
+
+def _charger_row(view: dict[str, Any]) -> list[Any]:
+    return [
+        view.get("chargePointId"),
+        view.get("protocol"),
+        view.get("connected"),
+        view.get("registrationStatus") if view.get("registered") else "(unregistered)",
+        view.get("lastSeen"),
+        _model(view),
+        _connectors(view),
+    ]
+
+
+def _print_charger(view: dict[str, Any], out: TextIO) -> None:
+    big = ("connectors", "configuration", "variables", "boot")
+    output.key_values(((k, v) for k, v in view.items() if k not in big), out)
+    if view.get("boot"):
+        out.write("\nboot:\n")
+        output.key_values(view["boot"].items(), out)
+    if view.get("connectors"):
+        out.write("\nconnectors:\n")
+        output.table(
+            ("EVSE", "CONNECTOR", "STATUS", "ERROR", "SINCE"),
+            (
+                [c.get("evseId"), c.get("connectorId"), c.get("status"), c.get("errorCode"), c.get("timestamp")]
+                for c in view["connectors"]
+            ),
+            out,
+        )
+    if view.get("configuration"):
+        out.write("\nconfiguration (1.6):\n")
+        output.table(
+            ("KEY", "VALUE", "READONLY"),
+            (
+                [k, v.get("value") if isinstance(v, dict) else v, v.get("readonly") if isinstance(v, dict) else None]
+                for k, v in sorted(view["configuration"].items())
+            ),
+            out,
+        )
+    if view.get("variables"):
+        out.write("\nvariables (2.x):\n")
+        output.table(("VARIABLE", "VALUE"), sorted(view["variables"].items()), out)
+
+
+def _print_record(view: dict[str, Any], out: TextIO) -> None:
+    output.key_values(view.items(), out)
+
+
+def _show(args: argparse.Namespace, answer: Any, out: TextIO, printer: Any) -> None:
+    if args.json:
+        output.as_json(answer, out)
+    else:
+        printer(answer, out)
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def cmd_chargers_list(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    answer = api.request("GET", "/chargers")
+    if args.json:
+        output.as_json(answer, out)
+    else:
+        output.table(CHARGER_COLUMNS, (_charger_row(v) for v in answer.get("chargers", [])), out)
+    return 0
+
+
+def cmd_chargers_show(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    answer = api.request("GET", f"/chargers/{segment(args.charger)}")
+    _show(args, answer, out, _print_charger)
+    return 0
+
+
+def cmd_chargers_register(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    body: dict[str, Any] = {}
+    password = args.password
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if password is not None:
+        body["password"] = password
+    if args.status:
+        body["registrationStatus"] = args.status
+    if args.description is not None:
+        body["description"] = args.description
+    answer = api.request("PUT", f"/chargers/{segment(args.charger)}", body)
+    _show(args, answer, out, _print_charger)
+    return 0
+
+
+def _payload(text: str) -> Any:
+    if text.startswith("@"):
+        try:
+            with open(text[1:], encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as error:
+            raise CliError(f"cannot read the payload file {text[1:]}: {error.strerror}", exit_code=2) from None
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise CliError(f'the payload is not valid JSON ({error}); quote it, e.g. \'{{"type":"Soft"}}\'', 2) from None
+
+
+def _call_exit(answer: dict[str, Any]) -> int:
+    return EXIT_CALL_FAILED if answer.get("status") in ("error", "timeout") else 0
+
+
+def cmd_call(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    body = {"action": args.action, "payload": _payload(args.payload)}
+    query = {"wait": f"{args.wait:g}"} if args.wait else None
+    if args.wait:
+        api.timeout_s = max(api.timeout_s, args.wait + 15)
+    answer = api.request("POST", f"/chargers/{segment(args.charger)}/calls", body, query)
+    _show(args, answer, out, _print_record)
+    return _call_exit(answer)
+
+
+def cmd_call_status(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    answer = api.request("GET", f"/chargers/{segment(args.charger)}/calls/{segment(args.unique_id)}")
+    _show(args, answer, out, _print_record)
+    return _call_exit(answer)
+
+
+def cmd_id_tags_put(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    body: dict[str, Any] = {"status": args.status}
+    if args.expiry:
+        body["expiryDate"] = args.expiry
+    if args.parent:
+        body["parentIdTag"] = args.parent
+    answer = api.request("PUT", f"/id-tags/{segment(args.tag)}", body)
+    _show(args, answer, out, _print_record)
+    return 0
+
+
+def cmd_id_tags_show(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    answer = api.request("GET", f"/id-tags/{segment(args.tag)}")
+    _show(args, answer, out, _print_record)
+    return 0
+
+
+def cmd_transactions_list(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    answer = api.request("GET", "/transactions", query={"chargePointId": args.charger, "status": args.status})
+    if args.json:
+        output.as_json(answer, out)
+        return 0
+    output.table(
+        (
+            "TRANSACTION",
+            "CHARGER",
+            "CONNECTOR",
+            "ID TAG",
+            "STATUS",
+            "STARTED",
+            "STOPPED",
+            "START Wh",
+            "STOP Wh",
+            "ENERGY Wh",
+        ),
+        (
+            [
+                t.get("transactionId"),
+                t.get("chargePointId"),
+                t.get("connectorId") if "evseId" not in t else f"{t.get('evseId')}/{t.get('connectorId', '-')}",
+                t.get("idTag") or t.get("idToken"),
+                t.get("status"),
+                t.get("startTimestamp") or t.get("startedAt"),
+                t.get("stopTimestamp") or t.get("stoppedAt"),
+                t.get("meterStart"),
+                t.get("meterStop"),
+                t.get("energyWh"),
+            ]
+            for t in answer.get("transactions", [])
+        ),
+        out,
+    )
+    return 0
+
+
+# --- the parser ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--api-url",
+        default=argparse.SUPPRESS,
+        help=f"operator API base URL (default: ${API_URL_ENV} or {DEFAULT_API_URL})",
+    )
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the API's JSON answer")
+    common.add_argument(
+        "--region", default=argparse.SUPPRESS, help="AWS region for SigV4 (default: from the URL or AWS_REGION)"
+    )
+    common.add_argument(
+        "--auth",
+        choices=("auto", "sigv4", "none"),
+        default=argparse.SUPPRESS,
+        help="sign requests with SigV4: auto (https URLs not on this machine), sigv4 or none",
+    )
+    common.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="HTTP timeout in seconds (default 30)")
+
+    parser = argparse.ArgumentParser(
+        prog="python -m csms_cli", description="Operate the OCPP CSMS through its operator API.", parents=[common]
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    chargers = commands.add_parser("chargers", help="the charger registry", parents=[common])
+    charger_cmds = chargers.add_subparsers(dest="sub", metavar="SUBCOMMAND", required=True)
+    p = charger_cmds.add_parser(
+        "list", help="all chargers with protocol, presence and connector status", parents=[common]
+    )
+    p.set_defaults(run=cmd_chargers_list)
+    p = charger_cmds.add_parser("show", help="one charger, with its configuration / variables", parents=[common])
+    p.add_argument("charger")
+    p.set_defaults(run=cmd_chargers_show)
+    p = charger_cmds.add_parser("register", help="register or update a charger", parents=[common])
+    p.add_argument("charger")
+    secret = p.add_mutually_exclusive_group()
+    secret.add_argument("--password", help="HTTP Basic auth password (stored hashed)")
+    secret.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    p.add_argument("--status", choices=("Accepted", "Pending", "Rejected"), help="registration status")
+    p.add_argument("--description")
+    p.set_defaults(run=cmd_chargers_register)
+
+    p = commands.add_parser("call", help="send a CSMS-initiated OCPP call to a charger", parents=[common])
+    p.add_argument("charger")
+    p.add_argument("action", help="OCPP action, e.g. Reset, GetConfiguration, RequestStartTransaction")
+    p.add_argument("payload", nargs="?", default="{}", help="JSON payload, or @file.json (default {})")
+    p.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="wait up to SECONDS for the answer")
+    p.set_defaults(run=cmd_call)
+
+    p = commands.add_parser(
+        "call-status", help="the state of a call: pending, accepted, error or timeout", parents=[common]
+    )
+    p.add_argument("charger")
+    p.add_argument("unique_id", metavar="uniqueId")
+    p.set_defaults(run=cmd_call_status)
+
+    tags = commands.add_parser("id-tags", help="the authorization list", parents=[common])
+    tag_cmds = tags.add_subparsers(dest="sub", metavar="SUBCOMMAND", required=True)
+    p = tag_cmds.add_parser("put", help="create or replace an id tag", parents=[common])
+    p.add_argument("tag")
+    p.add_argument("--status", default="Accepted", help="authorization status (default Accepted)")
+    p.add_argument("--expiry", help="expiry date-time, RFC 3339 (e.g. 2030-12-31T23:59:59Z)")
+    p.add_argument("--parent", help="parent id tag (group)")
+    p.set_defaults(run=cmd_id_tags_put)
+    p = tag_cmds.add_parser("show", help="one id tag", parents=[common])
+    p.add_argument("tag")
+    p.set_defaults(run=cmd_id_tags_show)
+
+    txs = commands.add_parser("transactions", help="charging sessions", parents=[common])
+    tx_cmds = txs.add_subparsers(dest="sub", metavar="SUBCOMMAND", required=True)
+    p = tx_cmds.add_parser("list", help="transactions with meter readings and energy", parents=[common])
+    p.add_argument("--charger", help="only this charger's transactions")
+    p.add_argument("--status", choices=("Active", "Completed"))
+    p.set_defaults(run=cmd_transactions_list)
+    return parser
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args = build_parser().parse_args(argv)
+    try:
+        api = ApiClient(
+            getattr(args, "api_url", None) or os.environ.get(API_URL_ENV) or DEFAULT_API_URL,
+            auth=getattr(args, "auth", "auto"),
+            region=getattr(args, "region", None),
+            timeout_s=getattr(args, "timeout", 30.0),
+        )
+        args.json = getattr(args, "json", False)
+        return int(args.run(api, args, out))
+    except CliError as error:
+        err.write(f"error: {error.message}\n")
+        return error.exit_code
+    except KeyboardInterrupt:
+        err.write("interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0

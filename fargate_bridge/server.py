@@ -1,0 +1,368 @@
+"""The bridge: a websockets server whose connections are :class:`ChargerSession`s.
+
+:class:`Bridge` composes the pure pieces (``handshake``, ``auth`` policy, ``throttle``) with
+the I/O (websockets, awscrt, the registry). ``process_request`` is the one place where a
+handshake is answered with an HTTP response: health check, 400, 401, 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import http
+import json
+import logging
+import signal
+import ssl
+import time
+from typing import Any, TextIO
+
+from websockets.asyncio.server import Server, ServerConnection
+from websockets.asyncio.server import serve as websockets_serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
+
+from ocpp_core.ids import charge_point_id_from_path
+from ocpp_core.versions import SUBPROTOCOL_PREFERENCE
+
+from . import metrics as m
+from .auth import Authenticator, AuthPolicy, Verdict
+from .handshake import Admission, Rejection, evaluate_request, is_health_check
+from .metrics import Metrics
+from .mqtt import LoopPoster, MqttFactory
+from .registry import ChargerRegistry, DynamoChargerRegistry, InMemoryChargerRegistry, RegistryReader
+from .session import CLOSE_GOING_AWAY, REASON_SHUTDOWN, ChargerSession
+from .settings import Settings
+from .throttle import FailureBackoff, MinInterval, TokenBucket
+
+logger = logging.getLogger(__name__)
+
+#: IoT Core accepts one CONNECT per second per client id (DESIGN §7).
+CLIENT_ID_CONNECT_INTERVAL = 1.0
+#: How long a broker reachability probe result is reused by /health.
+HEALTH_CACHE_SECONDS = 1.0
+
+
+def registry_from_settings(settings: Settings) -> ChargerRegistry:
+    if settings.registry_table:
+        return DynamoChargerRegistry(settings.registry_table)
+    return InMemoryChargerRegistry()
+
+
+class BridgeConnection(ServerConnection):
+    """A server connection that carries its admission and counts itself while it lives."""
+
+    def __init__(self, protocol: ServerProtocol, server: Server, *, bridge: Bridge, **kwargs: Any):
+        super().__init__(protocol, server, **kwargs)
+        self.bridge = bridge
+        self.admission: Admission | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.admission is not None:
+            self.bridge._admitted -= 1
+
+
+class Bridge:
+    """Start with :meth:`start`, stop with :meth:`stop` (drains), or run :meth:`serve_forever`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ChargerRegistry | None = None,
+        *,
+        metrics_stream: TextIO | None = None,
+    ):
+        self.settings = settings
+        self.registry = registry if registry is not None else registry_from_settings(settings)
+        self.metrics = Metrics(settings.metrics_namespace, stream=metrics_stream, gauge=lambda: len(self.sessions))
+        self.authenticator = Authenticator(
+            RegistryReader(self.registry, ttl=settings.registry_cache_ttl),
+            AuthPolicy(settings.unknown_chargers, settings.require_password),
+            # The delay must stay well inside the handshake timeout.
+            backoff=FailureBackoff(cap=min(4.0, settings.handshake_timeout / 3)),
+        )
+        self.sessions: dict[str, ChargerSession] = {}
+        self._admitted = 0
+        self._bucket = TokenBucket(settings.mqtt_connect_rate, settings.mqtt_connect_burst)
+        self._per_id: MinInterval[str] = MinInterval(CLIENT_ID_CONNECT_INTERVAL)
+        self._server: Server | None = None
+        self._metrics_task: asyncio.Task[None] | None = None
+        self._health: tuple[float, bool] = (0.0, False)
+        self._health_probe: asyncio.Task[bool] | None = None
+        self._stopping = False
+        self._stopped: asyncio.Event | None = None
+        self.mqtt: MqttFactory
+        self.port: int = settings.port
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        self.mqtt = MqttFactory(self.settings, LoopPoster(loop))
+        s = self.settings
+        ssl_context: ssl.SSLContext | None = None
+        if s.tls_cert is not None:
+            # Security profile 2 without a load balancer in front: terminate TLS here.
+            ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ssl_context.minimum_version = ssl.TLSVersion.TLSv1_2
+            ssl_context.load_cert_chain(s.tls_cert, s.tls_key)
+
+        def create_connection(protocol: ServerProtocol, server: Server, **kwargs: Any) -> BridgeConnection:
+            return BridgeConnection(protocol, server, bridge=self, **kwargs)
+
+        self._server = await websockets_serve(
+            self._handle,
+            s.host,
+            s.port,
+            subprotocols=[Subprotocol(v.value) for v in SUBPROTOCOL_PREFERENCE],
+            process_request=self._process_request,
+            # OCPP chargers rarely negotiate permessage-deflate, and its buffers would cost far
+            # more memory per connection than everything else here.
+            compression=None,
+            open_timeout=s.handshake_timeout,
+            ping_interval=s.ping_interval,
+            ping_timeout=s.ping_timeout,
+            close_timeout=5.0,
+            max_size=s.max_frame_bytes,
+            max_queue=16,
+            ssl=ssl_context,
+            create_connection=create_connection,  # type: ignore[arg-type]
+            server_header=None,
+        )
+        sockets = self._server.sockets
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        self._metrics_task = asyncio.create_task(self._publish_metrics())
+        logger.info(
+            "bridge listening on %s://%s:%s, broker %s:%s (auth %s)",
+            "wss" if ssl_context else "ws",
+            s.host,
+            self.port,
+            s.broker_host,
+            s.mqtt_port,
+            s.mqtt_auth.value,
+        )
+
+    async def stop(self, reason: str = REASON_SHUTDOWN) -> None:
+        """Stop accepting, close every socket with 1001, publish the disconnections, stop MQTT."""
+        if self._stopping:
+            if self._stopped is not None:
+                await self._stopped.wait()
+            return
+        self._stopping = True
+        started = time.monotonic()
+        server = self._server
+        count = len(self.sessions)
+        logger.info("bridge stopping: closing %s connections", count)
+        try:
+            if server is not None:
+                for session in list(self.sessions.values()):
+                    session.shut_down(reason)
+                server.close(close_connections=True, code=CLOSE_GOING_AWAY, reason=reason)
+                try:
+                    await asyncio.wait_for(server.wait_closed(), self.settings.drain_timeout)
+                except TimeoutError:
+                    logger.warning("drain timed out after %.1f s: aborting what is left", self.settings.drain_timeout)
+                    self._abort_all()
+        finally:
+            if self._metrics_task is not None:
+                self._metrics_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._metrics_task
+            self.metrics.flush()
+            logger.info("bridge stopped in %.1f s", time.monotonic() - started)
+            if self._stopped is not None:
+                self._stopped.set()
+
+    def _abort_all(self) -> None:
+        for session in list(self.sessions.values()):
+            if session.link is not None:
+                session.link.stop()
+            transport = session.ws.transport
+            if transport is not None:
+                transport.abort()
+
+    async def wait_stopped(self) -> None:
+        assert self._stopped is not None, "start() first"
+        await self._stopped.wait()
+
+    async def serve_forever(self, stop_signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)) -> None:
+        """Start, run until one of ``stop_signals``, then drain. For ``python -m fargate_bridge``."""
+        loop = asyncio.get_running_loop()
+        stop_requested = asyncio.Event()
+        for sig in stop_signals:
+            loop.add_signal_handler(sig, stop_requested.set)
+        await self.start()
+        try:
+            await stop_requested.wait()
+            logger.info("stop signal received")
+        finally:
+            for sig in stop_signals:
+                loop.remove_signal_handler(sig)
+            await self.stop()
+
+    # --- sessions ------------------------------------------------------------------------------
+    async def connect_slot(self, charge_point_id: str) -> None:
+        """Wait for a turn to CONNECT: account-wide rate (token bucket) and per client id."""
+        delay = max(self._bucket.reserve(), self._per_id.reserve(charge_point_id))
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def session_ended(self, session: ChargerSession) -> None:
+        if self.sessions.get(session.cp) is session:
+            del self.sessions[session.cp]
+
+    @property
+    def connected_count(self) -> int:
+        return len(self.sessions)
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        admission = getattr(ws, "admission", None)
+        if admission is None:  # cannot happen: process_request admits every socket that opens
+            await ws.close(1011, "not admitted")
+            return
+        try:
+            session = ChargerSession(self, ws, admission)
+            previous = self.sessions.get(session.cp)
+            self.sessions[session.cp] = session
+            if previous is not None:
+                self.metrics.incr(m.TAKE_OVERS)
+                logger.info(
+                    "charger %s reconnected: replacing connection %s",
+                    session.cp,
+                    previous.connection_id,
+                    extra={"chargePointId": session.cp, "event": "takeover"},
+                )
+                session.predecessor = previous
+                previous.replace()
+            await session.run()
+        except Exception:
+            logger.exception("connection of %s failed", admission.charge_point_id)
+
+    # --- handshake -----------------------------------------------------------------------------
+    async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if is_health_check(request.path):
+            return await self._health_response()
+        decision = evaluate_request(
+            request.path, request.headers.get_all("Sec-WebSocket-Protocol"), request.headers.get("Authorization")
+        )
+        remote = _remote(connection)
+        if isinstance(decision, Rejection):
+            return self._reject(connection, decision, remote, request.path, charge_point_id_from_path(request.path))
+        cp = decision.charge_point_id
+        if self._stopping:
+            return self._reject(connection, Rejection(503, "Bridge shutting down"), remote, request.path, cp)
+        if self._admitted >= self.settings.max_connections:
+            return self._reject(
+                connection, Rejection(503, "Too many connections on this bridge task"), remote, request.path, cp
+            )
+        verdict = await self.authenticator.authenticate(cp, decision.password)
+        if verdict is Verdict.UNAVAILABLE:
+            return self._reject(connection, Rejection(503, "Charger registry unavailable"), remote, request.path, cp)
+        if not verdict.ok:
+            logger.warning(
+                "charger %s refused: %s",
+                cp,
+                verdict.value,
+                extra={"chargePointId": cp, "event": "auth_failed", "remote": remote},
+            )
+            return self._reject(
+                connection, Rejection(401, "Invalid credentials", challenge=True), remote, request.path, cp
+            )
+        if isinstance(connection, BridgeConnection):
+            connection.admission = decision
+            self._admitted += 1
+        return None
+
+    def _reject(
+        self, connection: ServerConnection, rejection: Rejection, remote: str, path: str, cp: str | None
+    ) -> Response:
+        self.metrics.incr(m.HANDSHAKE_REJECTIONS)
+        if rejection.status == 401:
+            self.metrics.incr(m.AUTH_FAILURES)
+        logger.info(
+            "handshake refused (%s %s) for %s",
+            rejection.status,
+            rejection.reason,
+            path[:200],
+            extra={"event": "handshake_rejected", "status": rejection.status, "remote": remote, "chargePointId": cp},
+        )
+        return self._respond(connection, rejection)
+
+    @staticmethod
+    def _respond(connection: ServerConnection, rejection: Rejection) -> Response:
+        response = connection.respond(rejection.status, rejection.reason + "\n")
+        if rejection.challenge:
+            response.headers["WWW-Authenticate"] = 'Basic realm="OCPP", charset="UTF-8"'
+        return response
+
+    # --- health --------------------------------------------------------------------------------
+    async def _health_response(self) -> Response:
+        ok = await self.broker_reachable()
+        body = json.dumps(
+            {"status": "ok" if ok else "unavailable", "broker": ok, "connections": len(self.sessions)}
+        ).encode()
+        status = http.HTTPStatus.OK if ok and not self._stopping else http.HTTPStatus.SERVICE_UNAVAILABLE
+        headers = Headers(
+            [
+                ("Date", email.utils.formatdate(usegmt=True)),
+                ("Connection", "close"),
+                ("Content-Length", str(len(body))),
+                ("Content-Type", "application/json"),
+                ("Cache-Control", "no-store"),
+            ]
+        )
+        return Response(status.value, status.phrase, headers, body)
+
+    async def broker_reachable(self) -> bool:
+        """A TCP connection to the broker opens (cached for a second; probes are shared)."""
+        checked_at, ok = self._health
+        if time.monotonic() - checked_at < HEALTH_CACHE_SECONDS:
+            return ok
+        if self._health_probe is None:
+            self._health_probe = asyncio.create_task(self._probe_broker())
+        probe = self._health_probe
+        try:
+            return await asyncio.shield(probe)
+        finally:
+            if probe.done():
+                self._health_probe = None
+
+    async def _probe_broker(self) -> bool:
+        s = self.settings
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(s.broker_host, s.mqtt_port), 2.0)
+        except (OSError, TimeoutError):
+            ok = False
+        else:
+            ok = True
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        self._health = (time.monotonic(), ok)
+        return ok
+
+    # --- metrics -------------------------------------------------------------------------------
+    async def _publish_metrics(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.metrics_interval)
+            self.metrics.flush()
+
+
+def _remote(connection: ServerConnection) -> str:
+    try:
+        address = connection.remote_address
+    except (AttributeError, OSError):
+        return "?"
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address)
+
+
+async def serve(settings: Settings, registry: ChargerRegistry | None = None) -> None:
+    """Run a bridge until SIGTERM/SIGINT, then drain (what ``python -m fargate_bridge`` does)."""
+    await Bridge(settings, registry).serve_forever()

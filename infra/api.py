@@ -1,0 +1,112 @@
+"""Operator API: API Gateway HTTP API, IAM-authorized, proxying to the operator Lambda (DESIGN §5)."""
+
+from __future__ import annotations
+
+import json
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+#: (method, path) of every operator route; the same routes the local stack serves.
+ROUTES: tuple[tuple[apigwv2.HttpMethod, str], ...] = (
+    (apigwv2.HttpMethod.GET, "/chargers"),
+    (apigwv2.HttpMethod.GET, "/chargers/{id}"),
+    (apigwv2.HttpMethod.PUT, "/chargers/{id}"),
+    (apigwv2.HttpMethod.PUT, "/id-tags/{idTag}"),
+    (apigwv2.HttpMethod.GET, "/id-tags/{idTag}"),
+    (apigwv2.HttpMethod.GET, "/transactions"),
+    (apigwv2.HttpMethod.POST, "/chargers/{id}/calls"),
+    (apigwv2.HttpMethod.GET, "/chargers/{id}/calls/{uniqueId}"),
+)
+
+# HTTP APIs accept only their own $context variables (not the REST API standard set).
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "time": "$context.requestTime",
+        "ip": "$context.identity.sourceIp",
+        "caller": "$context.identity.caller",
+        "userArn": "$context.identity.userArn",
+        "route": "$context.routeKey",
+        "path": "$context.path",
+        "status": "$context.status",
+        "latencyMs": "$context.responseLatency",
+        "integrationStatus": "$context.integrationStatus",
+        "integrationError": "$context.integrationErrorMessage",
+        "authorizerError": "$context.authorizer.error",
+        "responseLength": "$context.responseLength",
+    },
+    separators=(",", ":"),
+)
+
+
+@jsii.implements(apigwv2.IAccessLogSettings)
+class _AccessLogSettings:
+    """``IAccessLogSettings`` is an interface, not a struct: Python implements it with a class."""
+
+    def __init__(self, destination: apigwv2.IAccessLogDestination, log_format: apigw.AccessLogFormat) -> None:
+        self._destination = destination
+        self._format = log_format
+
+    @property
+    def destination(self) -> apigwv2.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigw.AccessLogFormat:
+        return self._format
+
+
+class OperatorApi(Construct):
+    """Every route requires a SigV4-signed request from a principal allowed ``execute-api:Invoke``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        handler: lambda_.IFunction,
+        log_retention: logs.RetentionDays,
+        removal_policy: cdk.RemovalPolicy,
+        throttle_rate: int = 50,
+        throttle_burst: int = 100,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        authorizer = authorizers.HttpIamAuthorizer()
+        self.http_api = apigwv2.HttpApi(
+            self,
+            "HttpApi",
+            description="OCPP CSMS operator API",
+            # The stage below carries the access log settings the default stage cannot.
+            create_default_stage=False,
+            default_authorizer=authorizer,
+        )
+        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=log_retention, removal_policy=removal_policy)
+        self.stage = apigwv2.HttpStage(
+            self,
+            "DefaultStage",
+            http_api=self.http_api,
+            stage_name="$default",
+            auto_deploy=True,
+            access_log_settings=_AccessLogSettings(
+                apigwv2.LogGroupLogDestination(self.access_logs), apigw.AccessLogFormat.custom(ACCESS_LOG_FORMAT)
+            ),
+            # An operator script gone wrong must not be able to flood the chargers with calls.
+            throttle=apigwv2.ThrottleSettings(rate_limit=throttle_rate, burst_limit=throttle_burst),
+        )
+        integration = integrations.HttpLambdaIntegration(
+            "OperatorLambda", handler, payload_format_version=apigwv2.PayloadFormatVersion.VERSION_2_0
+        )
+        self.routes: list[apigwv2.HttpRoute] = []
+        for method, path in ROUTES:
+            self.routes.extend(
+                self.http_api.add_routes(path=path, methods=[method], integration=integration, authorizer=authorizer)
+            )
+        self.url: str = self.stage.url

@@ -1,0 +1,237 @@
+"""Processing: the Lambda handlers and the IoT topic rules that invoke them (DESIGN §1, §7).
+
+One function per rule in :data:`lambdas.rules.RULES` (the SQL is the same string the local rule
+emulator evaluates), plus the operator API function. IoT rules invoke Lambda asynchronously; a
+retry would arrive after the charger's call timed out, so there is none: a failed event goes to
+a dead-letter queue to be looked at, and a rule that cannot invoke at all sends the message to its
+error action (another queue).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_iot as iot
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.bundling import LAMBDA_RUNTIME
+from infra.nag import acknowledge
+from lambdas.rules import AWS_IOT_SQL_VERSION, LIFECYCLE_RULE, MESSAGE_RULE, RULES, RuleDefinition
+
+OPERATOR_API_HANDLER = "lambdas.operator_api.handler"
+
+#: Lambda's own defaults would retry twice over up to six hours; an OCPP reply is worthless
+#: after the charger's timeout (tens of seconds), and every handler is idempotent anyway.
+ASYNC_RETRY_ATTEMPTS = 0
+ASYNC_MAX_EVENT_AGE = cdk.Duration.seconds(60)
+
+# API Gateway gives up on an integration after 30 s; the API's ?wait= stays below that.
+OPERATOR_API_TIMEOUT = cdk.Duration.seconds(29)
+
+_SERVICE_NAMES = {
+    MESSAGE_RULE.handler: "ocpp-message-processor",
+    LIFECYCLE_RULE.handler: "ocpp-lifecycle",
+    OPERATOR_API_HANDLER: "ocpp-operator-api",
+}
+
+
+def service_name(handler: str) -> str:
+    """Powertools ``service`` (log field and EMF dimension) for a handler."""
+    return _SERVICE_NAMES.get(handler, "ocpp-" + handler.split(".")[-2].replace("_", "-"))
+
+
+def _queue(scope: Construct, construct_id: str) -> sqs.Queue:
+    queue = sqs.Queue(
+        scope,
+        construct_id,
+        # The longest SQS keeps anything: time to notice the alarm and look.
+        retention_period=cdk.Duration.days(14),
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+    )
+    acknowledge(
+        queue,
+        "AwsSolutions-SQS3",
+        "This queue is itself a dead-letter queue; nothing consumes it automatically.",
+    )
+    return queue
+
+
+class Processing(Construct):
+    """Lambda functions, topic rules with their permissions, async-invoke settings and DLQs."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        code: lambda_.Code,
+        environment: Mapping[str, str],
+        name_prefix: str,
+        processor_memory_mib: int,
+        processor_reserved_concurrency: int | None,
+        xray: bool,
+        log_retention: logs.RetentionDays,
+        removal_policy: cdk.RemovalPolicy,
+        rules: tuple[RuleDefinition, ...] = RULES,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._code = code
+        self._environment = dict(environment)
+        self._tracing = lambda_.Tracing.ACTIVE if xray else lambda_.Tracing.DISABLED
+        self._log_retention = log_retention
+        self._removal_policy = removal_policy
+
+        #: async invocations that failed (function error, or too old to run)
+        self.failure_queue = _queue(self, "FailedInvocations")
+        #: messages a rule could not deliver to its function (the rules' error action)
+        self.rule_error_queue = _queue(self, "RuleErrors")
+
+        self.functions: dict[str, lambda_.Function] = {}
+        self.topic_rules: dict[str, iot.CfnTopicRule] = {}
+        #: rule definition name -> physical rule name (the RuleName dimension of AWS/IoT metrics)
+        self.rule_names: dict[str, str] = {}
+
+        for rule in rules:
+            is_processor = rule.handler == MESSAGE_RULE.handler
+            function = self._function(
+                _construct_id(rule.handler),
+                handler=rule.handler,
+                description=rule.description,
+                memory_mib=processor_memory_mib if is_processor else 256,
+                timeout=cdk.Duration.seconds(15),
+                reserved_concurrency=processor_reserved_concurrency if is_processor else None,
+            )
+            function.configure_async_invoke(
+                retry_attempts=ASYNC_RETRY_ATTEMPTS,
+                max_event_age=ASYNC_MAX_EVENT_AGE,
+                on_failure=destinations.SqsDestination(self.failure_queue),
+            )
+            self.functions[rule.handler] = function
+
+        self.message_processor = self.functions[MESSAGE_RULE.handler]
+        self.lifecycle = self.functions[LIFECYCLE_RULE.handler]
+        self.operator_api = self._function(
+            "OperatorApi",
+            handler=OPERATOR_API_HANDLER,
+            description="Operator HTTP API: registry, id tags, transactions, CSMS-initiated calls",
+            memory_mib=processor_memory_mib,
+            timeout=OPERATOR_API_TIMEOUT,
+            reserved_concurrency=None,
+        )
+        self.functions[OPERATOR_API_HANDLER] = self.operator_api
+
+        # IoT Core assumes this role only to put undeliverable messages on the error queue.
+        account = cdk.Stack.of(self).account
+        self.rule_error_role = iam.Role(
+            self,
+            "RuleErrorActionRole",
+            assumed_by=iam.ServicePrincipal("iot.amazonaws.com").with_conditions(
+                {"StringEquals": {"aws:SourceAccount": account}}
+            ),
+            description="IoT topic rules: error action to the rule-errors queue",
+        )
+        self.rule_error_queue.grant_send_messages(self.rule_error_role)
+
+        for rule in rules:
+            function = self.functions[rule.handler]
+            physical_name = f"{name_prefix}_{rule.name}"
+            topic_rule = iot.CfnTopicRule(
+                self,
+                _construct_id(rule.name) + "Rule",
+                rule_name=physical_name,
+                topic_rule_payload=iot.CfnTopicRule.TopicRulePayloadProperty(
+                    sql=rule.sql,
+                    aws_iot_sql_version=AWS_IOT_SQL_VERSION,
+                    description=rule.description,
+                    rule_disabled=False,
+                    actions=[
+                        iot.CfnTopicRule.ActionProperty(
+                            lambda_=iot.CfnTopicRule.LambdaActionProperty(function_arn=function.function_arn)
+                        )
+                    ],
+                    error_action=iot.CfnTopicRule.ActionProperty(
+                        sqs=iot.CfnTopicRule.SqsActionProperty(
+                            queue_url=self.rule_error_queue.queue_url,
+                            role_arn=self.rule_error_role.role_arn,
+                            use_base64=False,
+                        )
+                    ),
+                ),
+            )
+            # The rule cannot create the permission on the role's policy: it needs it up front.
+            topic_rule.node.add_dependency(self.rule_error_role)
+            function.add_permission(
+                _construct_id(rule.name) + "Invoke",
+                principal=iam.ServicePrincipal("iot.amazonaws.com"),
+                action="lambda:InvokeFunction",
+                source_arn=topic_rule.attr_arn,
+                source_account=account,
+            )
+            self.topic_rules[rule.name] = topic_rule
+            self.rule_names[rule.name] = physical_name
+
+    def _function(
+        self,
+        construct_id: str,
+        *,
+        handler: str,
+        description: str,
+        memory_mib: int,
+        timeout: cdk.Duration,
+        reserved_concurrency: int | None,
+    ) -> lambda_.Function:
+        log_group = logs.LogGroup(
+            self, construct_id + "Logs", retention=self._log_retention, removal_policy=self._removal_policy
+        )
+        environment = {**self._environment, "POWERTOOLS_SERVICE_NAME": service_name(handler)}
+        function = lambda_.Function(
+            self,
+            construct_id,
+            runtime=LAMBDA_RUNTIME,
+            # Graviton: cheaper per GB-s, and every dependency is pure Python.
+            architecture=lambda_.Architecture.ARM_64,
+            handler=handler,
+            code=self._code,
+            description=description[:256],
+            memory_size=memory_mib,
+            timeout=timeout,
+            environment=environment,
+            reserved_concurrent_executions=reserved_concurrency,
+            tracing=self._tracing,
+            log_group=log_group,
+        )
+        acknowledge(
+            function,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            "AWS-managed basic execution policy: CreateLogStream/PutLogEvents (and CreateLogGroup) only, "
+            "which CDK attaches to every function role.",
+        )
+        acknowledge(
+            function,
+            "AwsSolutions-L1",
+            "Pinned to python3.11: the interpreter that bundles and byte-compiles the code, so the shipped "
+            "bytecode is used at cold start; "
+            "moving to a newer runtime is a deliberate change.",
+        )
+        if self._tracing == lambda_.Tracing.ACTIVE:
+            acknowledge(
+                function,
+                "AwsSolutions-IAM5[Resource::*]",
+                "X-Ray active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no "
+                "resource-level permission.",
+            )
+        return function
+
+
+def _construct_id(dotted: str) -> str:
+    """``lambdas.message_processor.handler`` -> ``MessageProcessor``; ``ocpp_inbound_messages`` -> ``OcppInboundMessages``."""
+    parts = dotted.split(".")
+    name = parts[-2] if len(parts) >= 2 and parts[-1] == "handler" else parts[-1]
+    return "".join(word.capitalize() for word in name.split("_"))

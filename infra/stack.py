@@ -1,0 +1,290 @@
+"""The CSMS stack: composes the constructs, wires them together and grants each the least it needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.api import OperatorApi
+from infra.bridge_service import BRIDGE_DOCKERFILE, BridgeService
+from infra.bundling import extension_packages, lambda_code
+from infra.config import ConfigError, StageConfig
+from infra.iot_endpoint import IotDataEndpoint
+from infra.monitoring import CSMS_METRICS_NAMESPACE, Monitoring
+from infra.nag import acknowledge
+from infra.network import BRIDGE_PORT, Network
+from infra.processing import Processing
+from infra.state import StateTable
+
+#: the path prefix chargers are told to use; the bridge takes the last segment as the charger id
+CHARGER_PATH_PREFIX = "/ocpp/"
+
+
+# CloudWatch Logs retention in days -> CDK's enum (whose Python values are names, not days).
+RETENTION_BY_DAYS: dict[int, logs.RetentionDays] = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1096: logs.RetentionDays.THREE_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    2192: logs.RetentionDays.SIX_YEARS,
+    2557: logs.RetentionDays.SEVEN_YEARS,
+    2922: logs.RetentionDays.EIGHT_YEARS,
+    3288: logs.RetentionDays.NINE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+
+
+def stack_name(stage: str) -> str:
+    return f"OcppCsms-{stage}"
+
+
+class CsmsStack(cdk.Stack):
+    """Everything one stage needs: network, bridge, IoT rules, Lambdas, table, API, monitoring."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: StageConfig, repo_root: Path, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config
+        retention = RETENTION_BY_DAYS[config.log_retention_days]
+        removal = cdk.RemovalPolicy.RETAIN if config.retain_data else cdk.RemovalPolicy.DESTROY
+        # Found before any asset is staged, so a missing extension package fails as bad config.
+        extra_packages = extension_packages(repo_root, config.extensions)
+        if not (repo_root / BRIDGE_DOCKERFILE).is_file():
+            raise ConfigError(f"invalid repo_root={repo_root}: no {BRIDGE_DOCKERFILE} to build the bridge image from")
+
+        # --- state and endpoint -------------------------------------------------------------
+        self.state = StateTable(
+            self, "State", deletion_protection=config.deletion_protection, retain=config.retain_data
+        )
+        table = self.state.table
+        self.iot_endpoint = IotDataEndpoint(
+            self, "IotEndpoint", host=config.iot_endpoint, log_retention=retention, removal_policy=removal
+        )
+
+        # --- processing -----------------------------------------------------------------------
+        environment = {
+            "OCPP_TABLE_NAME": table.table_name,
+            "OCPP_UNKNOWN_CHARGERS": config.unknown_chargers,
+            "OCPP_HEARTBEAT_INTERVAL": str(config.heartbeat_interval),
+            "OCPP_CALL_TIMEOUT": str(config.call_timeout),
+            "IOT_DATA_ENDPOINT": self.iot_endpoint.url,
+            "POWERTOOLS_METRICS_NAMESPACE": CSMS_METRICS_NAMESPACE,
+            "POWERTOOLS_LOG_LEVEL": config.log_level,
+            "LOG_LEVEL": config.log_level,
+            # Without X-Ray the Powertools tracer must not try to reach the daemon.
+            "POWERTOOLS_TRACE_DISABLED": "false" if config.xray else "true",
+        }
+        if config.extensions:
+            environment["OCPP_EXTENSIONS"] = ",".join(config.extensions)
+        self.processing = Processing(
+            self,
+            "Processing",
+            code=lambda_code(repo_root=repo_root, extra_packages=extra_packages),
+            environment=environment,
+            name_prefix=config.name_prefix,
+            processor_memory_mib=config.processor_memory_mib,
+            processor_reserved_concurrency=config.processor_reserved_concurrency,
+            xray=config.xray,
+            log_retention=retention,
+            removal_policy=removal,
+        )
+        processing = self.processing
+
+        # --- network and bridge -----------------------------------------------------------------
+        self.network = Network(
+            self,
+            "Network",
+            vpc_id=config.vpc_id,
+            nat_gateways=config.nat_gateways,
+            plain_port=config.plain_port if config.plain_listener else None,
+            tls_port=config.tls_port if config.tls else None,
+            certificate_arn=config.certificate_arn,
+            deregistration_delay=cdk.Duration.seconds(config.deregistration_delay_seconds),
+            log_retention=retention,
+            removal_policy=removal,
+        )
+        self.bridge = BridgeService(
+            self,
+            "Bridge",
+            repo_root=repo_root,
+            vpc=self.network.vpc,
+            task_subnets=self.network.task_subnets,
+            assign_public_ip=self.network.tasks_need_public_ip,
+            iot_endpoint_host=self.iot_endpoint.host,
+            table_name=table.table_name,
+            unknown_chargers=config.bridge_unknown_chargers,
+            require_password=config.require_password,
+            cpu=config.bridge_cpu,
+            memory_mib=config.bridge_memory_mib,
+            architecture=config.bridge_architecture,
+            min_tasks=config.min_tasks,
+            max_tasks=config.max_tasks,
+            chargers_per_task=config.chargers_per_task,
+            max_connections_per_task=config.max_connections_per_task,
+            cpu_target_percent=config.cpu_target_percent,
+            drain_timeout=cdk.Duration.seconds(config.drain_timeout_seconds),
+            stop_timeout=cdk.Duration.seconds(config.stop_timeout_seconds),
+            log_level=config.log_level,
+            log_retention=retention,
+            removal_policy=removal,
+        )
+        self.network.target_group.add_target(
+            self.bridge.service.load_balancer_target(container_name="bridge", container_port=BRIDGE_PORT)
+        )
+        # Chargers and the NLB's health checks reach the tasks only through the NLB's security group.
+        self.bridge.service.connections.allow_from(
+            self.network.security_group, ec2.Port.tcp(BRIDGE_PORT), "NLB to bridge: WebSocket and /health"
+        )
+
+        # --- API ----------------------------------------------------------------------------------
+        self.api = OperatorApi(
+            self, "OperatorApi", handler=processing.operator_api, log_retention=retention, removal_policy=removal
+        )
+
+        # --- grants -------------------------------------------------------------------------------
+        table.grant_read_write_data(processing.message_processor)
+        table.grant_read_write_data(processing.lifecycle)
+        table.grant_read_write_data(processing.operator_api)
+        # The bridge only reads a charger's registry item (password hash, protocol) at handshake.
+        table.grant(self.bridge.task_role, "dynamodb:GetItem")
+
+        publish_replies = iam.PolicyStatement(actions=["iot:Publish"], resources=[self.iot_arn("topic/ocpp/*/out")])
+        for function in (processing.message_processor, processing.operator_api):
+            function.add_to_role_policy(publish_replies)
+            acknowledge(
+                function,
+                _iot_finding(self, "topic/ocpp/*/out"),
+                "Replies and operator calls go to the charger's own topic ocpp/<id>/out; the id is data, "
+                "so the charger level is a wildcard. Only iot:Publish, only on the out topics.",
+            )
+
+        # The bridge's MQTT connections are signed by its task role: one client id per charger.
+        bridge_role = self.bridge.task_role
+        bridge_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["iot:Connect"], resources=[self.iot_arn("client/*")])
+        )
+        bridge_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["iot:Publish", "iot:Receive"],
+                resources=[
+                    self.iot_arn("topic/ocpp/*/in"),
+                    self.iot_arn("topic/ocpp/*/out"),
+                    self.iot_arn("topic/ocpp/*/events"),
+                ],
+            )
+        )
+        bridge_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["iot:Subscribe"], resources=[self.iot_arn("topicfilter/ocpp/*/out")])
+        )
+        for resource in (
+            "client/*",
+            "topic/ocpp/*/in",
+            "topic/ocpp/*/out",
+            "topic/ocpp/*/events",
+            "topicfilter/ocpp/*/out",
+        ):
+            acknowledge(
+                bridge_role,
+                _iot_finding(self, resource),
+                "The bridge connects one MQTT client per charger (client id = charger id) and uses only that "
+                "charger's ocpp/<id>/in|out|events topics; charger ids are data, so that level is a wildcard.",
+            )
+
+        # --- monitoring ---------------------------------------------------------------------------
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            stage=config.stage,
+            alarm_email=config.alarm_email,
+            functions=processing.functions,
+            message_processor=processing.message_processor,
+            rule_names=processing.rule_names,
+            dead_letter_queues={
+                "FailedInvocations": processing.failure_queue,
+                "RuleErrors": processing.rule_error_queue,
+            },
+            load_balancer=self.network.load_balancer,
+            target_group=self.network.target_group,
+            service=self.bridge.service,
+            table=table,
+            http_api=self.api.http_api,
+            connected_drop_std_devs=config.connected_drop_std_devs,
+        )
+
+        # --- outputs ------------------------------------------------------------------------------
+        cdk.CfnOutput(
+            self,
+            "ChargerEndpointUrl",
+            value=self.charger_url(),
+            description="Chargers connect to this URL followed by their id",
+        )
+        cdk.CfnOutput(
+            self,
+            "NlbDnsName",
+            value=self.network.load_balancer.load_balancer_dns_name,
+            description="Point your domain's CNAME (or alias) record here",
+        )
+        cdk.CfnOutput(self, "OperatorApiUrl", value=self.api.url, description="Operator API (SigV4, execute-api)")
+        cdk.CfnOutput(
+            self,
+            "OperatorApiInvokeArn",
+            value=self.api.http_api.arn_for_execute_api(),
+            description="Resource for execute-api:Invoke in the operators' IAM policy",
+        )
+        cdk.CfnOutput(
+            self,
+            "DashboardUrl",
+            value=cdk.Fn.join(
+                "",
+                [
+                    "https://",
+                    self.region,
+                    ".console.aws.amazon.com/cloudwatch/home?region=",
+                    self.region,
+                    "#dashboards:name=",
+                    self.monitoring.dashboard.dashboard_name,
+                ],
+            ),
+            description="CloudWatch dashboard",
+        )
+        cdk.CfnOutput(self, "TableName", value=table.table_name)
+        cdk.CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
+
+    # ------------------------------------------------------------------------------------------
+    def iot_arn(self, resource: str) -> str:
+        return self.format_arn(service="iot", resource=resource, arn_format=cdk.ArnFormat.NO_RESOURCE_NAME)
+
+    def charger_url(self) -> str:
+        config = self.config
+        if config.tls:
+            port = "" if config.tls_port == 443 else f":{config.tls_port}"
+            return f"wss://{config.domain_name}{port}{CHARGER_PATH_PREFIX}"
+        port = "" if config.plain_port == 80 else f":{config.plain_port}"
+        return cdk.Fn.join("", ["ws://", self.network.load_balancer.load_balancer_dns_name, port + CHARGER_PATH_PREFIX])
+
+
+def _iot_finding(stack: cdk.Stack, resource: str) -> str:
+    """The cdk-nag finding id of a wildcard IoT resource (it spells unresolved parts as <AWS::...>)."""
+    region = "<AWS::Region>" if cdk.Token.is_unresolved(stack.region) else stack.region
+    account = "<AWS::AccountId>" if cdk.Token.is_unresolved(stack.account) else stack.account
+    return f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:{region}:{account}:{resource}]"

@@ -1,0 +1,1 @@
+"""Adapters from the ``ocpp_core`` ports to AWS services."""

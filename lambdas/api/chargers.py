@@ -1,0 +1,77 @@
+"""``GET /chargers``, ``GET /chargers/{chargePointId}``, ``PUT /chargers/{chargePointId}``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from ocpp_core.handlers.common import REGISTRATION_STATES
+from ocpp_core.passwords import MAX_PASSWORD_LENGTH, hash_password
+
+from .bodies import choice, json_object, optional_string
+from .context import ApiContext
+from .errors import NotFound
+from .http import Request, Response
+from .views import charger_view
+
+logger = logging.getLogger(__name__)
+
+MAX_DESCRIPTION_LENGTH = 500
+
+
+def list_chargers(ctx: ApiContext, request: Request, params: dict[str, str]) -> Response:
+    store = ctx.deps.store
+    chargers = [
+        charger_view(record, store.list_statuses(str(record.get("chargePointId"))), detail=False)
+        for record in store.list_chargers()
+    ]
+    return Response(200, {"chargers": chargers, "count": len(chargers)})
+
+
+def get_charger(ctx: ApiContext, request: Request, params: dict[str, str]) -> Response:
+    cp = params["chargePointId"]
+    record = ctx.deps.store.get_charger(cp)
+    if record is None:
+        raise NotFound(f"Unknown charger {cp}.", chargePointId=cp)
+    return Response(200, charger_view(record, ctx.deps.store.list_statuses(cp), detail=True))
+
+
+def put_charger(ctx: ApiContext, request: Request, params: dict[str, str]) -> Response:
+    """Register or update: ``registered: true`` plus whatever the body sets.
+
+    The password is stored salted and hashed (``ocpp_core.passwords``) and never returned;
+    the bridge checks HTTP Basic auth against it (security profiles 1 and 2).
+    """
+    cp = params["chargePointId"]
+    body = json_object(request, ("password", "registrationStatus", "description"))
+    password = optional_string(body, "password", max_length=MAX_PASSWORD_LENGTH)
+    status = choice(body, "registrationStatus", REGISTRATION_STATES)
+    description = optional_string(body, "description", max_length=MAX_DESCRIPTION_LENGTH, nullable=True)
+
+    store, now = ctx.deps.store, ctx.now_ms()
+    existing = store.get_charger(cp)
+    changes: dict[str, Any] = {"registered": True, "autoRegistered": False, "updatedAt": now}
+    if existing is None or not existing.get("registered"):
+        changes["registeredAt"] = now
+    if existing is None:
+        changes["createdAt"] = now
+    if status is not None:
+        changes["registrationStatus"] = status
+    elif existing is None or not existing.get("registrationStatus"):
+        changes["registrationStatus"] = "Accepted"  # what the processor assumes for a registered charger
+    if "description" in body:
+        changes["description"] = description
+    if password is not None:
+        changes["passwordHash"] = hash_password(password, os.urandom(16))
+        changes["passwordSetAt"] = now
+    store.update_charger(cp, changes)
+    logger.info(
+        "charger %s %s (status %s%s)",
+        cp,
+        "registered" if existing is None else "updated",
+        changes.get("registrationStatus", existing.get("registrationStatus") if existing else None),
+        ", password set" if password is not None else "",
+    )
+    record = store.get_charger(cp) or {"chargePointId": cp, **changes}
+    return Response(201 if existing is None else 200, charger_view(record, store.list_statuses(cp), detail=True))

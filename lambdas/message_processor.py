@@ -1,0 +1,67 @@
+"""Lambda: the IoT rule on ``ocpp/+/in`` (``lambdas.rules.MESSAGE_RULE``) invokes this.
+
+The event is the rule's output: the bridge's envelope plus ``topicChargePointId`` and
+``ruleTimestamp``. One frame per invocation: process it, publish the reply to
+``ocpp/{cp}/out``, then run the ``after`` hooks. A failed publish raises, so the
+invocation is retried and the idempotency record makes the retry send the same reply.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from ocpp_core.processor import Outcome, OutcomeKind, process
+
+from .observability import logger, metrics
+from .publisher import outbound_topic
+from .runtime import dependencies
+
+_COUNTED = {
+    OutcomeKind.CALL_ERROR: "CallErrors",
+    OutcomeKind.DUPLICATE: "DuplicateMessages",
+    OutcomeKind.IN_PROGRESS: "DuplicateMessages",
+    OutcomeKind.DROPPED: "DroppedFrames",
+    OutcomeKind.RESULT_UNMATCHED: "UnmatchedResults",
+    OutcomeKind.RESULT: "CallsCompleted",
+}
+
+
+def handle(event: Any) -> Outcome:
+    """The handler without the Lambda decorations (used by the local rule emulator too)."""
+    deps = dependencies()
+    outcome = process(
+        event if isinstance(event, dict) else {},
+        store=deps.store,
+        clock=deps.clock,
+        ids=deps.ids,
+        config=deps.config,
+        extensions=deps.extensions,
+    )
+    logger.info(
+        "frame from %s: %s %s -> %s%s",
+        outcome.charge_point_id,
+        outcome.action or "-",
+        outcome.unique_id or "-",
+        outcome.kind,
+        f" ({outcome.error_code})" if outcome.error_code else "",
+        extra={"chargePointId": outcome.charge_point_id, "uniqueId": outcome.unique_id, "outcome": outcome.kind},
+    )
+    if outcome.reply is not None and outcome.charge_point_id is not None:
+        deps.publisher.publish(outbound_topic(outcome.charge_point_id), outcome.reply)
+    failures = outcome.run_after_hooks()
+    metrics.add_metric(name="MessagesProcessed", unit=MetricUnit.Count, value=1)
+    counted = _COUNTED.get(outcome.kind)
+    if counted:
+        metrics.add_metric(name=counted, unit=MetricUnit.Count, value=1)
+    if failures:
+        metrics.add_metric(name="HookFailures", unit=MetricUnit.Count, value=len(failures))
+    return outcome
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    outcome = handle(event)
+    return {"outcome": outcome.kind, "uniqueId": outcome.unique_id, "replied": outcome.reply is not None}

@@ -1,0 +1,96 @@
+"""What the Lambda handlers share: dependencies built once per execution environment.
+
+Handlers only compose: parse the event, call the domain function, hand the result to an
+adapter. Dependencies are built lazily from the environment on the first invocation (so
+importing a handler stays cheap) or injected with :func:`configure` by the local stack and
+the tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from ocpp_core.config import ProcessorConfig
+from ocpp_core.extensions import Extensions
+from ocpp_core.ports import Clock, IdSource, StateStore
+
+from .publisher import Publisher
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class SystemClock:
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+
+class Uuid4Ids:
+    def new_id(self) -> str:
+        return str(uuid.uuid4())
+
+
+@dataclass
+class Dependencies:
+    settings: Settings
+    store: StateStore
+    publisher: Publisher
+    clock: Clock
+    ids: IdSource
+    config: ProcessorConfig
+    extensions: Extensions
+
+
+def load_extensions(module_names: tuple[str, ...]) -> Extensions:
+    """Import each module and merge its ``extensions`` object (later modules win)."""
+    merged = Extensions()
+    for name in module_names:
+        module = importlib.import_module(name)
+        found = getattr(module, "extensions", None)
+        if not isinstance(found, Extensions):
+            raise TypeError(f"extension module {name!r} must define 'extensions = Extensions()'")
+        merged = merged.merge(found)
+        logger.info("loaded OCPP extensions from %s", name)
+    return merged
+
+
+def build_from_env(settings: Settings | None = None) -> Dependencies:
+    import boto3  # deferred: the import is the heaviest part of a cold start
+
+    from .adapters.dynamo import DynamoStore
+    from .publisher import IotDataPublisher
+
+    settings = settings or Settings.from_env()
+    iot_kwargs: dict[str, Any] = {}
+    if settings.iot_data_endpoint:
+        iot_kwargs["endpoint_url"] = settings.iot_data_endpoint
+    return Dependencies(
+        settings=settings,
+        store=DynamoStore(boto3.client("dynamodb"), settings.table_name),
+        publisher=IotDataPublisher(boto3.client("iot-data", **iot_kwargs)),
+        clock=SystemClock(),
+        ids=Uuid4Ids(),
+        config=settings.processor_config(),
+        extensions=load_extensions(settings.extensions),
+    )
+
+
+_deps: Dependencies | None = None
+
+
+def configure(deps: Dependencies | None) -> None:
+    """Inject dependencies (local stack, tests); None resets to building from the environment."""
+    global _deps
+    _deps = deps
+
+
+def dependencies() -> Dependencies:
+    global _deps
+    if _deps is None:
+        _deps = build_from_env()
+    return _deps

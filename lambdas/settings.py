@@ -1,0 +1,109 @@
+"""Lambda configuration: every environment variable name in one place.
+
+Resolution order: explicit argument (tests, local stack), then environment, then default.
+A bad value fails with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ocpp_core.config import ProcessorConfig, UnknownChargerPolicy
+
+TABLE_NAME = "OCPP_TABLE_NAME"
+UNKNOWN_CHARGERS = "OCPP_UNKNOWN_CHARGERS"
+HEARTBEAT_INTERVAL = "OCPP_HEARTBEAT_INTERVAL"
+BOOT_RETRY_INTERVAL = "OCPP_BOOT_RETRY_INTERVAL"
+IDEMPOTENCY_TTL = "OCPP_IDEMPOTENCY_TTL"
+EVENT_TTL_DAYS = "OCPP_EVENT_TTL_DAYS"
+CALL_TIMEOUT = "OCPP_CALL_TIMEOUT"
+MAX_WAIT = "OCPP_MAX_WAIT"
+EXTENSIONS = "OCPP_EXTENSIONS"
+DATA_TRANSFER_VENDORS = "OCPP_DATA_TRANSFER_VENDORS"
+IOT_DATA_ENDPOINT = "IOT_DATA_ENDPOINT"
+
+ALL_VARIABLES = (
+    TABLE_NAME,
+    UNKNOWN_CHARGERS,
+    HEARTBEAT_INTERVAL,
+    BOOT_RETRY_INTERVAL,
+    IDEMPOTENCY_TTL,
+    EVENT_TTL_DAYS,
+    CALL_TIMEOUT,
+    MAX_WAIT,
+    EXTENSIONS,
+    DATA_TRANSFER_VENDORS,
+    IOT_DATA_ENDPOINT,
+)
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value} is out of range ({low}..{high})")
+    return value
+
+
+def _names(raw: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (raw or "").split(",") if part.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    table_name: str = "ocpp-csms"
+    unknown_chargers: UnknownChargerPolicy = UnknownChargerPolicy.REJECT
+    heartbeat_interval_s: int = 300
+    boot_retry_interval_s: int = 60
+    idempotency_ttl_s: int = 24 * 3600
+    event_ttl_days: int = 90
+    call_timeout_s: int = 30
+    #: ``?wait=`` upper bound: API Gateway answers 504 after 29 s, so stay below it.
+    max_wait_s: int = 25
+    extensions: tuple[str, ...] = ()
+    data_transfer_vendors: tuple[str, ...] = ()
+    iot_data_endpoint: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        policy_raw = env.get(UNKNOWN_CHARGERS, UnknownChargerPolicy.REJECT.value).strip().lower()
+        try:
+            policy = UnknownChargerPolicy(policy_raw)
+        except ValueError:
+            choices = ", ".join(p.value for p in UnknownChargerPolicy)
+            raise SettingsError(f"{UNKNOWN_CHARGERS}={policy_raw!r} is not one of {choices}") from None
+        return cls(
+            table_name=env.get(TABLE_NAME, "").strip() or cls.table_name,
+            unknown_chargers=policy,
+            heartbeat_interval_s=_int(env, HEARTBEAT_INTERVAL, 300, 1, 86400),
+            boot_retry_interval_s=_int(env, BOOT_RETRY_INTERVAL, 60, 1, 86400),
+            idempotency_ttl_s=_int(env, IDEMPOTENCY_TTL, 24 * 3600, 60, 30 * 86400),
+            event_ttl_days=_int(env, EVENT_TTL_DAYS, 90, 0, 3650),
+            call_timeout_s=_int(env, CALL_TIMEOUT, 30, 1, 3600),
+            max_wait_s=_int(env, MAX_WAIT, 25, 0, 900),
+            extensions=_names(env.get(EXTENSIONS)),
+            data_transfer_vendors=_names(env.get(DATA_TRANSFER_VENDORS)),
+            iot_data_endpoint=env.get(IOT_DATA_ENDPOINT, "").strip() or None,
+        )
+
+    def processor_config(self) -> ProcessorConfig:
+        return ProcessorConfig(
+            heartbeat_interval_s=self.heartbeat_interval_s,
+            boot_retry_interval_s=self.boot_retry_interval_s,
+            unknown_chargers=self.unknown_chargers,
+            idempotency_ttl_s=self.idempotency_ttl_s,
+            event_ttl_s=self.event_ttl_days * 86400 if self.event_ttl_days > 0 else None,
+            data_transfer_vendors=frozenset(self.data_transfer_vendors),
+        )

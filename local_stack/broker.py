@@ -1,0 +1,120 @@
+"""A mosquitto process of our own, on a port of our choosing.
+
+Used by the local stack when no broker is reachable, and by the tests and benchmarks, which
+always start their own on a free port (the one on 1883 belongs to the machine).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+
+from .ports import free_port, wait_for_port
+
+logger = logging.getLogger(__name__)
+
+INSTALL_HINT = "mosquitto is not installed: install it with 'sudo apt-get install mosquitto' (Debian/Ubuntu) or 'brew install mosquitto' (macOS)"
+
+
+class BrokerError(RuntimeError):
+    pass
+
+
+def find_mosquitto() -> str | None:
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    for candidate in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto"):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+class MosquittoProcess:
+    """Start, stop and restart (same port) a private mosquitto."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None, max_connections: int = -1):
+        self.host = host
+        self.port = port or free_port(host)
+        self.max_connections = max_connections
+        self._dir = Path(tempfile.mkdtemp(prefix="mosquitto-"))
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.log_path = self._dir / "mosquitto.log"
+
+    def _write_config(self) -> Path:
+        config = self._dir / "mosquitto.conf"
+        config.write_text(
+            "\n".join(
+                [
+                    "per_listener_settings false",
+                    f"listener {self.port} {self.host}",
+                    "allow_anonymous true",
+                    f"max_connections {self.max_connections}",
+                    "persistence false",
+                    # Queued QoS 1 messages for an offline persistent session (none by default).
+                    "max_queued_messages 10000",
+                    "log_dest stderr",
+                    "log_type error",
+                    "log_type warning",
+                    "",
+                ]
+            )
+        )
+        return config
+
+    def start(self, timeout: float = 10.0) -> MosquittoProcess:
+        binary = find_mosquitto()
+        if binary is None:
+            raise BrokerError(INSTALL_HINT)
+        config = self._write_config()
+        log = open(self.log_path, "ab")
+        self._proc = subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        if not wait_for_port(self.host, self.port, timeout):
+            self.stop()
+            raise BrokerError(f"mosquitto did not start listening on {self.host}:{self.port}: {self.tail_log()}")
+        logger.info("mosquitto listening on %s:%s (pid %s)", self.host, self.port, self._proc.pid)
+        return self
+
+    def tail_log(self, lines: int = 5) -> str:
+        try:
+            return " | ".join(self.log_path.read_text(errors="replace").strip().splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def kill(self) -> None:
+        """Kill it hard, as a crash would (SIGKILL)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGKILL)
+            self._proc.wait(timeout=10)
+        self._proc = None
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=5)
+        self._proc = None
+
+    def restart(self, timeout: float = 10.0) -> None:
+        self.stop()
+        self.start(timeout)
+
+    def __enter__(self) -> MosquittoProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)

@@ -1,0 +1,360 @@
+"""Start and stop the whole system on one machine (DESIGN §5).
+
+Parts, in start order: the MQTT broker (one already reachable at the configured address,
+else a mosquitto of ours), moto in server mode (DynamoDB and the IoT data plane) with the
+table created and a demo id tag, the rule emulator invoking the Lambda handlers in process,
+the bridge (``python -m fargate_bridge``, as on Fargate) and the operator API. Every part
+started is stopped again on exit or on a failure half-way, so nothing is left running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .broker import INSTALL_HINT, BrokerError, MosquittoProcess, find_mosquitto
+from .ports import port_open, wait_for_port
+
+logger = logging.getLogger("local_stack")
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class StackError(RuntimeError):
+    """A part could not start; the message is the one line the user sees."""
+
+
+def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise StackError(f"{name}={raw!r} is not a port number") from None
+    if not 0 < value < 65536:
+        raise StackError(f"{name}={value} is not a port number (1-65535)")
+    return value
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Addresses of the parts; every one overridable by an environment variable (README)."""
+
+    host: str = "127.0.0.1"
+    bridge_port: int = 9000
+    api_port: int = 9001
+    moto_port: int = 9002
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    table_name: str = "ocpp-csms"
+    demo_id_tag: str = "DEMO-TAG"
+    unknown_chargers: str = "accept"
+    #: "moto" (DynamoDB on moto, the default) or "memory" (benchmark only: not persisted,
+    #: not visible to the bridge's registry reads; shows what the pipeline does without moto)
+    state_backend: str = "moto"
+    emulator_workers: int = 8
+    state_dir: Path = field(default_factory=lambda: Path(".local-stack"))
+    #: extra environment for the processor settings (OCPP_HEARTBEAT_INTERVAL, OCPP_EXTENSIONS...)
+    processor_env: Mapping[str, str] = field(default_factory=dict)
+    bridge_env: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StackSettings:
+        env = os.environ if env is None else env
+        return cls(
+            host=env.get("OCPP_LOCAL_HOST", "127.0.0.1"),
+            bridge_port=_env_int(env, "OCPP_BRIDGE_PORT", 9000),
+            api_port=_env_int(env, "OCPP_API_PORT", 9001),
+            moto_port=_env_int(env, "OCPP_MOTO_PORT", 9002),
+            mqtt_host=env.get("OCPP_MQTT_HOST", "127.0.0.1"),
+            mqtt_port=_env_int(env, "OCPP_MQTT_PORT", 1883),
+            table_name=env.get("OCPP_TABLE_NAME", "ocpp-csms"),
+            demo_id_tag=env.get("OCPP_DEMO_ID_TAG", "DEMO-TAG"),
+            unknown_chargers=env.get("OCPP_UNKNOWN_CHARGERS", "accept"),
+            state_backend=_state_backend(env.get("OCPP_LOCAL_STATE", "moto")),
+            emulator_workers=_env_int(env, "OCPP_EMULATOR_WORKERS", 8),
+            state_dir=Path(env.get("OCPP_LOCAL_STATE_DIR", ".local-stack")),
+            processor_env={k: v for k, v in env.items() if k.startswith("OCPP_")},
+            bridge_env={k: v for k, v in env.items() if k.startswith("BRIDGE_")},
+        )
+
+    @property
+    def moto_url(self) -> str:
+        return f"http://{self.host}:{self.moto_port}"
+
+    @property
+    def bridge_url(self) -> str:
+        return f"ws://{self.host}:{self.bridge_port}/ocpp"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.api_port}"
+
+
+def _state_backend(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("moto", "memory"):
+        raise StackError(f"OCPP_LOCAL_STATE={raw!r} is not one of moto, memory")
+    return value
+
+
+class LockedStore:
+    """A thread-safe facade over the in-memory store (the emulator and the API share it)."""
+
+    def __init__(self, store: Any):
+        self._store = store
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._store, name)
+
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return method(*args, **kwargs)
+
+        return locked
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _stop_process(proc: subprocess.Popen[bytes], name: str, timeout: float) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        logger.warning("%s did not stop within %.0f s: killing it", name, timeout)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+class LocalStack:
+    def __init__(self, settings: StackSettings | None = None, *, bridge_output: Any = None):
+        self.settings = settings or StackSettings.from_env()
+        self._exit = contextlib.ExitStack()
+        self._bridge_output = bridge_output
+        self.broker: MosquittoProcess | None = None
+        self.store: Any = None
+        self.emulator: Any = None
+        self.bridge: subprocess.Popen[bytes] | None = None
+
+    # --- parts -----------------------------------------------------------------------------
+    def _check_ports(self) -> None:
+        s = self.settings
+        for name, port in (("bridge", s.bridge_port), ("operator API", s.api_port), ("moto", s.moto_port)):
+            if not _port_free(s.host, port):
+                variable = {"bridge": "OCPP_BRIDGE_PORT", "operator API": "OCPP_API_PORT", "moto": "OCPP_MOTO_PORT"}[
+                    name
+                ]
+                raise StackError(
+                    f"port {s.host}:{port} for the {name} is already in use: stop what uses it or set {variable}"
+                )
+
+    def _start_broker(self) -> None:
+        from .mqtt import MqttClient, MqttError
+
+        s = self.settings
+        if port_open(s.mqtt_host, s.mqtt_port):
+            probe = MqttClient(s.mqtt_host, s.mqtt_port, f"local-stack-probe-{os.getpid()}")
+            try:
+                probe.start(timeout=5)
+            except MqttError as error:
+                raise StackError(
+                    f"the MQTT broker at {s.mqtt_host}:{s.mqtt_port} refused us ({error}); set OCPP_MQTT_HOST/OCPP_MQTT_PORT"
+                ) from None
+            finally:
+                probe.stop()
+            logger.info("MQTT broker: using the one already running at %s:%s", s.mqtt_host, s.mqtt_port)
+            return
+        if s.mqtt_host not in _LOOPBACK:
+            raise StackError(f"no MQTT broker reachable at {s.mqtt_host}:{s.mqtt_port}")
+        if find_mosquitto() is None:
+            raise StackError(INSTALL_HINT)
+        try:
+            self.broker = MosquittoProcess(s.mqtt_host, s.mqtt_port).start()
+        except BrokerError as error:
+            raise StackError(str(error)) from None
+        self._exit.callback(self.broker.stop)
+        logger.info("MQTT broker: started mosquitto on %s:%s", s.mqtt_host, s.mqtt_port)
+
+    def _start_moto(self) -> None:
+        s = self.settings
+        s.state_dir.mkdir(parents=True, exist_ok=True)
+        log = open(s.state_dir / "moto.log", "ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", s.host, "-p", str(s.moto_port)],
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        log.close()
+        self._exit.callback(_stop_process, proc, "moto", 10)
+        if not wait_for_port(s.host, s.moto_port, timeout=30) or proc.poll() is not None:
+            raise StackError(f"moto did not start on {s.moto_url} (see {s.state_dir / 'moto.log'})")
+        logger.info("moto (DynamoDB, IoT data plane): %s", s.moto_url)
+
+    def _aws_env(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.settings.moto_url,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+        }
+
+    def _start_processing(self) -> None:
+        import boto3
+
+        from lambdas import runtime
+        from lambdas.adapters.dynamo import DynamoStore, create_table
+        from lambdas.rules import RULES
+        from lambdas.settings import Settings, SettingsError
+
+        from .emulator import RuleEmulator
+        from .mqtt import MqttClient, MqttPublisher
+
+        s = self.settings
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=s.moto_url,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        create_table(client, s.table_name)
+        if s.state_backend == "memory":
+            from ocpp_core.memory_store import InMemoryStore
+
+            self.store = LockedStore(InMemoryStore())
+            logger.warning("state: in memory (OCPP_LOCAL_STATE=memory): nothing is persisted, for benchmarks only")
+        else:
+            self.store = DynamoStore(client, s.table_name)
+        if s.demo_id_tag:
+            self.store.put_id_token(s.demo_id_tag, {"idTag": s.demo_id_tag, "status": "Accepted"})
+            logger.info("demo id tag %s (Accepted)", s.demo_id_tag)
+        try:
+            settings = Settings.from_env(
+                {**s.processor_env, "OCPP_TABLE_NAME": s.table_name, "OCPP_UNKNOWN_CHARGERS": s.unknown_chargers}
+            )
+        except SettingsError as error:
+            raise StackError(str(error)) from None
+        publisher_client = MqttClient(s.mqtt_host, s.mqtt_port, f"local-iot-data-{os.getpid()}").start()
+        self._exit.callback(publisher_client.stop)
+        runtime.configure(
+            runtime.Dependencies(
+                settings=settings,
+                store=self.store,
+                publisher=MqttPublisher(publisher_client),
+                clock=runtime.SystemClock(),
+                ids=runtime.Uuid4Ids(),
+                config=settings.processor_config(),
+                extensions=runtime.load_extensions(settings.extensions),
+            )
+        )
+        self._exit.callback(runtime.configure, None)
+        self.emulator = RuleEmulator(s.mqtt_host, s.mqtt_port, RULES, workers=s.emulator_workers).start()
+        self._exit.callback(self.emulator.stop)
+        logger.info("rule emulator: %s", ", ".join(f"'{r.sql}' -> {r.handler}" for r in RULES))
+
+    def _start_bridge(self) -> None:
+        s = self.settings
+        env = {
+            **os.environ,
+            **self._aws_env(),
+            "BRIDGE_HOST": s.host,
+            "BRIDGE_PORT": str(s.bridge_port),
+            "BRIDGE_MQTT_HOST": s.mqtt_host,
+            "BRIDGE_MQTT_PORT": str(s.mqtt_port),
+            "BRIDGE_MQTT_AUTH": "none",
+            "BRIDGE_REGISTRY_TABLE": s.table_name,
+            "BRIDGE_UNKNOWN_CHARGERS": "accept" if s.unknown_chargers != "reject" else "reject",
+            **dict(s.bridge_env),
+        }
+        self.bridge = subprocess.Popen(
+            [sys.executable, "-m", "fargate_bridge"],
+            env=env,
+            start_new_session=True,
+            stdout=self._bridge_output,
+            stderr=self._bridge_output,
+        )
+        self._exit.callback(_stop_process, self.bridge, "bridge", 35)
+        deadline = time.monotonic() + 30
+        health = f"http://{s.host}:{s.bridge_port}/health"
+        while time.monotonic() < deadline:
+            if self.bridge.poll() is not None:
+                raise StackError(f"the bridge exited at start (code {self.bridge.returncode}); see its log above")
+            try:
+                with urllib.request.urlopen(health, timeout=1) as response:
+                    if response.status == 200:
+                        logger.info("bridge (charger endpoint): %s/<chargePointId>  health: %s", s.bridge_url, health)
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise StackError(f"the bridge did not become healthy at {health} within 30 s")
+
+    def _start_api(self) -> None:
+        s = self.settings
+        try:
+            from .api_server import start_api_server
+        except ImportError:
+            logger.warning("operator API: not available in this build")
+            return
+        server = start_api_server(s.host, s.api_port)
+        self._exit.callback(server.shutdown if hasattr(server, "shutdown") else server.stop)
+        logger.info("operator API: %s  (try: python -m csms_cli chargers list)", s.api_url)
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self) -> LocalStack:
+        try:
+            self._check_ports()
+            self._start_broker()
+            self._start_moto()
+            self._start_processing()
+            self._start_bridge()
+            self._start_api()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self._exit.close()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def with_ports(settings: StackSettings, **ports: int) -> StackSettings:
+    return replace(settings, **ports)

@@ -1,0 +1,339 @@
+"""CSMS-initiated calls: created by the operator API, completed by the charger's answer.
+
+A call record (``CALL#<uniqueId>``) goes ``pending`` -> ``accepted`` (the charger answered
+with a CALLRESULT that validates), ``error`` (a CALLERROR, or a CALLRESULT that does not
+validate) or ``timeout`` (no answer by ``timeoutAt``; applied by whoever reads it first or
+by a late answer). OCPP-J allows one outstanding call per direction, so creating a call
+takes the charger's ``OUTSTANDING`` slot, which completion releases.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import schemas
+from .errors import OcppError
+from .framing import CallError, CallResult, MessageType, serialize_call, serialize_error
+from .ports import IdSource, Record, StateStore
+from .timefmt import format_ms
+from .versions import CSMS_INITIATED, OcppVersion
+
+logger = logging.getLogger(__name__)
+
+PENDING, ACCEPTED, ERROR, TIMEOUT = "pending", "accepted", "error", "timeout"
+FINAL_STATES = frozenset({ACCEPTED, ERROR, TIMEOUT})
+
+
+class CallRefused(Exception):
+    """The operator's call cannot be sent. ``status`` is the HTTP status the API answers."""
+
+    def __init__(self, status: int, reason: str, **extra: Any):
+        self.status = status
+        self.reason = reason
+        self.extra = extra
+        super().__init__(reason)
+
+
+@dataclass(frozen=True, slots=True)
+class NewCall:
+    record: Record
+    frame: str
+    #: how long the message may wait in the broker before it is stale (MQTT5 message expiry)
+    expiry_s: int
+
+
+def start_call(
+    store: StateStore,
+    ids: IdSource,
+    now_ms: int,
+    charge_point_id: str,
+    action: Any,
+    payload: Any,
+    *,
+    timeout_s: int,
+    record_ttl_s: int = 7 * 24 * 3600,
+) -> NewCall:
+    """Validate and record a CSMS call; the caller publishes ``frame`` to ``ocpp/{cp}/out``."""
+    charger = store.get_charger(charge_point_id)
+    if charger is None:
+        raise CallRefused(404, f"Unknown charger {charge_point_id}")
+    version = OcppVersion.parse(charger.get("protocol"))
+    if version is None:
+        raise CallRefused(409, f"Charger {charge_point_id} has never connected, so its OCPP version is unknown")
+    if not isinstance(action, str) or action not in CSMS_INITIATED[version]:
+        raise CallRefused(
+            400, f"{action!r} is not an action the CSMS can send in {version.value}", protocol=version.value
+        )
+    try:
+        schemas.validate_request(version, action, payload)
+    except OcppError as error:
+        raise CallRefused(400, f"Invalid {action} payload: {error.description}", protocol=version.value) from None
+    if not charger.get("connected"):
+        raise CallRefused(409, f"Charger {charge_point_id} is not connected")
+
+    unique_id = ids.new_id()
+    timeout_at = now_ms + timeout_s * 1000
+    holder = store.acquire_outstanding(charge_point_id, unique_id, now_ms, timeout_at)
+    if holder is not None:
+        raise CallRefused(
+            409,
+            f"Charger {charge_point_id} already has a CSMS call pending ({holder.get('uniqueId')})",
+            pendingUniqueId=holder.get("uniqueId"),
+        )
+    record: Record = {
+        "chargePointId": charge_point_id,
+        "uniqueId": unique_id,
+        "action": action,
+        "payload": payload,
+        "protocol": version.value,
+        "status": PENDING,
+        "createdAt": now_ms,
+        "timeoutAt": timeout_at,
+        "expiresAt": now_ms // 1000 + record_ttl_s,
+    }
+    try:
+        store.put_call(charge_point_id, unique_id, record)
+    except Exception:
+        store.release_outstanding(charge_point_id, unique_id)
+        raise
+    return NewCall(record=record, frame=serialize_call(unique_id, action, payload), expiry_s=timeout_s)
+
+
+def fail_call(store: StateStore, now_ms: int, charge_point_id: str, unique_id: str, reason: str) -> None:
+    """The call could not be sent (publish failed): an ``error`` record, the slot freed."""
+    store.complete_call(
+        charge_point_id,
+        unique_id,
+        {"status": ERROR, "completedAt": now_ms, "error": {"errorCode": "NotSent", "errorDescription": reason}},
+    )
+    store.release_outstanding(charge_point_id, unique_id)
+
+
+def view_call(store: StateStore, now_ms: int, charge_point_id: str, unique_id: str) -> Record | None:
+    """The call record as the API shows it, with an overdue ``pending`` turned into ``timeout``."""
+    record = store.get_call(charge_point_id, unique_id)
+    if record is None:
+        return None
+    if record.get("status") == PENDING and now_ms >= int(record.get("timeoutAt", 0)):
+        changes = {"status": TIMEOUT, "completedAt": now_ms}
+        if store.complete_call(charge_point_id, unique_id, changes):
+            store.release_outstanding(charge_point_id, unique_id)
+            record = {**record, **changes}
+        else:
+            record = store.get_call(charge_point_id, unique_id) or record
+    return record
+
+
+def public_view(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"status", "response" | "error", ...}`` for ``GET /chargers/{id}/calls/{uniqueId}``."""
+    view: dict[str, Any] = {
+        "uniqueId": record.get("uniqueId"),
+        "chargePointId": record.get("chargePointId"),
+        "action": record.get("action"),
+        "status": record.get("status"),
+        "createdAt": format_ms(int(record.get("createdAt", 0))),
+    }
+    if record.get("completedAt") is not None:
+        view["completedAt"] = format_ms(int(record["completedAt"]))
+    if "response" in record:
+        view["response"] = record["response"]
+    if "error" in record:
+        view["error"] = record["error"]
+    return view
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    matched: bool
+    action: str | None = None
+    reply: str | None = None
+    detail: str = ""
+
+
+def complete_from_charger(
+    store: StateStore, now_ms: int, charge_point_id: str, version: OcppVersion, frame: CallResult | CallError
+) -> Completion:
+    """Apply the charger's CALLRESULT / CALLERROR to the pending call it answers."""
+    if isinstance(frame, CallError) and frame.message_type == MessageType.CALLRESULTERROR:
+        # 2.1: the charger could not process one of OUR CALLRESULTs. Nothing to complete.
+        logger.warning(
+            "charger %s refused our CALLRESULT %s: %s %s",
+            charge_point_id,
+            frame.unique_id,
+            frame.error_code,
+            frame.error_description,
+        )
+        return Completion(False, detail=f"CALLRESULTERROR {frame.error_code}")
+    record = store.get_call(charge_point_id, frame.unique_id)
+    if record is None:
+        logger.info("answer %s from %s matches no CSMS call: ignored", frame.unique_id, charge_point_id)
+        return Completion(False, detail="no such call")
+    action = str(record.get("action"))
+    if record.get("status") != PENDING:
+        logger.info(
+            "answer %s from %s to %s arrived when the call was %s: ignored",
+            frame.unique_id,
+            charge_point_id,
+            action,
+            record.get("status"),
+        )
+        return Completion(False, action=action, detail=f"call already {record.get('status')}")
+    if now_ms >= int(record.get("timeoutAt", 0)):
+        if store.complete_call(
+            charge_point_id, frame.unique_id, {"status": TIMEOUT, "completedAt": now_ms, "lateAnswerAt": now_ms}
+        ):
+            store.release_outstanding(charge_point_id, frame.unique_id)
+        return Completion(False, action=action, detail="answer arrived after the timeout")
+
+    reply: str | None = None
+    if isinstance(frame, CallError):
+        changes: dict[str, Any] = {
+            "status": ERROR,
+            "completedAt": now_ms,
+            "error": {
+                "errorCode": frame.error_code,
+                "errorDescription": frame.error_description,
+                "errorDetails": frame.error_details if isinstance(frame.error_details, dict) else {},
+            },
+        }
+        detail = f"CALLERROR {frame.error_code}"
+    else:
+        try:
+            schemas.validate_response(version, action, frame.payload)
+        except OcppError as error:
+            changes = {
+                "status": ERROR,
+                "completedAt": now_ms,
+                "error": {
+                    "errorCode": error.code(version),
+                    "errorDescription": f"Response does not validate: {error.description}",
+                    "errorDetails": {},
+                    "invalidResponse": frame.payload,
+                },
+            }
+            detail = f"invalid response: {error.description}"
+            if version is OcppVersion.V21:
+                # 2.1 part 4 §4.2.4: a CALLRESULT that cannot be processed gets a CALLRESULTERROR.
+                reply = serialize_error(frame.unique_id, error, version, MessageType.CALLRESULTERROR)
+        else:
+            changes = {"status": ACCEPTED, "completedAt": now_ms, "response": frame.payload}
+            detail = "completed"
+    completed = store.complete_call(charge_point_id, frame.unique_id, changes)
+    store.release_outstanding(charge_point_id, frame.unique_id)
+    if not completed:
+        return Completion(False, action=action, detail="call completed concurrently")
+    if changes["status"] == ACCEPTED:
+        effect = RESULT_EFFECTS.get(action)
+        if effect is not None:
+            try:
+                effect(store, now_ms, charge_point_id, record.get("payload") or {}, frame.payload)
+            except Exception:
+                logger.exception("could not apply the %s result of %s to the charger state", action, charge_point_id)
+    return Completion(True, action=action, reply=reply, detail=detail)
+
+
+# --- results that feed state, as OCPP says they do -------------------------------------------
+
+Effect = Callable[[StateStore, int, str, Mapping[str, Any], Any], None]
+
+
+def _merge_charger_map(store: StateStore, cp: str, field: str, values: Mapping[str, Any], now_ms: int) -> None:
+    if not values:
+        return
+    charger = store.get_charger(cp) or {}
+    merged = dict(charger.get(field) or {})
+    merged.update(values)
+    store.update_charger(cp, {field: merged, field + "At": now_ms})
+
+
+def _get_configuration(store: StateStore, now: int, cp: str, request: Mapping[str, Any], response: Any) -> None:
+    values = {
+        item["key"]: {"value": item.get("value"), "readonly": item.get("readonly", False)}
+        for item in response.get("configurationKey") or []
+    }
+    _merge_charger_map(store, cp, "configuration", values, now)
+    if response.get("unknownKey"):
+        store.update_charger(cp, {"unknownConfigurationKeys": response["unknownKey"]})
+
+
+def _change_configuration(store: StateStore, now: int, cp: str, request: Mapping[str, Any], response: Any) -> None:
+    if response.get("status") in ("Accepted", "RebootRequired"):
+        _merge_charger_map(
+            store, cp, "configuration", {request["key"]: {"value": request["value"], "readonly": False}}, now
+        )
+
+
+def _get_variables(store: StateStore, now: int, cp: str, request: Mapping[str, Any], response: Any) -> None:
+    from .handlers.v2 import variable_key
+
+    values = {
+        variable_key(item.get("component") or {}, item.get("variable") or {}): item.get("attributeValue")
+        for item in response.get("getVariableResult") or []
+        if item.get("attributeStatus") == "Accepted" and item.get("attributeType", "Actual") == "Actual"
+    }
+    _merge_charger_map(store, cp, "variables", values, now)
+
+
+def _set_variables(store: StateStore, now: int, cp: str, request: Mapping[str, Any], response: Any) -> None:
+    from .handlers.v2 import variable_key
+
+    accepted = {
+        variable_key(item.get("component") or {}, item.get("variable") or {})
+        for item in response.get("setVariableResult") or []
+        if item.get("attributeStatus") in ("Accepted", "RebootRequired")
+        and item.get("attributeType", "Actual") == "Actual"
+    }
+    values = {
+        key: item.get("attributeValue")
+        for item in request.get("setVariableData") or []
+        if (key := variable_key(item.get("component") or {}, item.get("variable") or {})) in accepted
+    }
+    _merge_charger_map(store, cp, "variables", values, now)
+
+
+def _get_local_list_version(store: StateStore, now: int, cp: str, request: Mapping[str, Any], response: Any) -> None:
+    version = response.get("listVersion", response.get("versionNumber"))
+    if isinstance(version, int):
+        store.update_charger(cp, {"localListVersion": version})
+
+
+def _send_local_list(store: StateStore, now: int, cp: str, request: Mapping[str, Any], response: Any) -> None:
+    version = request.get("listVersion", request.get("versionNumber"))
+    if response.get("status") == "Accepted" and isinstance(version, int):
+        store.update_charger(cp, {"localListVersion": version})
+
+
+def _installed_certificates(store: StateStore, now: int, cp: str, request: Mapping[str, Any], response: Any) -> None:
+    if response.get("status") == "Accepted":
+        hashes = response.get("certificateHashData") or response.get("certificateHashDataChain") or []
+        store.update_charger(cp, {"installedCertificates": hashes, "installedCertificatesAt": now})
+
+
+def _reset(store: StateStore, now: int, cp: str, request: Mapping[str, Any], response: Any) -> None:
+    if response.get("status") in ("Accepted", "Scheduled"):
+        store.update_charger(cp, {"resetRequestedAt": now, "resetType": request.get("type")})
+
+
+def _request_start(store: StateStore, now: int, cp: str, request: Mapping[str, Any], response: Any) -> None:
+    # F01/F02: the station may already have a transaction; link it to our remoteStartId.
+    tx = response.get("transactionId")
+    if response.get("status") == "Accepted" and isinstance(tx, str):
+        store.update_transaction(
+            cp, tx, {"chargePointId": cp, "transactionId": tx, "remoteStartId": request.get("remoteStartId")}
+        )
+
+
+RESULT_EFFECTS: dict[str, Effect] = {
+    "GetConfiguration": _get_configuration,
+    "ChangeConfiguration": _change_configuration,
+    "GetVariables": _get_variables,
+    "SetVariables": _set_variables,
+    "GetLocalListVersion": _get_local_list_version,
+    "SendLocalList": _send_local_list,
+    "GetInstalledCertificateIds": _installed_certificates,
+    "Reset": _reset,
+    "RequestStartTransaction": _request_start,
+}

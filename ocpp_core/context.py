@@ -1,0 +1,48 @@
+"""What a handler gets besides the payload."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .config import ProcessorConfig
+from .ports import IdSource, StateStore
+from .timefmt import format_ms
+from .versions import OcppVersion
+
+if TYPE_CHECKING:
+    from .extensions import Handler
+
+
+@dataclass(slots=True)
+class CallContext:
+    charge_point_id: str
+    version: OcppVersion
+    unique_id: str
+    action: str
+    connection_id: str
+    received_at_ms: int
+    now_ms: int
+    store: StateStore
+    ids: IdSource
+    config: ProcessorConfig
+    #: the built-in handler, for an extension that wants to fall back to it
+    builtin: Handler | None = None
+    #: facts a handler wants reported in the outcome (logged, available to hooks)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def now_iso(self) -> str:
+        return format_ms(self.now_ms)
+
+    def default(self, payload: Any) -> dict[str, Any]:
+        """Run the built-in handler (from an extension that replaced it)."""
+        if self.builtin is None:
+            from .errors import NotImplementedAction
+
+            raise NotImplementedAction(f"No built-in handler for {self.action}")
+        return self.builtin(self, payload)
+
+    def event_expiry_s(self) -> int | None:
+        ttl = self.config.event_ttl_s
+        return None if ttl is None else self.now_ms // 1000 + ttl

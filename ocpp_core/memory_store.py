@@ -1,0 +1,185 @@
+"""An in-memory :class:`~ocpp_core.ports.StateStore` for unit tests and benchmarks.
+
+Same semantics as the DynamoDB adapter (conditional claims, expiry checked in code, upserts),
+so tests written against it hold for both. Records are deep-copied in and out so callers can
+never share mutable state with the store, as with a real database.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from typing import Any
+
+from .ports import ProcessedMessage, Record
+
+
+def _copy(value: Any) -> Any:
+    """Deep copy of JSON-shaped data (dicts, lists, scalars): several times faster than deepcopy."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_copy(v) for v in value]
+    return value
+
+
+class InMemoryStore:
+    def __init__(self, *, now_s: Any = None) -> None:
+        self.messages: dict[tuple[str, str], Record] = {}
+        self.chargers: dict[str, Record] = {}
+        self.statuses: dict[tuple[str, str], Record] = {}
+        self.id_tokens: dict[str, Record] = {}
+        self.transactions: dict[tuple[str, str], Record] = {}
+        self.meter_values: list[Record] = []
+        self.events: list[Record] = []
+        self.calls: dict[tuple[str, str], Record] = {}
+        self.outstanding: dict[str, Record] = {}
+        self._counter = itertools.count(1)
+        self.counter_value = 0
+
+    # --- idempotency ---------------------------------------------------------------------
+    def claim_message(
+        self, charge_point_id: str, unique_id: str, now_ms: int, expires_at_s: int
+    ) -> ProcessedMessage | None:
+        key = (charge_point_id, unique_id)
+        existing = self.messages.get(key)
+        if existing is not None and existing["expiresAt"] > now_ms // 1000:
+            return ProcessedMessage(existing["status"], existing.get("reply"))
+        self.messages[key] = {"status": "in_progress", "expiresAt": expires_at_s}
+        return None
+
+    def complete_message(self, charge_point_id: str, unique_id: str, reply: str | None, expires_at_s: int) -> None:
+        self.messages[(charge_point_id, unique_id)] = {"status": "completed", "reply": reply, "expiresAt": expires_at_s}
+
+    def release_message(self, charge_point_id: str, unique_id: str) -> None:
+        self.messages.pop((charge_point_id, unique_id), None)
+
+    # --- chargers ------------------------------------------------------------------------
+    def get_charger(self, charge_point_id: str) -> Record | None:
+        found = self.chargers.get(charge_point_id)
+        return _copy(found) if found is not None else None
+
+    def update_charger(self, charge_point_id: str, changes: Mapping[str, Any]) -> None:
+        record = self.chargers.setdefault(charge_point_id, {"chargePointId": charge_point_id})
+        record.update(_copy(dict(changes)))
+
+    def touch_charger(self, charge_point_id: str, changes: Mapping[str, Any]) -> Record | None:
+        record = self.chargers.get(charge_point_id)
+        if record is None:
+            return None
+        record.update(_copy(dict(changes)))
+        # Read on every message only for a status flag: a top-level copy is enough isolation.
+        return dict(record)
+
+    def list_chargers(self) -> list[Record]:
+        return [_copy(r) for _, r in sorted(self.chargers.items())]
+
+    def set_presence(
+        self, charge_point_id: str, connected: bool, connection_id: str, at_ms: int, changes: Mapping[str, Any]
+    ) -> bool:
+        record = self.chargers.get(charge_point_id)
+        if connected:
+            if record is not None and int(record.get("presenceAt", -1)) > at_ms:
+                return False
+        elif record is None or record.get("connectionId") != connection_id:
+            return False
+        record = self.chargers.setdefault(charge_point_id, {"chargePointId": charge_point_id})
+        record.update(_copy(dict(changes)))
+        record.update(connected=connected, connectionId=connection_id, presenceAt=at_ms)
+        return True
+
+    def put_status(self, charge_point_id: str, label: str, record: Mapping[str, Any]) -> None:
+        self.statuses[(charge_point_id, label)] = _copy(dict(record))
+
+    def list_statuses(self, charge_point_id: str) -> list[Record]:
+        return [_copy(r) for (cp, _), r in sorted(self.statuses.items()) if cp == charge_point_id]
+
+    # --- id tokens -----------------------------------------------------------------------
+    def get_id_token(self, id_token: str) -> Record | None:
+        found = self.id_tokens.get(id_token)
+        return _copy(found) if found is not None else None
+
+    def put_id_token(self, id_token: str, record: Mapping[str, Any]) -> None:
+        self.id_tokens[id_token] = _copy(dict(record))
+
+    # --- transactions --------------------------------------------------------------------
+    def next_transaction_id(self) -> int:
+        self.counter_value = next(self._counter)
+        return self.counter_value
+
+    def get_transaction(self, charge_point_id: str, transaction_id: str) -> Record | None:
+        found = self.transactions.get((charge_point_id, transaction_id))
+        return _copy(found) if found is not None else None
+
+    def update_transaction(self, charge_point_id: str, transaction_id: str, changes: Mapping[str, Any]) -> None:
+        record = self.transactions.setdefault((charge_point_id, transaction_id), {})
+        record.update(_copy(dict(changes)))
+
+    def list_transactions(self, charge_point_id: str | None = None) -> list[Record]:
+        return [
+            _copy(r)
+            for (cp, _), r in sorted(self.transactions.items())
+            if charge_point_id is None or cp == charge_point_id
+        ]
+
+    def put_meter_values(
+        self, charge_point_id: str, unique_id: str, received_at_ms: int, record: Mapping[str, Any]
+    ) -> None:
+        self.meter_values.append(_copy(dict(record)))
+
+    def list_meter_values(self, charge_point_id: str, transaction_id: str | None = None) -> list[Record]:
+        return [
+            _copy(r)
+            for r in self.meter_values
+            if r.get("chargePointId") == charge_point_id
+            and (transaction_id is None or r.get("transactionId") == transaction_id)
+        ]
+
+    # --- events --------------------------------------------------------------------------
+    def put_event(
+        self,
+        charge_point_id: str,
+        kind: str,
+        unique_id: str,
+        received_at_ms: int,
+        record: Mapping[str, Any],
+        expires_at_s: int | None,
+    ) -> None:
+        self.events.append(_copy(dict(record)))
+
+    def list_events(self, charge_point_id: str, kind: str | None = None) -> list[Record]:
+        return [
+            _copy(e)
+            for e in self.events
+            if e.get("chargePointId") == charge_point_id and (kind is None or e.get("kind") == kind)
+        ]
+
+    # --- CSMS calls ----------------------------------------------------------------------
+    def acquire_outstanding(self, charge_point_id: str, unique_id: str, now_ms: int, until_ms: int) -> Record | None:
+        holder = self.outstanding.get(charge_point_id)
+        if holder is not None and holder["untilMs"] > now_ms:
+            return _copy(holder)
+        self.outstanding[charge_point_id] = {"uniqueId": unique_id, "untilMs": until_ms}
+        return None
+
+    def release_outstanding(self, charge_point_id: str, unique_id: str) -> None:
+        holder = self.outstanding.get(charge_point_id)
+        if holder is not None and holder["uniqueId"] == unique_id:
+            del self.outstanding[charge_point_id]
+
+    def put_call(self, charge_point_id: str, unique_id: str, record: Mapping[str, Any]) -> None:
+        self.calls[(charge_point_id, unique_id)] = _copy(dict(record))
+
+    def get_call(self, charge_point_id: str, unique_id: str) -> Record | None:
+        found = self.calls.get((charge_point_id, unique_id))
+        return _copy(found) if found is not None else None
+
+    def complete_call(
+        self, charge_point_id: str, unique_id: str, changes: Mapping[str, Any], expected_status: str = "pending"
+    ) -> bool:
+        record = self.calls.get((charge_point_id, unique_id))
+        if record is None or record.get("status") != expected_status:
+            return False
+        record.update(_copy(dict(changes)))
+        return True

@@ -1,0 +1,425 @@
+"""How the station answers the CSMS: one handler per CSMS-initiated action that has an effect.
+
+A handler takes the station and the (already schema-validated) request, decides the answer
+from the station's state, and may return a follow-up to run once the answer is out: OCPP
+wants the CALLRESULT first, then what it causes (1.6 §5.11 RemoteStartTransaction, 2.0.1
+F01: the response, then TransactionEvent Started). Actions without a handler here get the
+default answer from :mod:`simulator.responses`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ocpp_core.errors import NotImplementedAction
+from ocpp_core.versions import OcppVersion
+
+from . import messages
+from .responses import default_response
+
+if TYPE_CHECKING:
+    from .station import Connector, Station
+
+Payload = dict[str, Any]
+FollowUp = Callable[[], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Reply:
+    response: Payload
+    then: FollowUp | None = None
+
+
+Handler = Callable[["Station", Payload], Reply]
+
+#: NotifyReport items per message (the ItemsPerMessage.GetReport the device model reports).
+REPORT_CHUNK = 20
+
+
+def _status(status: str, then: FollowUp | None = None) -> Reply:
+    return Reply({"status": status}, then)
+
+
+# ---------------------------------------------------------------------- reset
+
+
+def reset_v16(st: Station, p: Payload) -> Reply:
+    # 1.6 §5.14: both kinds reboot; a soft one first stops transactions gracefully.
+    reason = "HardReset" if p["type"] == "Hard" else "SoftReset"
+    return _status("Accepted", lambda: st.reboot(stop_reason=reason))
+
+
+def reset_v2(st: Station, p: Payload) -> Reply:
+    evse_id = p.get("evseId")
+    if evse_id:
+        # B11.FR.08/B12: resetting one EVSE ends its transaction; the station stays up.
+        conn = st.connectors.get(evse_id)
+        if conn is None:
+            return _status("Rejected")
+        if conn.transaction is None:
+            return _status("Accepted")
+        return _status("Accepted", lambda: _stop_and_notify(st, conn, "ImmediateReset"))
+    if p["type"] == "OnIdle" and any(c.busy for c in st.connectors.values()):
+        st.reset_when_idle = True  # B12.FR.02: reset once the transactions are over
+        return _status("Scheduled")
+    # Immediate (and 2.1 ImmediateAndResume, simulated as Immediate).
+    return _status("Accepted", lambda: st.reboot(stop_reason="ImmediateReset"))
+
+
+async def _stop_and_notify(st: Station, conn: Connector, reason: str) -> None:
+    if conn.transaction is not None:
+        await st.stop_transaction(conn.id, reason=reason)
+    await st.status(conn.id, "Available" if conn.operative else "Unavailable")
+
+
+# ---------------------------------------------------------------------- remote start / stop
+
+
+def remote_start_v16(st: Station, p: Payload) -> Reply:
+    wanted = p.get("connectorId")
+    if wanted is not None and wanted <= 0:
+        return _status("Rejected")  # 1.6 §6.33: connectorId SHALL be > 0
+    conn = st.free_connector(wanted)
+    if conn is None:
+        return _status("Rejected")
+    conn.starting = True  # reserve it now: a second remote start must not pick it
+    id_tag = p["idTag"]
+    return _status("Accepted", lambda: st.remote_start(conn.id, id_tag))
+
+
+def request_start_v2(st: Station, p: Payload) -> Reply:
+    conn = st.free_connector(p.get("evseId"))
+    if conn is None:
+        return _status("Rejected")
+    conn.starting = True
+    token = p["idToken"]
+    return _status(
+        "Accepted",
+        lambda: st.remote_start(
+            conn.id, token["idToken"], remote_start_id=p["remoteStartId"], token_type=str(token["type"])
+        ),
+    )
+
+
+def _remote_stop(st: Station, transaction_id: int | str) -> Reply:
+    conn = st.connector_with_transaction(transaction_id)
+    if conn is None or conn.transaction is None or conn.transaction.stopping:
+        return _status("Rejected")
+    conn.transaction.stopping = True
+    return _status("Accepted", lambda: st.remote_stop(conn.id))
+
+
+def remote_stop_v16(st: Station, p: Payload) -> Reply:
+    return _remote_stop(st, p["transactionId"])
+
+
+def request_stop_v2(st: Station, p: Payload) -> Reply:
+    return _remote_stop(st, p["transactionId"])
+
+
+def get_transaction_status(st: Station, p: Payload) -> Reply:
+    response: Payload = {"messagesInQueue": False}  # nothing is ever queued offline here
+    if "transactionId" in p:
+        response["ongoingIndicator"] = st.connector_with_transaction(p["transactionId"]) is not None
+    return Reply(response)
+
+
+# ---------------------------------------------------------------------- configuration
+
+
+def get_configuration(st: Station, p: Payload) -> Reply:
+    return Reply(st.model.get_configuration(p.get("key")))
+
+
+def change_configuration(st: Station, p: Payload) -> Reply:
+    status = st.model.change_configuration(p["key"], p["value"])
+    if status == "Accepted":
+        st.settings_changed()
+    return _status(status)
+
+
+def get_variables(st: Station, p: Payload) -> Reply:
+    return Reply({"getVariableResult": [st.model.get_variable(item) for item in p["getVariableData"]]})
+
+
+def set_variables(st: Station, p: Payload) -> Reply:
+    results = [st.model.set_variable(item) for item in p["setVariableData"]]
+    if any(r["attributeStatus"] == "Accepted" for r in results):
+        st.settings_changed()
+    return Reply({"setVariableResult": results})
+
+
+def get_base_report(st: Station, p: Payload) -> Reply:
+    items = st.model.report(base=p["reportBase"])
+    if not items:
+        return _status("EmptyResultSet")
+    request_id = p["requestId"]
+    return _status("Accepted", lambda: send_report(st, request_id, items))
+
+
+def get_report(st: Station, p: Payload) -> Reply:
+    if p.get("componentCriteria"):
+        # Criteria select components by their Active/Available/Enabled/Problem variables,
+        # which this flat model does not have: nothing matches.
+        return _status("EmptyResultSet")
+    items = st.model.report(selection=p.get("componentVariable"))
+    if not items:
+        return _status("EmptyResultSet")
+    request_id = p["requestId"]
+    return _status("Accepted", lambda: send_report(st, request_id, items))
+
+
+async def send_report(st: Station, request_id: int, items: list[Payload]) -> None:
+    """NotifyReport frames for a report request (2.0.1 B07/B08), ``tbc`` on all but the last."""
+    generated_at = messages.timestamp()
+    chunks = [items[i : i + REPORT_CHUNK] for i in range(0, len(items), REPORT_CHUNK)]
+    for seq_no, chunk in enumerate(chunks):
+        await st.call(
+            "NotifyReport",
+            {
+                "requestId": request_id,
+                "generatedAt": generated_at,
+                "seqNo": seq_no,
+                "tbc": seq_no < len(chunks) - 1,
+                "reportData": chunk,
+            },
+        )
+
+
+def customer_information(st: Station, p: Payload) -> Reply:
+    # N09/N10: the answer, then at least one NotifyCustomerInformation; nothing is stored here.
+    request_id = p["requestId"]
+
+    async def notify() -> None:
+        await st.call(
+            "NotifyCustomerInformation",
+            {
+                "data": "No customer information stored",
+                "seqNo": 0,
+                "generatedAt": messages.timestamp(),
+                "requestId": request_id,
+                "tbc": False,
+            },
+        )
+
+    return _status("Accepted", notify)
+
+
+def send_local_list_v16(st: Station, p: Payload) -> Reply:
+    st.local_list_version = p["listVersion"]
+    return _status("Accepted")
+
+
+def get_local_list_version_v16(st: Station, p: Payload) -> Reply:
+    return Reply({"listVersion": st.local_list_version})
+
+
+def send_local_list_v2(st: Station, p: Payload) -> Reply:
+    st.local_list_version = p["versionNumber"]
+    return _status("Accepted")
+
+
+def get_local_list_version_v2(st: Station, p: Payload) -> Reply:
+    return Reply({"versionNumber": st.local_list_version})
+
+
+# ---------------------------------------------------------------------- availability, unlock
+
+
+def _change_availability(st: Station, targets: list[Connector], operative: bool) -> Reply:
+    scheduled = False
+    changed: list[int] = []
+    for conn in targets:
+        if not operative and conn.operative and conn.busy:
+            conn.pending_operative = False  # 1.6 §5.2 / G03.FR.05: after the transaction
+            scheduled = True
+        elif conn.operative != operative:
+            conn.operative = operative
+            conn.pending_operative = None
+            changed.append(conn.id)
+        else:
+            conn.pending_operative = None
+
+    async def notify() -> None:
+        for connector_id in changed:
+            await st.status(connector_id, "Available" if operative else "Unavailable")
+
+    return _status("Scheduled" if scheduled else "Accepted", notify if changed else None)
+
+
+def change_availability_v16(st: Station, p: Payload) -> Reply:
+    connector_id = p["connectorId"]
+    if connector_id == 0:
+        targets = list(st.connectors.values())
+    elif connector_id in st.connectors:
+        targets = [st.connectors[connector_id]]
+    else:
+        return _status("Rejected")
+    return _change_availability(st, targets, p["type"] == "Operative")
+
+
+def change_availability_v2(st: Station, p: Payload) -> Reply:
+    evse = p.get("evse")
+    if evse is None or evse["id"] == 0:
+        targets = list(st.connectors.values())
+    elif evse["id"] in st.connectors and evse.get("connectorId", 1) == 1:
+        targets = [st.connectors[evse["id"]]]
+    else:
+        return _status("Rejected")
+    return _change_availability(st, targets, p["operationalStatus"] == "Operative")
+
+
+def unlock_connector_v16(st: Station, p: Payload) -> Reply:
+    conn = st.connectors.get(p["connectorId"])
+    if conn is None:
+        return _status("UnlockFailed")
+    if conn.transaction is not None:
+        # 1.6 §5.17: an ongoing transaction is stopped first (reason UnlockCommand).
+        return _status("Unlocked", lambda: _stop_and_notify(st, conn, "UnlockCommand"))
+    return _status("Unlocked")
+
+
+def unlock_connector_v2(st: Station, p: Payload) -> Reply:
+    conn = st.connectors.get(p["evseId"])
+    if conn is None or p["connectorId"] != 1:
+        return _status("UnknownConnector")
+    if conn.transaction is not None:
+        return _status("OngoingAuthorizedTransaction")  # F05.FR.02
+    return _status("Unlocked")
+
+
+# ---------------------------------------------------------------------- trigger message
+
+
+def _trigger(st: Station, message: str, connector_id: int | None) -> Reply:
+    """TriggerMessage (1.6 §5.17, 1.6 security ExtendedTriggerMessage, 2.0.1 F06)."""
+    if connector_id is not None and connector_id != 0 and connector_id not in st.connectors:
+        return _status("Rejected")
+    selected = [st.connectors[connector_id]] if connector_id else list(st.connectors.values())
+    follow: FollowUp
+    if message == "BootNotification":
+        follow = _boot_triggered(st)
+    elif message == "Heartbeat":
+        follow = _heartbeat(st)
+    elif message == "StatusNotification":
+        follow = _statuses(st, selected)
+    elif message == "MeterValues":
+        follow = _meter_values(st, selected, in_transaction=False)
+    elif message == "TransactionEvent":
+        busy = [c for c in selected if c.transaction is not None and c.transaction.transaction_id is not None]
+        if not busy:
+            return _status("Rejected")  # F06.FR.06: no transaction to report on
+        follow = _meter_values(st, busy, in_transaction=True)
+    elif message in ("FirmwareStatusNotification", "DiagnosticsStatusNotification", "LogStatusNotification"):
+        follow = _idle_notification(st, message)
+    elif message == "PublishFirmwareStatusNotification":
+        follow = _idle_notification(st, message)
+    else:
+        return _status("NotImplemented")  # certificates, custom triggers
+    return _status("Accepted", follow)
+
+
+def _boot_triggered(st: Station) -> FollowUp:
+    async def run() -> None:
+        await st.boot(reason="Triggered")
+
+    return run
+
+
+def _heartbeat(st: Station) -> FollowUp:
+    async def run() -> None:
+        await st.heartbeat()
+
+    return run
+
+
+def _statuses(st: Station, selected: list[Connector]) -> FollowUp:
+    async def run() -> None:
+        for conn in selected:
+            await st.status(conn.id, conn.status if conn.operative else "Unavailable")
+
+    return run
+
+
+def _meter_values(st: Station, selected: list[Connector], *, in_transaction: bool) -> FollowUp:
+    async def run() -> None:
+        for conn in selected:
+            await st.meter_values(conn.id, context="Trigger", in_transaction=in_transaction)
+
+    return run
+
+
+def _idle_notification(st: Station, action: str) -> FollowUp:
+    # Nothing uploading or installing: every such notification reports Idle.
+    async def run() -> None:
+        await st.call(action, {"status": "Idle"})
+
+    return run
+
+
+def trigger_message_v16(st: Station, p: Payload) -> Reply:
+    return _trigger(st, p["requestedMessage"], p.get("connectorId"))
+
+
+def trigger_message_v2(st: Station, p: Payload) -> Reply:
+    evse = p.get("evse")
+    if evse is not None and evse.get("connectorId", 1) != 1:
+        return _status("Rejected")
+    return _trigger(st, p["requestedMessage"], evse["id"] if evse is not None else None)
+
+
+# ---------------------------------------------------------------------- tables
+
+_V16: dict[str, Handler] = {
+    "ChangeAvailability": change_availability_v16,
+    "ChangeConfiguration": change_configuration,
+    "ExtendedTriggerMessage": trigger_message_v16,
+    "GetConfiguration": get_configuration,
+    "GetLocalListVersion": get_local_list_version_v16,
+    "RemoteStartTransaction": remote_start_v16,
+    "RemoteStopTransaction": remote_stop_v16,
+    "Reset": reset_v16,
+    "SendLocalList": send_local_list_v16,
+    "TriggerMessage": trigger_message_v16,
+    "UnlockConnector": unlock_connector_v16,
+}
+
+_V2: dict[str, Handler] = {
+    "ChangeAvailability": change_availability_v2,
+    "CustomerInformation": customer_information,
+    "GetBaseReport": get_base_report,
+    "GetLocalListVersion": get_local_list_version_v2,
+    "GetReport": get_report,
+    "GetTransactionStatus": get_transaction_status,
+    "GetVariables": get_variables,
+    "RequestStartTransaction": request_start_v2,
+    "RequestStopTransaction": request_stop_v2,
+    "Reset": reset_v2,
+    "SendLocalList": send_local_list_v2,
+    "SetVariables": set_variables,
+    "TriggerMessage": trigger_message_v2,
+    "UnlockConnector": unlock_connector_v2,
+}
+
+HANDLERS: dict[OcppVersion, dict[str, Handler]] = {
+    OcppVersion.V16: _V16,
+    OcppVersion.V201: _V2,
+    OcppVersion.V21: _V2,
+}
+
+
+def handler_for(version: OcppVersion, action: str) -> Handler:
+    """The stateful handler of ``action``, else one that gives the default answer."""
+    handler = HANDLERS[version].get(action)
+    if handler is not None:
+        return handler
+
+    def default(st: Station, p: Payload) -> Reply:
+        response = default_response(version, action, p)
+        if response is None:
+            raise NotImplementedAction(f"No answer for {action} in {version.value}")
+        return Reply(response)
+
+    return default

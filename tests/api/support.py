@@ -1,0 +1,145 @@
+"""Test helpers for the operator API: a fake clock, sequential ids, a request helper, a charger."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import pathlib
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from lambdas import lifecycle, message_processor
+from lambdas.operator_api import handle
+from lambdas.publisher import RecordingPublisher
+from lambdas.runtime import Dependencies
+from lambdas.settings import Settings
+from ocpp_core.config import ProcessorConfig, UnknownChargerPolicy
+from ocpp_core.extensions import Extensions
+from ocpp_core.memory_store import InMemoryStore
+from ocpp_core.ports import StateStore
+
+EVENTS = pathlib.Path(__file__).parent / "events"
+START_MS = 1_750_000_000_000
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """An API Gateway v2 event fixture from ``tests/api/events``."""
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+class FakeClock:
+    """Time that moves only when told to, or by ``step_ms`` on every read (thread-safe)."""
+
+    def __init__(self, start_ms: int = START_MS, step_ms: int = 0):
+        self.ms = start_ms
+        self.step_ms = step_ms
+        self._lock = threading.Lock()
+
+    def now_ms(self) -> int:
+        with self._lock:
+            now = self.ms
+            self.ms += self.step_ms
+            return now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.ms += int(seconds * 1000)
+
+
+class SeqIds:
+    def __init__(self, prefix: str = "call") -> None:
+        self._count = itertools.count(1)
+        self.prefix = prefix
+
+    def new_id(self) -> str:
+        return f"{self.prefix}-{next(self._count)}"
+
+
+def make_deps(
+    store: StateStore | None = None,
+    *,
+    clock: FakeClock | None = None,
+    settings: Settings | None = None,
+    publisher: RecordingPublisher | None = None,
+) -> Dependencies:
+    settings = settings or Settings(call_timeout_s=30, max_wait_s=5, unknown_chargers=UnknownChargerPolicy.ACCEPT)
+    return Dependencies(
+        settings=settings,
+        store=store or InMemoryStore(),
+        publisher=publisher or RecordingPublisher(),
+        clock=clock or FakeClock(),
+        ids=SeqIds(),
+        config=ProcessorConfig(unknown_chargers=settings.unknown_chargers),
+        extensions=Extensions(),
+    )
+
+
+def event(
+    method: str,
+    path: str,
+    body: Any = None,
+    query: dict[str, str] | None = None,
+    *,
+    raw_body: str | None = None,
+) -> dict[str, Any]:
+    """An API Gateway HTTP API v2 event, as API Gateway sends it."""
+    ev: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
+        "headers": {"content-type": "application/json"},
+        "requestContext": {"http": {"method": method, "path": path}, "stage": "$default"},
+        "isBase64Encoded": False,
+    }
+    if query:
+        ev["queryStringParameters"] = dict(query)
+    if raw_body is not None:
+        ev["body"] = raw_body
+    elif body is not None:
+        ev["body"] = json.dumps(body)
+    return ev
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def request(method: str, path: str, body: Any = None, query: dict[str, str] | None = None, **kw: Any) -> Answer:
+    response = handle(event(method, path, body, query, **kw))
+    assert response["headers"]["content-type"] == "application/json"
+    return Answer(response["statusCode"], json.loads(response["body"]), response["headers"])
+
+
+def connect(deps: Dependencies, cp: str, protocol: str, connection_id: str = "conn-1") -> None:
+    """A charger the bridge saw connect with ``protocol``, recorded by the lifecycle handler."""
+    event = {
+        "event": "connected",
+        "chargePointId": cp,
+        "protocol": protocol,
+        "connectionId": connection_id,
+        "at": deps.clock.now_ms(),
+    }
+    assert lifecycle.handle(event) == "connected"
+
+
+def disconnect(deps: Dependencies, cp: str, connection_id: str = "conn-1") -> None:
+    event = {"event": "disconnected", "chargePointId": cp, "connectionId": connection_id, "at": deps.clock.now_ms()}
+    assert lifecycle.handle(event) == "disconnected"
+
+
+def from_charger(deps: Dependencies, cp: str, protocol: str, frame: list[Any]) -> Any:
+    """The charger sends ``frame`` (CALL, CALLRESULT or CALLERROR) through the message processor."""
+    return message_processor.handle(
+        {
+            "chargePointId": cp,
+            "protocol": protocol,
+            "connectionId": "conn-1",
+            "receivedAt": deps.clock.now_ms(),
+            "frame": json.dumps(frame),
+        }
+    )

@@ -1,0 +1,1 @@
+"""Tests of the CDK app (``app.py``, ``infra/``): configuration, bundling, synthesized templates."""

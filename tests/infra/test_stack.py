@@ -1,0 +1,570 @@
+"""The dev stage as ``cdk synth`` builds it: synthesized once for the module, asserted by meaning."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Annotations, Capture, Match
+
+from infra.api import ROUTES
+from infra.processing import ASYNC_MAX_EVENT_AGE, OPERATOR_API_HANDLER
+from lambdas.rules import AWS_IOT_SQL_VERSION, RULES
+from ocpp_core import keys
+
+from .support import Synthesized, grants, iot_arn, nag_violations, policy_statements, synthesize, wildcard_findings
+
+HANDLERS = {rule.handler for rule in RULES} | {OPERATOR_API_HANDLER}
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
+    yield synthesize({"stage": "dev"}, tmp_path_factory.mktemp("cdk-dev"))
+
+
+def functions_by_handler(synth: Synthesized) -> dict[str, tuple[str, dict[str, Any]]]:
+    found = {}
+    for logical_id, resource in synth.resources("AWS::Lambda::Function").items():
+        handler = resource["Properties"].get("Handler")
+        if handler in HANDLERS:
+            found[handler] = (logical_id, resource["Properties"])
+    assert set(found) == HANDLERS
+    return found
+
+
+def role_of(properties: dict[str, Any]) -> str:
+    return properties["Role"]["Fn::GetAtt"][0]
+
+
+# --- state --------------------------------------------------------------------------------------
+
+
+def test_one_on_demand_table_with_the_shared_keys_ttl_and_pitr(synth: Synthesized) -> None:
+    synth.template.resource_count_is("AWS::DynamoDB::Table", 1)
+    synth.template.has_resource(
+        "AWS::DynamoDB::Table",
+        {
+            "Properties": {
+                "KeySchema": [
+                    {"AttributeName": keys.PK, "KeyType": "HASH"},
+                    {"AttributeName": keys.SK, "KeyType": "RANGE"},
+                ],
+                "AttributeDefinitions": Match.array_with(
+                    [{"AttributeName": keys.PK, "AttributeType": "S"}, {"AttributeName": keys.SK, "AttributeType": "S"}]
+                ),
+                "BillingMode": "PAY_PER_REQUEST",
+                "TimeToLiveSpecification": {"AttributeName": keys.TTL_ATTRIBUTE, "Enabled": True},
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+                "DeletionProtectionEnabled": False,
+            },
+            # dev: `cdk destroy` removes it; prod keeps it (see the TLS/prod variant)
+            "DeletionPolicy": "Delete",
+        },
+    )
+
+
+# --- processing ---------------------------------------------------------------------------------
+
+
+def test_lambdas_are_python_3_11_on_arm64_with_the_settings_they_read(synth: Synthesized) -> None:
+    for handler, (_, props) in functions_by_handler(synth).items():
+        assert props["Runtime"] == "python3.11"
+        assert props["Architectures"] == ["arm64"]
+        env = props["Environment"]["Variables"]
+        assert env["OCPP_TABLE_NAME"] == {"Ref": next(iter(synth.resources("AWS::DynamoDB::Table")))}
+        assert env["OCPP_UNKNOWN_CHARGERS"] == "reject"
+        assert env["OCPP_HEARTBEAT_INTERVAL"] == "300"
+        assert env["OCPP_CALL_TIMEOUT"] == "30"
+        assert env["POWERTOOLS_METRICS_NAMESPACE"] == "OCPP/CSMS"
+        assert env["POWERTOOLS_SERVICE_NAME"].startswith("ocpp-")
+        assert env["POWERTOOLS_LOG_LEVEL"] == env["LOG_LEVEL"] == "INFO"
+        assert "OCPP_EXTENSIONS" not in env  # none configured
+        # https:// + the DescribeEndpoint custom resource's answer
+        join = env["IOT_DATA_ENDPOINT"]["Fn::Join"]
+        assert join[1][0] == "https://" and join[1][1]["Fn::GetAtt"][1] == "endpointAddress"
+        assert "LoggingConfig" in props  # a log group of ours, with retention
+        assert handler != OPERATOR_API_HANDLER or props["Timeout"] < 30  # below API Gateway's 30 s
+
+
+def test_all_functions_share_one_locally_bundled_asset(synth: Synthesized) -> None:
+    keys_ = {json.dumps(props["Code"]["S3Key"]) for _, props in functions_by_handler(synth).values()}
+    assert len(keys_) == 1
+    asset = synth.assembly_dir / ("asset." + json.loads(keys_.pop()).removesuffix(".zip"))
+    assert (asset / "lambdas" / "rules.py").is_file()
+    assert (asset / "ocpp_core" / "keys.py").is_file()
+    assert (asset / "aws_lambda_powertools").is_dir() and (asset / "fastjsonschema").is_dir()
+    assert (asset / "ocpp").is_dir() and (asset / "jmespath").is_dir() and (asset / "typing_extensions.py").is_file()
+    assert not list(asset.rglob("__pycache__"))
+    assert not (asset / "boto3").exists() and not (asset / "tests").exists()
+
+
+def test_log_groups_have_a_retention(synth: Synthesized) -> None:
+    for resource in synth.resources("AWS::Logs::LogGroup").values():
+        assert resource["Properties"]["RetentionInDays"] == 14  # cdk.json dev
+
+
+def test_iot_invoked_functions_do_not_retry_and_send_failures_to_a_dlq(synth: Synthesized) -> None:
+    by_handler = functions_by_handler(synth)
+    for rule in RULES:
+        logical_id, _ = by_handler[rule.handler]
+        synth.template.has_resource_properties(
+            "AWS::Lambda::EventInvokeConfig",
+            {
+                "FunctionName": {"Ref": logical_id},
+                "MaximumRetryAttempts": 0,
+                "MaximumEventAgeInSeconds": int(ASYNC_MAX_EVENT_AGE.to_seconds()),
+                "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [Match.any_value(), "Arn"]}}},
+            },
+        )
+    queue = Capture()
+    synth.template.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig",
+        {"DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [queue, "Arn"]}}}},
+    )
+    assert synth.json["Resources"][queue.as_string()]["Type"] == "AWS::SQS::Queue"
+
+
+def test_reserved_concurrency_is_unset_unless_configured(synth: Synthesized) -> None:
+    for _, props in functions_by_handler(synth).values():
+        assert "ReservedConcurrentExecutions" not in props
+
+
+def test_one_topic_rule_per_rule_definition_with_the_shared_sql(synth: Synthesized) -> None:
+    by_handler = functions_by_handler(synth)
+    rules = synth.resources("AWS::IoT::TopicRule")
+    assert len(rules) == len(RULES)
+    for rule in RULES:
+        sql = Capture()
+        target = Capture()
+        error_queue = Capture()
+        synth.template.has_resource_properties(
+            "AWS::IoT::TopicRule",
+            {
+                "RuleName": f"dev_{rule.name}",
+                "TopicRulePayload": {
+                    "Sql": sql,
+                    "AwsIotSqlVersion": AWS_IOT_SQL_VERSION,
+                    "RuleDisabled": False,
+                    "Actions": [{"Lambda": {"FunctionArn": {"Fn::GetAtt": [target, "Arn"]}}}],
+                    "ErrorAction": {"Sqs": {"QueueUrl": {"Ref": error_queue}, "RoleArn": Match.any_value()}},
+                },
+            },
+        )
+        # exactly the string the local rule emulator evaluates
+        assert sql.as_string() == rule.sql
+        assert target.as_string() == by_handler[rule.handler][0]
+        assert synth.json["Resources"][error_queue.as_string()]["Type"] == "AWS::SQS::Queue"
+
+
+def test_only_iot_core_may_invoke_the_rule_functions_and_only_from_its_rule(synth: Synthesized) -> None:
+    by_handler = functions_by_handler(synth)
+    rule_ids = {
+        props["Properties"]["RuleName"]: logical_id
+        for logical_id, props in synth.resources("AWS::IoT::TopicRule").items()
+    }
+    for rule in RULES:
+        synth.template.has_resource_properties(
+            "AWS::Lambda::Permission",
+            {
+                "Action": "lambda:InvokeFunction",
+                "FunctionName": {"Fn::GetAtt": [by_handler[rule.handler][0], "Arn"]},
+                "Principal": "iot.amazonaws.com",
+                "SourceArn": {"Fn::GetAtt": [rule_ids[f"dev_{rule.name}"], "Arn"]},
+                "SourceAccount": {"Ref": "AWS::AccountId"},
+            },
+        )
+
+
+# --- network and bridge ---------------------------------------------------------------------
+
+
+def test_nlb_plain_tcp_listener_to_a_tcp_target_group_checked_on_health(synth: Synthesized) -> None:
+    synth.template.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::LoadBalancer", {"Type": "network", "Scheme": "internet-facing"}
+    )
+    listeners = synth.resources("AWS::ElasticLoadBalancingV2::Listener")
+    assert [props["Properties"]["Protocol"] for props in listeners.values()] == ["TCP"]  # no TLS without a cert
+    synth.template.has_resource_properties("AWS::ElasticLoadBalancingV2::Listener", {"Port": 80, "Protocol": "TCP"})
+    attributes = Capture()
+    synth.template.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::TargetGroup",
+        {
+            "Protocol": "TCP",
+            "Port": 9000,
+            "TargetType": "ip",
+            "HealthCheckProtocol": "HTTP",
+            "HealthCheckPath": "/health",
+            "HealthCheckPort": "traffic-port",
+            "TargetGroupAttributes": attributes,
+        },
+    )
+    attrs = {a["Key"]: a["Value"] for a in attributes.as_array()}
+    assert attrs["preserve_client_ip.enabled"] == "true"
+    drain = int(bridge_environment(synth)["BRIDGE_DRAIN_TIMEOUT"])
+    assert drain <= int(attrs["deregistration_delay.timeout_seconds"]) <= 120
+
+
+def bridge_container(synth: Synthesized) -> dict[str, Any]:
+    (task,) = synth.resources("AWS::ECS::TaskDefinition").values()
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    return container
+
+
+def bridge_environment(synth: Synthesized) -> dict[str, Any]:
+    return {item["Name"]: item["Value"] for item in bridge_container(synth)["Environment"]}
+
+
+def test_bridge_container_drains_within_its_stop_timeout_with_many_file_descriptors(synth: Synthesized) -> None:
+    container = bridge_container(synth)
+    assert container["StopTimeout"] == 60
+    assert int(bridge_environment(synth)["BRIDGE_DRAIN_TIMEOUT"]) < container["StopTimeout"]
+    assert container["Ulimits"] == [{"Name": "nofile", "SoftLimit": 65536, "HardLimit": 65536}]
+    assert container["PortMappings"] == [{"ContainerPort": 9000, "Protocol": "tcp"}]
+    assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+
+
+def test_bridge_environment_matches_its_contract(synth: Synthesized) -> None:
+    env = bridge_environment(synth)
+    assert env["BRIDGE_HOST"] == "0.0.0.0"
+    assert env["BRIDGE_PORT"] == "9000"
+    assert env["BRIDGE_MQTT_AUTH"] == "sigv4"
+    assert env["BRIDGE_IOT_ENDPOINT"]["Fn::GetAtt"][1] == "endpointAddress"  # host name, no scheme
+    assert env["AWS_REGION"] == {"Ref": "AWS::Region"}
+    assert env["BRIDGE_REGISTRY_TABLE"] == {"Ref": next(iter(synth.resources("AWS::DynamoDB::Table")))}
+    assert env["BRIDGE_UNKNOWN_CHARGERS"] == "reject"
+    assert env["BRIDGE_REQUIRE_PASSWORD"] == "true"
+    assert env["BRIDGE_MAX_CONNECTIONS"] == "5000"
+    assert env["BRIDGE_METRICS_NAMESPACE"] == "OCPP/Bridge"
+
+
+def test_bridge_image_context_excludes_everything_it_is_not_built_from(synth: Synthesized) -> None:
+    image = bridge_container(synth)["Image"]["Fn::Sub"]
+    context = synth.assembly_dir / ("asset." + image.rsplit(":", 1)[1])
+    assert (context / "fargate_bridge" / "Dockerfile").is_file()
+    assert (context / "ocpp_core").is_dir()
+    present = {p.name for p in context.iterdir()}
+    assert not present & {".venv", "cdk.out", "tests", ".git", "lambdas", "infra", "docs", "app.py"}
+    assert not list(context.rglob("__pycache__"))
+
+
+def test_service_keeps_capacity_during_deployments_and_scales_on_cpu_and_chargers(synth: Synthesized) -> None:
+    synth.template.has_resource_properties(
+        "AWS::ECS::Service",
+        {
+            "LaunchType": "FARGATE",
+            "DeploymentConfiguration": Match.object_like(
+                {"MinimumHealthyPercent": 100, "DeploymentCircuitBreaker": {"Enable": True, "Rollback": True}}
+            ),
+            "LoadBalancers": [Match.object_like({"ContainerName": "bridge", "ContainerPort": 9000})],
+        },
+    )
+    synth.template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalableTarget", {"MinCapacity": 1, "MaxCapacity": 4}
+    )
+    synth.template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        {
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingScalingPolicyConfiguration": Match.object_like(
+                {"PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"}}
+            ),
+        },
+    )
+    synth.template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        {
+            "TargetTrackingScalingPolicyConfiguration": Match.object_like(
+                {
+                    "CustomizedMetricSpecification": {
+                        "Namespace": "OCPP/Bridge",
+                        "MetricName": "ConnectedChargers",
+                        "Dimensions": [{"Name": "Service", "Value": "bridge"}],
+                        "Statistic": "Average",
+                    },
+                    "TargetValue": 3000,
+                }
+            )
+        },
+    )
+
+
+def test_tasks_accept_traffic_only_through_the_nlb_security_group(synth: Synthesized) -> None:
+    synth.template.has_resource_properties(
+        "AWS::EC2::SecurityGroupIngress",
+        {
+            "IpProtocol": "tcp",
+            "FromPort": 9000,
+            "ToPort": 9000,
+            "SourceSecurityGroupId": {"Fn::GetAtt": [Match.string_like_regexp("NetworkNlbSecurityGroup"), "GroupId"]},
+        },
+    )
+
+
+# --- API ---------------------------------------------------------------------------------------
+
+
+def test_every_operator_route_requires_iam_and_proxies_to_the_api_function(synth: Synthesized) -> None:
+    routes = synth.resources("AWS::ApiGatewayV2::Route")
+    assert {r["Properties"]["RouteKey"] for r in routes.values()} == {f"{m.value} {p}" for m, p in ROUTES}
+    for route in routes.values():
+        assert route["Properties"]["AuthorizationType"] == "AWS_IAM"
+    api_function = functions_by_handler(synth)[OPERATOR_API_HANDLER][0]
+    synth.template.has_resource_properties(
+        "AWS::ApiGatewayV2::Integration",
+        {
+            "IntegrationType": "AWS_PROXY",
+            "PayloadFormatVersion": "2.0",
+            "IntegrationUri": {"Fn::GetAtt": [api_function, "Arn"]},
+        },
+    )
+    synth.template.has_resource_properties(
+        "AWS::ApiGatewayV2::Stage",
+        {
+            "StageName": "$default",
+            "AutoDeploy": True,
+            "AccessLogSettings": {
+                "DestinationArn": {"Fn::GetAtt": [Match.any_value(), "Arn"]},
+                "Format": Match.string_like_regexp(r"\$context\.requestId"),
+            },
+        },
+    )
+
+
+# --- IAM ---------------------------------------------------------------------------------------
+
+
+def test_no_wildcard_action_or_resource_where_a_narrower_one_exists(synth: Synthesized) -> None:
+    assert wildcard_findings(synth.json) == []
+
+
+def test_the_wildcard_check_catches_what_it_should() -> None:
+    fake = {
+        "Resources": {
+            "P": {
+                "Type": "AWS::IAM::Policy",
+                "Properties": {
+                    "PolicyDocument": {
+                        "Statement": [
+                            {"Effect": "Allow", "Action": "iot:*", "Resource": "arn:aws:iot:::topic/x"},
+                            {"Effect": "Allow", "Action": ["dynamodb:GetItem"], "Resource": "*"},
+                            {"Effect": "Allow", "Action": "*", "Resource": "arn:x"},
+                            {"Effect": "Allow", "Action": "xray:PutTraceSegments", "Resource": "*"},
+                        ]
+                    }
+                },
+            },
+            "Q": {
+                "Type": "AWS::SQS::QueuePolicy",
+                "Properties": {
+                    "PolicyDocument": {"Statement": [{"Effect": "Deny", "Action": "sqs:*", "Resource": "*"}]}
+                },
+            },
+        }
+    }
+    assert wildcard_findings(fake) == ["P: action iot:*", "P: dynamodb:GetItem on Resource *", "P: action *"]
+
+
+def test_bridge_task_role_has_exactly_its_iot_and_registry_permissions(synth: Synthesized) -> None:
+    (task,) = synth.resources("AWS::ECS::TaskDefinition").values()
+    role = task["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
+    table = {"Fn::GetAtt": [next(iter(synth.resources("AWS::DynamoDB::Table"))), "Arn"]}
+
+    def pair(action: str, resource: Any) -> tuple[str, str]:
+        return action, json.dumps(resource, sort_keys=True)
+
+    expected = {
+        pair("iot:Connect", iot_arn("client/*")),
+        *(
+            pair(a, iot_arn(f"topic/ocpp/*/{t}"))
+            for a in ("iot:Publish", "iot:Receive")
+            for t in ("in", "out", "events")
+        ),
+        pair("iot:Subscribe", iot_arn("topicfilter/ocpp/*/out")),
+        pair("dynamodb:GetItem", table),
+    }
+    assert grants(synth.json, role) == expected
+
+
+def test_lambdas_publish_only_to_the_out_topics(synth: Synthesized) -> None:
+    by_handler = functions_by_handler(synth)
+    for handler, (_, props) in by_handler.items():
+        iot = {(a, r) for a, r in grants(synth.json, role_of(props)) if a.startswith("iot:")}
+        if handler == "lambdas.lifecycle.handler":
+            assert iot == set()
+        else:
+            assert iot == {("iot:Publish", json.dumps(iot_arn("topic/ocpp/*/out"), sort_keys=True))}
+
+
+def test_functions_read_and_write_the_table_and_nothing_else_of_dynamodb(synth: Synthesized) -> None:
+    table = json.dumps({"Fn::GetAtt": [next(iter(synth.resources("AWS::DynamoDB::Table"))), "Arn"]}, sort_keys=True)
+    for _, props in functions_by_handler(synth).values():
+        dynamo = {(a, r) for a, r in grants(synth.json, role_of(props)) if a.startswith("dynamodb:")}
+        assert {r for _, r in dynamo} == {table}
+        assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"} <= {
+            a for a, _ in dynamo
+        }
+
+
+def test_describe_endpoint_is_granted_only_to_the_custom_resource(synth: Synthesized) -> None:
+    holders = {ref.logical_id for ref in policy_statements(synth.json) if "iot:DescribeEndpoint" in ref.actions}
+    assert len(holders) == 1 and "IotEndpoint" in holders.pop()
+    synth.template.has_resource_properties(
+        "Custom::AWS", {"Create": Match.string_like_regexp(r"iot:Data-ATS"), "InstallLatestAwsSdk": False}
+    )
+
+
+# --- monitoring --------------------------------------------------------------------------------
+
+
+def dashboard_body(synth: Synthesized) -> str:
+    (dashboard,) = synth.resources("AWS::CloudWatch::Dashboard").values()
+    return json.dumps(dashboard["Properties"]["DashboardBody"])
+
+
+@pytest.mark.parametrize(
+    "needle",
+    [
+        "ConnectedChargers",
+        "FramesIn",
+        "FramesOut",
+        "AuthFailures",
+        "Invocations",
+        "Throttles",
+        "p99",
+        "p50",
+        "MessagesProcessed",
+        "HandlerFailures",
+        "CallsTimedOut",
+        "CallsCreated",
+        "ConnectionEvents",
+        "TopicMatch",
+        "RuleMessageThrottled",
+        '\\"Failure\\"',
+        "dev_ocpp_inbound_messages",
+        "HealthyHostCount",
+        "UnHealthyHostCount",
+        "CPUUtilization",
+        "MemoryUtilization",
+        "ApproximateNumberOfMessagesVisible",
+    ],
+)
+def test_dashboard_shows(synth: Synthesized, needle: str) -> None:
+    assert needle in dashboard_body(synth)
+
+
+def alarms(synth: Synthesized) -> dict[str, dict[str, Any]]:
+    return {k: v["Properties"] for k, v in synth.resources("AWS::CloudWatch::Alarm").items()}
+
+
+def test_every_alarm_notifies_the_sns_topic_and_says_what_missing_data_means(synth: Synthesized) -> None:
+    (topic,) = synth.resources("AWS::SNS::Topic")
+    assert alarms(synth)
+    for props in alarms(synth).values():
+        assert props["AlarmActions"] == [{"Ref": topic}]
+        assert props["OKActions"] == [{"Ref": topic}]
+        assert props["TreatMissingData"] in ("notBreaching", "breaching")
+        assert props["AlarmName"].startswith("OCPP-CSMS-dev-")
+    synth.template.resource_count_is("AWS::SNS::Subscription", 0)  # no alarm_email in dev
+
+
+def metric_names(props: dict[str, Any]) -> set[str]:
+    if "MetricName" in props:
+        return {props["MetricName"]}
+    return {m["MetricStat"]["Metric"]["MetricName"] for m in props.get("Metrics", []) if "MetricStat" in m}
+
+
+@pytest.mark.parametrize(
+    ("metric", "count", "missing"),
+    [
+        ("Errors", 3, "notBreaching"),  # each function
+        ("Throttles", 3, "notBreaching"),
+        ("ApproximateNumberOfMessagesVisible", 2, "notBreaching"),  # both dead-letter queues
+        ("UnHealthyHostCount", 1, "notBreaching"),
+        ("HealthyHostCount", 1, "breaching"),  # no data: the bridge is gone
+        ("ConnectedChargers", 1, "notBreaching"),  # the drop alarm
+    ],
+)
+def test_alarms_cover(synth: Synthesized, metric: str, count: int, missing: str) -> None:
+    matching = [p for p in alarms(synth).values() if metric in metric_names(p)]
+    assert len(matching) == count
+    assert {p["TreatMissingData"] for p in matching} == {missing}
+
+
+def test_a_sudden_drop_in_connected_chargers_alarms_below_an_anomaly_band(synth: Synthesized) -> None:
+    (drop,) = [p for p in alarms(synth).values() if "ConnectedChargers" in metric_names(p)]
+    assert drop["ComparisonOperator"] == "LessThanLowerThreshold"
+    expressions = [m["Expression"] for m in drop["Metrics"] if "Expression" in m]
+    assert any(e.startswith("ANOMALY_DETECTION_BAND(") for e in expressions)
+
+
+def test_sns_topic_requires_tls_and_lets_cloudwatch_publish(synth: Synthesized) -> None:
+    synth.template.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}),
+                        Match.object_like({"Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"}}),
+                    ]
+                )
+            }
+        },
+    )
+
+
+# --- outputs -----------------------------------------------------------------------------------
+
+
+def test_outputs_give_the_charger_url_the_api_url_and_the_dashboard(synth: Synthesized) -> None:
+    outputs = synth.json["Outputs"]
+    nlb = next(iter(synth.resources("AWS::ElasticLoadBalancingV2::LoadBalancer")))
+    assert outputs["ChargerEndpointUrl"]["Value"] == {
+        "Fn::Join": ["", ["ws://", {"Fn::GetAtt": [nlb, "DNSName"]}, "/ocpp/"]]
+    }
+    api = next(iter(synth.resources("AWS::ApiGatewayV2::Api")))
+    assert {"Ref": api} in outputs["OperatorApiUrl"]["Value"]["Fn::Join"][1]
+    dashboard_url = json.dumps(outputs["DashboardUrl"]["Value"])
+    assert "console.aws.amazon.com/cloudwatch/home" in dashboard_url and "#dashboards:name=" in dashboard_url
+
+
+# --- cdk-nag and annotations ----------------------------------------------------------------------
+
+
+def test_cdk_nag_aws_solutions_finds_nothing_unacknowledged(synth: Synthesized) -> None:
+    assert nag_violations(synth.stack) == []
+
+
+def test_every_acknowledgment_gives_a_reason(synth: Synthesized) -> None:
+    found = {}
+    for construct in synth.stack.node.find_all():
+        for entry in construct.node.metadata:
+            if entry.type == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY:
+                found.update({f"{construct.node.path} {rule}": reason for rule, reason in entry.data.items()})
+    nag = {k: v for k, v in found.items() if "AwsSolutions-" in k}
+    assert nag, "the stack acknowledges some findings"
+    for key, reason in nag.items():
+        assert len(reason) >= 40, f"{key}: give a specific reason, not {reason!r}"
+
+
+def test_no_error_annotations(synth: Synthesized) -> None:
+    assert Annotations.from_stack(synth.stack).find_error("*", Match.any_value()) == []
+
+
+def test_cdk_s_own_template_validation_found_nothing(synth: Synthesized) -> None:
+    report = json.loads((synth.assembly_dir / "validation-report.json").read_text())
+    assert [v for plugin in report["pluginReports"] for v in plugin.get("violations", [])] == []
+
+
+def test_synthesis_needed_no_lookup(synth: Synthesized) -> None:
+    manifest = json.loads((synth.assembly_dir / "manifest.json").read_text())
+    assert not manifest.get("missing"), "the default path must synthesize offline"
+
+
+def test_the_assembly_holds_one_stack_named_after_the_stage(synth: Synthesized) -> None:
+    templates = sorted(p.name for p in Path(synth.assembly_dir).glob("*.template.json"))
+    assert templates == ["OcppCsms-dev.template.json"]
