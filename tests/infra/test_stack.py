@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -98,8 +99,14 @@ def test_all_functions_share_one_locally_bundled_asset(synth: Synthesized) -> No
     assert (asset / "ocpp_core" / "keys.py").is_file()
     assert (asset / "aws_lambda_powertools").is_dir() and (asset / "fastjsonschema").is_dir()
     assert (asset / "ocpp").is_dir() and (asset / "jmespath").is_dir() and (asset / "typing_extensions.py").is_file()
-    assert not list(asset.rglob("__pycache__"))
     assert not (asset / "boto3").exists() and not (asset / "tests").exists()
+    # Bytecode is compiled into the bundle (read-only file system at run time), never copied from
+    # this machine: every .pyc is an unchecked-hash one (flags == 1) for a .py that travels with it.
+    pycs = list(asset.rglob("*.pyc"))
+    assert asset / "ocpp_core" / "__pycache__" / f"processor.{sys.implementation.cache_tag}.pyc" in pycs
+    for pyc in pycs:
+        assert int.from_bytes(pyc.read_bytes()[4:8], "little") == 1, pyc
+        assert (pyc.parent.parent / (pyc.name.split(".", 1)[0] + ".py")).is_file(), pyc
 
 
 def test_log_groups_have_a_retention(synth: Synthesized) -> None:
