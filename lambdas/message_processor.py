@@ -3,7 +3,9 @@
 The event is the rule's output: the bridge's envelope plus ``topicChargePointId`` and
 ``ruleTimestamp``. One frame per invocation: process it, publish the reply to
 ``ocpp/{cp}/out``, then run the ``after`` hooks. A failed publish raises, so the
-invocation is retried and the idempotency record makes the retry send the same reply.
+invocation fails visibly (Lambda ``Errors``; on AWS the event goes to the failure queue, as
+async retries are off: infra/processing.py). The state change is kept, and the idempotency
+record makes any redelivery of the same frame send the same stored reply.
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ def handle(event: Any) -> Outcome:
     counted = _COUNTED.get(outcome.kind)
     if counted:
         metrics.add_metric(name=counted, unit=MetricUnit.Count, value=1)
+    if outcome.kind == OutcomeKind.CALL_ERROR and outcome.error_code == "InternalError":
+        # A valid request the CSMS failed on (a handler raised or returned an invalid response,
+        # or the state store failed): the dashboard's "HandlerFailures" (infra/monitoring.py).
+        metrics.add_metric(name="HandlerFailures", unit=MetricUnit.Count, value=1)
     if failures:
         metrics.add_metric(name="HookFailures", unit=MetricUnit.Count, value=len(failures))
     return outcome

@@ -29,9 +29,12 @@ def main() -> int:
         print(f"local stack: {error}", file=sys.stderr)
         return 1
     # Printed whatever the log level: people and scripts (tests, benchmarks) wait for this line.
-    print(
-        f"ready: connect a charger to {stack.settings.bridge_url}/<chargePointId> (Ctrl-C stops everything)", flush=True
-    )
+    # Not after a Ctrl-C during the start (the parts finish starting, then stop at once).
+    if not stop.is_set():
+        print(
+            f"ready: connect a charger to {stack.settings.bridge_url}/<chargePointId> (Ctrl-C stops everything)",
+            flush=True,
+        )
     try:
         stop.wait()
     finally:

@@ -25,7 +25,15 @@ class BrokerError(RuntimeError):
     pass
 
 
+#: The mosquitto to run: a path, or a name looked up on PATH only. Unset: ``mosquitto`` on PATH,
+#: else in the usual sbin directories (often not on a user's PATH).
+BINARY_VARIABLE = "OCPP_MOSQUITTO_BINARY"
+
+
 def find_mosquitto() -> str | None:
+    override = os.environ.get(BINARY_VARIABLE, "").strip()
+    if override:
+        return shutil.which(override)
     found = shutil.which("mosquitto")
     if found:
         return found
@@ -33,6 +41,12 @@ def find_mosquitto() -> str | None:
         if os.access(candidate, os.X_OK):
             return candidate
     return None
+
+
+def not_found_message() -> str:
+    """The one line to show when :func:`find_mosquitto` finds nothing."""
+    override = os.environ.get(BINARY_VARIABLE, "").strip()
+    return INSTALL_HINT + (f" ({BINARY_VARIABLE}={override!r} names no executable)" if override else "")
 
 
 class MosquittoProcess:
@@ -73,7 +87,7 @@ class MosquittoProcess:
     def start(self, timeout: float = 10.0) -> MosquittoProcess:
         binary = find_mosquitto()
         if binary is None:
-            raise BrokerError(INSTALL_HINT)
+            raise BrokerError(not_found_message())
         config = self._write_config()
         log = open(self.log_path, "ab")
         self._proc = subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=log, start_new_session=True)
@@ -116,7 +130,11 @@ class MosquittoProcess:
         self.start(timeout)
 
     def __enter__(self) -> MosquittoProcess:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            shutil.rmtree(self._dir, ignore_errors=True)  # __exit__ will not run
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -68,6 +68,17 @@ class _Binding:
     handler: LambdaHandler
 
 
+class _Job(tuple):  # type: ignore[type-arg]
+    """A queued invocation: unpacks as ``(binding, event)``; ``topic`` is the message's, for the log."""
+
+    topic: str
+
+    def __new__(cls, binding: _Binding, event: dict[str, Any], topic: str) -> _Job:
+        job = super().__new__(cls, (binding, event))
+        job.topic = topic
+        return job
+
+
 _STOP = object()
 
 
@@ -112,7 +123,7 @@ class RuleEmulator:
                 event = binding.compiled.evaluate(topic, payload, now)
                 # Same topic, same worker: one charger's frames are handled in the order received.
                 bucket = zlib.crc32(topic.encode()) % len(self._queues)
-                self._queues[bucket].put((binding, event))
+                self._queues[bucket].put(_Job(binding, event, topic))
 
     def _worker(self, q: queue.Queue[Any]) -> None:
         while True:
@@ -125,7 +136,12 @@ class RuleEmulator:
             except Exception:
                 with self._lock:
                     self.failures += 1
-                logger.exception("handler %s raised on an event from rule %s", binding.rule.handler, binding.rule.name)
+                logger.exception(
+                    "handler %s raised on a message on %s (rule %s); the next messages still flow",
+                    binding.rule.handler,
+                    item.topic,
+                    binding.rule.name,
+                )
             finally:
                 with self._lock:
                     self.invocations += 1

@@ -76,7 +76,9 @@ class MqttClient:
 
     def _on_failure(self, data: mqtt5.LifecycleConnectFailureData) -> None:
         reason = data.connack_packet.reason_code if data.connack_packet is not None else None
-        self._failure = f"{data.exception}" + (f" (CONNACK {reason})" if reason is not None else "")
+        # By name (NOT_AUTHORIZED), not number (135): it ends up in the one line the user reads.
+        reason_text = getattr(reason, "name", reason)
+        self._failure = f"{data.exception}" + (f" (CONNACK {reason_text})" if reason is not None else "")
 
     def _on_disconnect(self, data: mqtt5.LifecycleDisconnectData) -> None:
         self._connected.clear()

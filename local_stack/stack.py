@@ -24,8 +24,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .broker import INSTALL_HINT, BrokerError, MosquittoProcess, find_mosquitto
-from .ports import port_open, wait_for_port
+from .broker import BrokerError, MosquittoProcess, find_mosquitto, not_found_message
+from .ports import port_free, port_open, wait_for_port
 
 logger = logging.getLogger("local_stack")
 
@@ -128,18 +128,6 @@ class LockedStore:
         return locked
 
 
-def _port_free(host: str, port: int) -> bool:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 def _stop_process(proc: subprocess.Popen[bytes], name: str, timeout: float) -> None:
     if proc.poll() is not None:
         return
@@ -170,7 +158,7 @@ class LocalStack:
     def _check_ports(self) -> None:
         s = self.settings
         for name, port in (("bridge", s.bridge_port), ("operator API", s.api_port), ("moto", s.moto_port)):
-            if not _port_free(s.host, port):
+            if not port_free(s.host, port):
                 variable = {"bridge": "OCPP_BRIDGE_PORT", "operator API": "OCPP_API_PORT", "moto": "OCPP_MOTO_PORT"}[
                     name
                 ]
@@ -197,12 +185,14 @@ class LocalStack:
         if s.mqtt_host not in _LOOPBACK:
             raise StackError(f"no MQTT broker reachable at {s.mqtt_host}:{s.mqtt_port}")
         if find_mosquitto() is None:
-            raise StackError(INSTALL_HINT)
+            raise StackError(not_found_message())
+        broker = MosquittoProcess(s.mqtt_host, s.mqtt_port)
+        # Its __exit__ stops it and removes its temporary config directory, whether it started or not.
+        self._exit.push(broker)
         try:
-            self.broker = MosquittoProcess(s.mqtt_host, s.mqtt_port).start()
+            self.broker = broker.start()
         except BrokerError as error:
             raise StackError(str(error)) from None
-        self._exit.callback(self.broker.stop)
         logger.info("MQTT broker: started mosquitto on %s:%s", s.mqtt_host, s.mqtt_port)
 
     def _start_moto(self) -> None:

@@ -91,7 +91,9 @@ class FrameError(Exception):
 # Recovers the id of a CALL whose JSON is broken further on, so the charger still gets an
 # answer instead of waiting for its timeout.
 _CALL_PREFIX = re.compile(r'\s*\[\s*2\s*,\s*"([A-Za-z0-9_.:\-]{1,36})"\s*,')
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+# A lone surrogate reaches a string escaped ("\\ud800") or raw (the frame text itself holds one,
+# e.g. an envelope that was not valid UTF-8): either would make a reply echoing it unpublishable.
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}|[\ud800-\udfff]")
 
 
 def _reject_constant(name: str) -> Any:
@@ -182,7 +184,7 @@ def parse_frame(text: str, version: OcppVersion) -> Frame:
             type_id,
             version,
         )
-    if _SURROGATE_ESCAPE.search(text) is not None and _has_surrogates(message):
+    if _SURROGATE.search(text) is not None and _has_surrogates(message):
         raise _fail(
             ErrorKind.FORMAT,
             "Frame contains an unpaired UTF-16 surrogate",

@@ -8,7 +8,7 @@ never share mutable state with the store, as with a real database.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .ports import ProcessedMessage, Record
@@ -25,18 +25,29 @@ def _copy(value: Any) -> Any:
 
 
 class InMemoryStore:
-    def __init__(self, *, now_s: Any = None) -> None:
+    def __init__(self, *, now_s: Callable[[], float] | None = None) -> None:
+        """``now_s``: epoch seconds, to check ``expiresAt`` on reads as the DynamoDB adapter does.
+
+        Without it (the library has no wall clock of its own) records with a TTL never expire.
+        """
+        self._now_s = now_s
         self.messages: dict[tuple[str, str], Record] = {}
         self.chargers: dict[str, Record] = {}
         self.statuses: dict[tuple[str, str], Record] = {}
         self.id_tokens: dict[str, Record] = {}
         self.transactions: dict[tuple[str, str], Record] = {}
-        self.meter_values: list[Record] = []
-        self.events: list[Record] = []
+        #: keyed like the table's sort keys, so a repeated write replaces and listings are in key order
+        self.meter_values: dict[tuple[str, int, str], Record] = {}
+        self.events: dict[tuple[str, str, int, str], Record] = {}
         self.calls: dict[tuple[str, str], Record] = {}
         self.outstanding: dict[str, Record] = {}
         self._counter = itertools.count(1)
         self.counter_value = 0
+
+    def _live(self, record: Record) -> bool:
+        """False for a record whose ``expiresAt`` has passed (it reads as absent)."""
+        expires = record.get("expiresAt")
+        return self._now_s is None or not isinstance(expires, int) or expires > self._now_s()
 
     # --- idempotency ---------------------------------------------------------------------
     def claim_message(
@@ -105,8 +116,9 @@ class InMemoryStore:
 
     # --- transactions --------------------------------------------------------------------
     def next_transaction_id(self) -> int:
-        self.counter_value = next(self._counter)
-        return self.counter_value
+        value = next(self._counter)  # atomic; reading self.counter_value back would race
+        self.counter_value = value
+        return value
 
     def get_transaction(self, charge_point_id: str, transaction_id: str) -> Record | None:
         found = self.transactions.get((charge_point_id, transaction_id))
@@ -126,14 +138,13 @@ class InMemoryStore:
     def put_meter_values(
         self, charge_point_id: str, unique_id: str, received_at_ms: int, record: Mapping[str, Any]
     ) -> None:
-        self.meter_values.append(_copy(dict(record)))
+        self.meter_values[(charge_point_id, received_at_ms, unique_id)] = _copy(dict(record))
 
     def list_meter_values(self, charge_point_id: str, transaction_id: str | None = None) -> list[Record]:
         return [
             _copy(r)
-            for r in self.meter_values
-            if r.get("chargePointId") == charge_point_id
-            and (transaction_id is None or r.get("transactionId") == transaction_id)
+            for (cp, _, _), r in sorted(self.meter_values.items())
+            if cp == charge_point_id and (transaction_id is None or r.get("transactionId") == transaction_id)
         ]
 
     # --- events --------------------------------------------------------------------------
@@ -146,13 +157,16 @@ class InMemoryStore:
         record: Mapping[str, Any],
         expires_at_s: int | None,
     ) -> None:
-        self.events.append(_copy(dict(record)))
+        item = _copy(dict(record))
+        if expires_at_s is not None:
+            item["expiresAt"] = expires_at_s
+        self.events[(charge_point_id, kind, received_at_ms, unique_id)] = item
 
     def list_events(self, charge_point_id: str, kind: str | None = None) -> list[Record]:
         return [
             _copy(e)
-            for e in self.events
-            if e.get("chargePointId") == charge_point_id and (kind is None or e.get("kind") == kind)
+            for (cp, k, _, _), e in sorted(self.events.items())
+            if cp == charge_point_id and (kind is None or k == kind) and self._live(e)
         ]
 
     # --- CSMS calls ----------------------------------------------------------------------
@@ -173,7 +187,7 @@ class InMemoryStore:
 
     def get_call(self, charge_point_id: str, unique_id: str) -> Record | None:
         found = self.calls.get((charge_point_id, unique_id))
-        return _copy(found) if found is not None else None
+        return _copy(found) if found is not None and self._live(found) else None
 
     def complete_call(
         self, charge_point_id: str, unique_id: str, changes: Mapping[str, Any], expected_status: str = "pending"

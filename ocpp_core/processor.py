@@ -28,6 +28,7 @@ from .errors import (
     NotImplementedAction,
     NotSupportedAction,
     OcppError,
+    RpcFrameworkError,
     SecurityError,
 )
 from .extensions import NO_EXTENSIONS, Extensions, Handler, Hook
@@ -242,6 +243,11 @@ def _process_call(ctx: CallContext, frame: Call, extensions: Extensions) -> Outc
         logger.exception("idempotency claim failed for %s %s", cp, uid)
         return _error_outcome(ctx, InternalError("State store unavailable, retry later"))
     if previous is not None:
+        if previous.status == "completed" and previous.reply is None:
+            # Only a SEND is completed without a reply, and SENDs claim their own key space
+            # (_send_claim_id): this CALL's id equals that key, a charger reusing ids.
+            logger.warning("CALL %s %s from %s reuses the id of a SEND: refused", frame.action, uid, cp)
+            return _error_outcome(ctx, RpcFrameworkError(f"Unique id {uid!r} was already used by another message"))
         if previous.status == "completed":
             logger.info("duplicate %s %s from %s: stored reply sent again", frame.action, uid, cp)
             return Outcome(
@@ -319,6 +325,12 @@ def _attach_hooks(outcome: Outcome, ctx: CallContext, hooks: list[Hook], request
         outcome._hooks.append(lambda hook=hook: hook(ctx, request, response))  # type: ignore[misc]
 
 
+def _send_claim_id(unique_id: str) -> str:
+    """The idempotency key of a SEND: apart from CALLs, so a CALL that happens to reuse a SEND's
+    id is still answered (a charger's SEND and CALL ids need not be unique across the two)."""
+    return "SEND#" + unique_id
+
+
 def _process_send(ctx: CallContext, frame: Send, extensions: Extensions) -> Outcome:
     """OCPP 2.1 SEND (message type 6): processed, never answered, not even with an error."""
     cp, uid, version = ctx.charge_point_id, ctx.unique_id, ctx.version
@@ -334,17 +346,18 @@ def _process_send(ctx: CallContext, frame: Send, extensions: Extensions) -> Outc
         base.kind, base.detail = OutcomeKind.DROPPED, error.description
         return base
     expires = ctx.now_ms // 1000 + ctx.config.idempotency_ttl_s
+    claim_id = _send_claim_id(uid)
     try:
-        if ctx.store.claim_message(cp, uid, ctx.now_ms, expires) is not None:
+        if ctx.store.claim_message(cp, claim_id, ctx.now_ms, expires) is not None:
             base.kind = OutcomeKind.DUPLICATE
             return base
         handler = _select_handler(ctx, extensions)
         if handler is not None:
             handler(ctx, frame.payload)
-        ctx.store.complete_message(cp, uid, None, expires)
+        ctx.store.complete_message(cp, claim_id, None, expires)
     except Exception:
         logger.exception("SEND %s from %s failed", frame.action, cp)
-        _release(ctx.store, cp, uid)
+        _release(ctx.store, cp, claim_id)
         base.detail = "handler failed"
         return base
     _attach_hooks(base, ctx, extensions.hooks_for(version, frame.action), frame.payload, None)

@@ -86,17 +86,14 @@ def record_event(ctx: CallContext, kind: str, payload: Any) -> None:
 
 
 def _to_number(value: Any) -> float | None:
-    if isinstance(value, bool):
+    """A finite float, or None: JSON integers beyond float range and 1e400 (inf) are no reading."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-        return number if math.isfinite(number) else None
-    return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 _UNIT_SCALE = {"Wh": 1.0, "kWh": 1000.0, "MWh": 1_000_000.0}
@@ -131,7 +128,7 @@ def energy_register_wh(meter_values: Iterable[Any], *, v16: bool) -> float | Non
                 multiplier = unit.get("multiplier", 0)
                 if scale is not None and isinstance(multiplier, int) and -9 <= multiplier <= 9:
                     scale *= 10.0**multiplier
-            if scale is None:
+            if scale is None or not math.isfinite(value * scale):
                 continue
             found = value * scale
     return found

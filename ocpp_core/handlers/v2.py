@@ -106,7 +106,8 @@ def transaction_event(ctx: CallContext, payload: dict[str, Any]) -> dict[str, An
         "updatedAt": ctx.now_ms,
     }
     seq = payload["seqNo"]
-    if seq >= int(existing.get("lastSeqNo", -1)):
+    latest = seq >= int(existing.get("lastSeqNo", -1))
+    if latest:
         changes["lastSeqNo"] = seq
     evse = payload.get("evse")
     if isinstance(evse, Mapping):
@@ -149,8 +150,10 @@ def transaction_event(ctx: CallContext, payload: dict[str, Any]) -> dict[str, An
         if meter_start is None or event == "Started":
             meter_start = whole(reading)
             changes["meterStart"] = meter_start
-        changes["meterLast"] = whole(reading)
-        used = energy_used(meter_start, reading)
+        # An older event delivered late (lower seqNo) does not move the last reading back.
+        if latest or existing.get("meterLast") is None:
+            changes["meterLast"] = whole(reading)
+        used = energy_used(meter_start, changes.get("meterLast", existing.get("meterLast")))
         if used is not None:
             changes["energyWh"] = whole(used)
 

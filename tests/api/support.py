@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import pathlib
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,42 +16,14 @@ from ocpp_core.config import ProcessorConfig, UnknownChargerPolicy
 from ocpp_core.extensions import Extensions
 from ocpp_core.memory_store import InMemoryStore
 from ocpp_core.ports import StateStore
+from tests.fakes import FakeClock, SeqIds
 
 EVENTS = pathlib.Path(__file__).parent / "events"
-START_MS = 1_750_000_000_000
 
 
 def load_event(name: str) -> dict[str, Any]:
     """An API Gateway v2 event fixture from ``tests/api/events``."""
     return json.loads((EVENTS / f"{name}.json").read_text())
-
-
-class FakeClock:
-    """Time that moves only when told to, or by ``step_ms`` on every read (thread-safe)."""
-
-    def __init__(self, start_ms: int = START_MS, step_ms: int = 0):
-        self.ms = start_ms
-        self.step_ms = step_ms
-        self._lock = threading.Lock()
-
-    def now_ms(self) -> int:
-        with self._lock:
-            now = self.ms
-            self.ms += self.step_ms
-            return now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.ms += int(seconds * 1000)
-
-
-class SeqIds:
-    def __init__(self, prefix: str = "call") -> None:
-        self._count = itertools.count(1)
-        self.prefix = prefix
-
-    def new_id(self) -> str:
-        return f"{self.prefix}-{next(self._count)}"
 
 
 def make_deps(
@@ -69,7 +39,7 @@ def make_deps(
         store=store or InMemoryStore(),
         publisher=publisher or RecordingPublisher(),
         clock=clock or FakeClock(),
-        ids=SeqIds(),
+        ids=SeqIds("call"),
         config=ProcessorConfig(unknown_chargers=settings.unknown_chargers),
         extensions=Extensions(),
     )

@@ -14,8 +14,9 @@ from lambdas import runtime
 from lambdas.api import ApiContext, handle_event
 from lambdas.runtime import Dependencies
 from lambdas.settings import Settings
+from tests.fakes import FakeClock
 
-from .support import FakeClock, connect, disconnect, event, from_charger, make_deps, request
+from .support import connect, disconnect, event, from_charger, make_deps, request
 
 RESET = {
     "ocpp1.6": ({"type": "Soft"}, {"status": "Accepted"}),

@@ -13,8 +13,9 @@ from lambdas import runtime
 from lambdas.adapters.dynamo import DynamoStore, create_table
 from lambdas.runtime import Dependencies
 from ocpp_core.passwords import verify_password
+from tests.fakes import FakeClock
 
-from .support import FakeClock, connect, from_charger, make_deps, request
+from .support import connect, from_charger, make_deps, request
 
 
 @pytest.fixture

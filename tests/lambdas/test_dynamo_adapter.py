@@ -1,0 +1,175 @@
+"""What only the DynamoDB adapter has: the table layout, the TTL attribute, errors, pagination.
+
+The behaviour both stores share is in test_store_contract.py; these tests look at the items
+the adapter writes (the layout of ocpp_core/keys.py, which infra/ and the bridge also read).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+
+from lambdas.adapters.dynamo import DynamoStore, deserialize_item, serialize_item
+from ocpp_core import keys
+from ocpp_core.ports import StoreError
+from tests.fakes import START_MS, FakeClock
+
+from .support import REGION, TABLE, raw_item, table_items
+
+NOW_S = START_MS // 1000
+
+
+def test_create_table_makes_the_shared_key_layout_with_ttl_on_expires_at(dynamodb: Any) -> None:
+    table = dynamodb.describe_table(TableName=TABLE)["Table"]
+    assert table["KeySchema"] == [
+        {"AttributeName": keys.PK, "KeyType": "HASH"},
+        {"AttributeName": keys.SK, "KeyType": "RANGE"},
+    ]
+    assert {(a["AttributeName"], a["AttributeType"]) for a in table["AttributeDefinitions"]} == {
+        (keys.PK, "S"),
+        (keys.SK, "S"),
+    }
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    ttl = dynamodb.describe_time_to_live(TableName=TABLE)["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": keys.TTL_ATTRIBUTE}
+
+
+def test_items_sit_under_the_documented_keys_and_carry_expires_at_where_they_expire(
+    dynamo_store: DynamoStore, dynamodb: Any
+) -> None:
+    s = dynamo_store
+    s.update_charger("CP1", {"registered": True})
+    s.put_status("CP1", "C1", {"status": "Available"})
+    s.update_transaction("CP1", "7", {"status": "Active"})
+    s.put_meter_values("CP1", "mv-1", START_MS, {"transactionId": "7"})
+    s.put_event("CP1", "SecurityEvent", "e1", START_MS, {"kind": "SecurityEvent"}, NOW_S + 90 * 86400)
+    s.put_event("CP1", "StatusNotification", "e2", START_MS, {"kind": "StatusNotification"}, None)
+    assert s.claim_message("CP1", "m1", START_MS, NOW_S + 86400) is None
+    assert s.claim_message("CP1", "m2", START_MS, NOW_S + 86400) is None
+    s.complete_message("CP1", "m2", "reply", NOW_S + 86400)
+    assert s.acquire_outstanding("CP1", "c1", START_MS, START_MS + 30_000) is None
+    s.put_call("CP1", "c1", {"status": "pending", "expiresAt": NOW_S + 7 * 86400})
+    s.put_id_token("TAG", {"idTag": "TAG"})
+    s.next_transaction_id()
+
+    expiry = {(item[keys.PK]["S"], item[keys.SK]["S"]): item.get(keys.TTL_ATTRIBUTE) for item in table_items(dynamodb)}
+    assert expiry == {
+        ("CP#CP1", "CHARGER"): None,
+        ("CP#CP1", "STATUS#C1"): None,
+        ("CP#CP1", "TX#7"): None,
+        ("CP#CP1", f"MV#{START_MS:015d}#mv-1"): None,
+        ("CP#CP1", f"EVT#SecurityEvent#{START_MS:015d}#e1"): {"N": str(NOW_S + 90 * 86400)},
+        ("CP#CP1", f"EVT#StatusNotification#{START_MS:015d}#e2"): None,
+        ("CP#CP1", "MSG#m1"): {"N": str(NOW_S + 86400)},
+        ("CP#CP1", "MSG#m2"): {"N": str(NOW_S + 86400)},
+        # The lock's own deadline is untilMs; the TTL only sweeps it up an hour later.
+        ("CP#CP1", "OUTSTANDING"): {"N": str((START_MS + 30_000) // 1000 + 3600)},
+        ("CP#CP1", "CALL#c1"): {"N": str(NOW_S + 7 * 86400)},
+        ("IDTAG#TAG", "IDTAG"): None,
+        ("COUNTER", "TRANSACTION"): None,
+    }
+    # DynamoDB TTL only acts on a Number of epoch seconds (not milliseconds).
+    for value in expiry.values():
+        assert value is None or (set(value) == {"N"} and len(value["N"]) == 10)
+
+
+def test_expired_items_linger_in_the_table_but_read_as_absent(
+    dynamo_store: DynamoStore, dynamodb: Any, clock: FakeClock
+) -> None:
+    dynamo_store.put_call("CP1", "c1", {"status": "pending", "expiresAt": NOW_S + 60})
+    dynamo_store.put_event("CP1", "SecurityEvent", "e1", START_MS, {"kind": "SecurityEvent"}, NOW_S + 60)
+    clock.advance(60)
+    assert raw_item(dynamodb, "CP#CP1", "CALL#c1") is not None, "moto, like DynamoDB at first, keeps it"
+    assert dynamo_store.get_call("CP1", "c1") is None
+    assert dynamo_store.list_events("CP1") == []
+    # ... and a conditional claim over a lingering expired idempotency record succeeds.
+    assert dynamo_store.claim_message("CP1", "m1", START_MS, NOW_S + 10) is None
+    assert dynamo_store.claim_message("CP1", "m1", START_MS + 10_000, NOW_S + 100) is None
+    assert raw_item(dynamodb, "CP#CP1", "MSG#m1")[keys.TTL_ATTRIBUTE] == {"N": str(NOW_S + 100)}  # type: ignore[index]
+
+
+def test_the_transaction_counter_carries_on_across_adapter_instances(dynamodb: Any) -> None:
+    """A new execution environment (cold start) continues the sequence: ids are never reused."""
+    first = DynamoStore(dynamodb, TABLE)
+    assert [first.next_transaction_id() for _ in range(5)] == [1, 2, 3, 4, 5]
+    second = DynamoStore(boto3.client("dynamodb", region_name=REGION), TABLE)
+    assert second.next_transaction_id() == 6
+    assert first.next_transaction_id() == 7
+
+
+def test_failures_other_than_a_lost_condition_raise_store_error(dynamo_store: DynamoStore, dynamodb: Any) -> None:
+    """Only ConditionalCheckFailed is a domain answer; anything else must not look like one."""
+    missing = DynamoStore(dynamodb, "no-such-table")
+    with pytest.raises(StoreError):
+        missing.claim_message("CP1", "m1", START_MS, NOW_S + 60)  # not "already claimed"
+    with pytest.raises(StoreError):
+        missing.set_presence("CP1", False, "conn", START_MS, {})  # not "stale"
+    with pytest.raises(StoreError):
+        missing.touch_charger("CP1", {"lastSeen": 1})  # not "unknown charger"
+    with pytest.raises(StoreError):
+        missing.complete_call("CP1", "c1", {"status": "accepted"})  # not "already completed"
+    with pytest.raises(StoreError):
+        missing.acquire_outstanding("CP1", "c1", START_MS, START_MS + 1)  # not "held"
+    with pytest.raises(StoreError):
+        missing.next_transaction_id()
+    with pytest.raises(StoreError):
+        missing.list_chargers()
+
+
+class _SmallPages:
+    """A DynamoDB client whose queries and scans return two items a page (as with 1 MB pages)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.pages = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def query(self, **kwargs: Any) -> Any:
+        self.pages += 1
+        return self._client.query(Limit=2, **kwargs)
+
+    def scan(self, **kwargs: Any) -> Any:
+        self.pages += 1
+        return self._client.scan(Limit=2, **kwargs)
+
+
+def test_listings_follow_every_page(dynamodb: Any, clock: FakeClock) -> None:
+    paged = _SmallPages(dynamodb)
+    store = DynamoStore(paged, TABLE, clock_s=clock.now_s)
+    for i in range(7):
+        store.update_charger(f"CP{i}", {"registered": True})
+        store.put_status("CP0", f"C{i}", {"connectorId": i})
+        store.update_transaction("CP0", str(i), {"chargePointId": "CP0", "transactionId": str(i), "startedAt": i})
+        store.put_event("CP0", "SecurityEvent", f"e{i}", START_MS + i, {"n": i}, None)
+    assert [c["chargePointId"] for c in store.list_chargers()] == [f"CP{i}" for i in range(7)]
+    assert [s["connectorId"] for s in store.list_statuses("CP0")] == list(range(7))
+    assert [t["transactionId"] for t in store.list_transactions("CP0")] == [str(i) for i in range(7)]
+    assert [t["transactionId"] for t in store.list_transactions()] == [str(i) for i in range(7)]
+    assert [e["n"] for e in store.list_events("CP0")] == list(range(7))
+    assert paged.pages > 10
+
+
+def test_numbers_convert_to_and_from_dynamodb_numbers() -> None:
+    item = serialize_item({"i": 3, "f": 0.1, "whole": 2.0, "nested": {"l": [1.5, -2]}, "b": True, "n": None})
+    assert item["i"] == {"N": "3"} and item["f"] == {"N": "0.1"} and item["b"] == {"BOOL": True}
+    assert item["n"] == {"NULL": True}
+    back = deserialize_item(item)
+    assert back == {"i": 3, "f": 0.1, "whole": 2, "nested": {"l": [1.5, -2]}, "b": True, "n": None}
+    assert type(back["i"]) is int and type(back["f"]) is float
+    # DynamoDB has one Number type: an integral float comes back as an int (same JSON value).
+    assert type(back["whole"]) is int
+
+
+def test_values_dynamodb_cannot_hold_fail_as_store_errors_or_are_kept_as_text() -> None:
+    assert serialize_item({"x": float("nan")})["x"] == {"S": "nan"}
+    deep: dict[str, Any] = {}
+    cursor = deep
+    for _ in range(40):
+        cursor["d"] = {}
+        cursor = cursor["d"]
+    with pytest.raises(StoreError):
+        serialize_item({"deep": deep})

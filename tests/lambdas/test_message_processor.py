@@ -1,0 +1,280 @@
+"""lambdas.message_processor.handler on moto: fixture events in, iot-data publishes and DynamoDB items out.
+
+The events in tests/events are exactly what the ``ocpp/+/in`` rule hands the Lambda (the
+bridge's envelope plus ``topicChargePointId`` and ``ruleTimestamp``; test_rules checks that).
+Replies are read back from moto's iot-data backend, state from the table itself.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+
+from lambdas import message_processor, runtime
+from lambdas.adapters.dynamo import DynamoStore
+from lambdas.publisher import IotDataPublisher, RecordingPublisher
+from lambdas.runtime import Dependencies
+from lambdas.settings import Settings
+from ocpp_core import calls, keys
+from ocpp_core.timefmt import format_ms
+
+from .support import (
+    REGION,
+    TABLE,
+    FakeClock,
+    FakeLambdaContext,
+    SeqIds,
+    load_event,
+    moto_dependencies,
+    published,
+    raw_item,
+    table_items,
+)
+
+
+def invoke(event: Any) -> dict[str, Any]:
+    result: dict[str, Any] = message_processor.handler(event, FakeLambdaContext())
+    return result
+
+
+def frame_of(event: dict[str, Any]) -> list[Any]:
+    frame: list[Any] = json.loads(event["frame"])
+    return frame
+
+
+def test_boot_notification_16_is_answered_on_the_out_topic_and_recorded(
+    deps: Dependencies, dynamodb: Any, clock: FakeClock
+) -> None:
+    event = load_event("boot_notification_16")
+    assert invoke(event) == {"outcome": "replied", "uniqueId": "boot-16-1", "replied": True}
+
+    [(topic, payload)] = published()
+    assert topic == "ocpp/CP-16/out"
+    assert json.loads(payload) == [
+        3,
+        "boot-16-1",
+        {"status": "Accepted", "currentTime": format_ms(clock.now_ms()), "interval": 300},
+    ]
+    charger = deps.store.get_charger("CP-16")
+    assert charger is not None
+    assert charger["bootStatus"] == "Accepted" and charger["protocol"] == "ocpp1.6"
+    assert charger["boot"] == {
+        "chargePointVendor": "VendorX",
+        "chargePointModel": "Model-16",
+        "firmwareVersion": "1.2.3",
+    }
+    assert charger["bootAt"] == clock.now_ms() and charger["lastSeen"] == clock.now_ms()
+    # The idempotency record holds the very reply that went out, with its TTL attribute.
+    record = raw_item(dynamodb, keys.charger_pk("CP-16"), keys.message_sk("boot-16-1"))
+    assert record is not None
+    assert record["status"] == {"S": "completed"} and record["reply"] == {"S": payload}
+    assert record[keys.TTL_ATTRIBUTE] == {"N": str(clock.now_ms() // 1000 + deps.config.idempotency_ttl_s)}
+
+
+def test_a_redelivered_call_gets_the_same_reply_and_changes_state_once(
+    deps: Dependencies, dynamodb: Any, clock: FakeClock
+) -> None:
+    event = load_event("boot_notification_16")
+    invoke(event)
+    booted_at = clock.now_ms()
+    items_after_first = table_items(dynamodb)
+
+    clock.advance(5)  # a retry or an at-least-once duplicate, a little later
+    assert invoke(event) == {"outcome": "duplicate", "uniqueId": "boot-16-1", "replied": True}
+
+    first, second = published()
+    assert first == second, "the duplicate must get the stored reply, byte for byte"
+    assert json.loads(second[1])[2]["currentTime"] == format_ms(booted_at)
+    assert table_items(dynamodb) == items_after_first, "a duplicate must not change state"
+
+
+def test_after_the_idempotency_ttl_a_lingering_record_no_longer_blocks_the_message(
+    deps: Dependencies, dynamodb: Any, clock: FakeClock
+) -> None:
+    event = load_event("boot_notification_16")
+    invoke(event)
+    clock.advance(deps.config.idempotency_ttl_s)
+    # DynamoDB has not deleted the expired record (moto never does): the code checks the TTL.
+    assert raw_item(dynamodb, keys.charger_pk("CP-16"), keys.message_sk("boot-16-1")) is not None
+    assert invoke(event)["outcome"] == "replied"
+    first, second = published()
+    assert (
+        json.loads(second[1])[2]["currentTime"] == format_ms(clock.now_ms()) != json.loads(first[1])[2]["currentTime"]
+    )
+    charger = deps.store.get_charger("CP-16")
+    assert charger is not None and charger["bootAt"] == clock.now_ms()
+
+
+def test_heartbeat_201_is_answered_and_touches_last_seen(deps: Dependencies, clock: FakeClock) -> None:
+    deps.store.update_charger("CP-201", {"registered": True, "protocol": "ocpp2.0.1", "lastSeen": 1})
+    assert invoke(load_event("heartbeat_201")) == {"outcome": "replied", "uniqueId": "hb-201-1", "replied": True}
+    [(topic, payload)] = published()
+    assert topic == "ocpp/CP-201/out"
+    assert json.loads(payload) == [3, "hb-201-1", {"currentTime": format_ms(clock.now_ms())}]
+    charger = deps.store.get_charger("CP-201")
+    assert charger is not None and charger["lastSeen"] == clock.now_ms() and charger["registered"] is True
+
+
+def test_transaction_event_21_starts_a_transaction_in_dynamodb(deps: Dependencies, clock: FakeClock) -> None:
+    deps.store.update_charger("CP-21", {"registered": True, "protocol": "ocpp2.1"})
+    deps.store.put_id_token("RFID-21", {"idTag": "RFID-21", "status": "Accepted"})
+    event = load_event("transaction_event_21")
+    assert invoke(event) == {"outcome": "replied", "uniqueId": "txe-21-1", "replied": True}
+
+    [(topic, payload)] = published()
+    assert topic == "ocpp/CP-21/out"
+    uid, response = json.loads(payload)[1:]
+    assert uid == "txe-21-1" and response["idTokenInfo"]["status"] == "Accepted"
+    transaction = deps.store.get_transaction("CP-21", "tx-21-0001")
+    assert transaction is not None
+    assert transaction["status"] == "Active" and transaction["protocol"] == "ocpp2.1"
+    assert transaction["evseId"] == 1 and transaction["connectorId"] == 1
+    assert transaction["meterStart"] == transaction["meterLast"] == 12345.5 and transaction["energyWh"] == 0
+    assert transaction["startedAt"] == clock.now_ms()
+    [sample] = deps.store.list_meter_values("CP-21", "tx-21-0001")
+    assert sample["meterValue"] == frame_of(event)[3]["meterValue"]
+    assert sample["receivedAt"] == event["receivedAt"]
+
+    clock.advance(2)
+    assert invoke(event)["outcome"] == "duplicate"
+    assert len(deps.store.list_meter_values("CP-21")) == 1
+    assert deps.store.get_transaction("CP-21", "tx-21-0001") == transaction
+
+
+def test_a_callresult_completes_the_pending_csms_call(deps: Dependencies, clock: FakeClock) -> None:
+    deps.store.update_charger("CP-16", {"registered": True, "protocol": "ocpp1.6", "connected": True})
+    new = calls.start_call(deps.store, SeqIds(), clock.now_ms(), "CP-16", "Reset", {"type": "Soft"}, timeout_s=30)
+    assert new.record["uniqueId"] == "csms-1" == frame_of(load_event("call_result_16"))[1]
+
+    clock.advance(2)
+    assert invoke(load_event("call_result_16")) == {"outcome": "result", "uniqueId": "csms-1", "replied": False}
+    assert published() == [], "a CALLRESULT is never answered"
+    record = deps.store.get_call("CP-16", "csms-1")
+    assert record is not None
+    assert record["status"] == "accepted" and record["response"] == {"status": "Accepted"}
+    assert record["completedAt"] == clock.now_ms()
+    # The one-outstanding-call slot was released.
+    assert deps.store.acquire_outstanding("CP-16", "next", clock.now_ms(), clock.now_ms() + 1000) is None
+
+    # The same answer delivered again changes nothing.
+    clock.advance(2)
+    assert invoke(load_event("call_result_16"))["outcome"] == "result_unmatched"
+    assert deps.store.get_call("CP-16", "csms-1") == record
+
+
+def test_a_callresult_for_no_known_call_is_ignored(deps: Dependencies, dynamodb: Any) -> None:
+    assert invoke(load_event("call_result_16")) == {
+        "outcome": "result_unmatched",
+        "uniqueId": "csms-1",
+        "replied": False,
+    }
+    assert published() == []
+    assert table_items(dynamodb) == []
+
+
+def test_a_garbage_frame_is_logged_and_dropped(
+    deps: Dependencies, dynamodb: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert invoke(load_event("garbage_frame")) == {"outcome": "dropped", "uniqueId": None, "replied": False}
+    assert published() == []
+    assert table_items(dynamodb) == []
+    assert any("not valid JSON" in r.getMessage() for r in caplog.records)
+
+
+def test_a_call_that_does_not_validate_gets_a_callerror_and_changes_nothing(deps: Dependencies, dynamodb: Any) -> None:
+    event = load_event("boot_notification_16")
+    event["frame"] = json.dumps([2, "boot-bad", "BootNotification", {"chargePointVendor": "VendorX"}])
+    assert invoke(event) == {"outcome": "call_error", "uniqueId": "boot-bad", "replied": True}
+    [(topic, payload)] = published()
+    assert topic == "ocpp/CP-16/out"
+    reply = json.loads(payload)
+    assert reply[:3] == [4, "boot-bad", "OccurenceConstraintViolation"]  # 1.6 spelling
+    assert table_items(dynamodb) == []
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        pytest.param("malformed_envelope", id="missing-protocol-and-frame"),
+        pytest.param(None, id="null"),
+        pytest.param([1, 2, 3], id="array"),
+        pytest.param("a string", id="string"),
+        pytest.param({}, id="empty-object"),
+        pytest.param(
+            {"chargePointId": "bad id/../x", "protocol": "ocpp1.6", "frame": '[2,"a","Heartbeat",{}]'}, id="bad-id"
+        ),
+    ],
+)
+def test_a_malformed_event_is_logged_and_does_not_raise(
+    deps: Dependencies, dynamodb: Any, caplog: pytest.LogCaptureFixture, event: Any
+) -> None:
+    if event == "malformed_envelope":
+        event = load_event(event)
+    assert invoke(event) == {"outcome": "dropped", "uniqueId": None, "replied": False}
+    assert published() == []
+    assert table_items(dynamodb) == []
+    assert any(r.getMessage().startswith("dropped envelope") for r in caplog.records)
+
+
+def test_a_body_naming_another_charger_than_its_topic_is_dropped(deps: Dependencies, dynamodb: Any) -> None:
+    # topic(2) is what the IoT policy vouches for: a bridge may only publish on its client id's topics.
+    event = load_event("boot_notification_16")
+    event["topicChargePointId"] = "CP-other"
+    assert invoke(event)["outcome"] == "dropped"
+    assert published() == []
+    assert table_items(dynamodb) == []
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_a_failed_publish_raises_and_a_redelivery_sends_the_stored_reply(
+    deps: Dependencies, dynamodb: Any, clock: FakeClock
+) -> None:
+    """Documented in lambdas/message_processor.py: the invocation fails, the state change stays."""
+    working = deps.publisher
+    deps.publisher = RecordingPublisher(fail=True)
+    event = load_event("boot_notification_16")
+    with pytest.raises(ConnectionError):
+        invoke(event)
+    charger = deps.store.get_charger("CP-16")
+    assert charger is not None and charger["bootStatus"] == "Accepted", "the state change is kept"
+
+    deps.publisher = working
+    clock.advance(1)
+    assert invoke(event)["outcome"] == "duplicate"
+    [(topic, payload)] = published()
+    stored = raw_item(dynamodb, keys.charger_pk("CP-16"), keys.message_sk("boot-16-1"))
+    assert stored is not None and topic == "ocpp/CP-16/out" and payload == stored["reply"]["S"]
+
+
+def test_dependencies_built_from_the_environment_use_dynamodb_and_iot_data(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cold-start path: no injection, everything from the environment (as on AWS)."""
+    monkeypatch.setenv("OCPP_TABLE_NAME", TABLE)
+    monkeypatch.setenv("OCPP_UNKNOWN_CHARGERS", "accept")
+    runtime.configure(None)
+    try:
+        assert invoke(load_event("boot_notification_16"))["outcome"] == "replied"
+        built = runtime.dependencies()
+        assert isinstance(built.store, DynamoStore) and built.store.table_name == TABLE
+        assert isinstance(built.publisher, IotDataPublisher)
+    finally:
+        runtime.configure(None)
+    [(topic, payload)] = published()
+    assert topic == "ocpp/CP-16/out" and json.loads(payload)[2]["status"] == "Accepted"
+    raw = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": "CP#CP-16"}, "sk": {"S": "CHARGER"}})
+    assert raw["Item"]["bootStatus"] == {"S": "Accepted"}
+
+
+def test_unknown_chargers_are_rejected_by_default_and_leave_no_trace(dynamodb: Any, clock: FakeClock) -> None:
+    runtime.configure(moto_dependencies(clock, Settings(table_name=TABLE)))
+    try:
+        assert invoke(load_event("boot_notification_16"))["outcome"] == "replied"
+    finally:
+        runtime.configure(None)
+    [(_, payload)] = published()
+    assert json.loads(payload)[2]["status"] == "Rejected"
+    assert DynamoStore(boto3.client("dynamodb", region_name=REGION), TABLE).get_charger("CP-16") is None
