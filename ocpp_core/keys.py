@@ -11,7 +11,7 @@ TTL attribute ``expiresAt`` (epoch seconds; DynamoDB deletes lazily, so readers 
 | transaction | ``CP#<id>`` | ``TX#<transactionId>`` |
 | meter values sample | ``CP#<id>`` | ``MV#<receivedAt>#<uniqueId>`` |
 | event record (reports, security events...) | ``CP#<id>`` | ``EVT#<kind>#<receivedAt>#<uniqueId>`` |
-| processed message (idempotency) | ``CP#<id>`` | ``MSG#<uniqueId>`` |
+| processed message (idempotency) | ``CP#<id>`` | ``MSG#<uniqueId>`` (a 2.1 SEND: ``MSG#SEND#<uniqueId>``) |
 | CSMS call | ``CP#<id>`` | ``CALL#<uniqueId>`` |
 | outstanding CSMS call lock | ``CP#<id>`` | ``OUTSTANDING`` |
 | id token | ``IDTAG#<idTag>`` | ``IDTAG`` |
