@@ -22,7 +22,13 @@ class ProcessorConfig:
     unknown_chargers: UnknownChargerPolicy = UnknownChargerPolicy.REJECT
     #: How long a processed message is remembered for idempotency.
     idempotency_ttl_s: int = 24 * 3600
+    #: How long a claimed message stays "in progress" without being completed: a redelivery within
+    #: it is not answered twice; after it (the first attempt died, e.g. a Lambda timeout) the
+    #: message is processed again instead of being ignored until ``idempotency_ttl_s`` runs out.
+    #: Keep it above the processor Lambda's timeout (infra/processing.py: 15 s).
+    claim_lease_s: int = 60
     #: How long event records (reports, security events, firmware status...) are kept; None = forever.
     event_ttl_s: int | None = 90 * 24 * 3600
-    #: DataTransfer vendor ids handled by an extension; the others get UnknownVendorId.
+    #: DataTransfer vendor ids the CSMS accepts: recorded and answered Accepted (an extension's
+    #: handler or after-hook acts on them); the other vendors get UnknownVendorId.
     data_transfer_vendors: frozenset[str] = field(default_factory=frozenset)

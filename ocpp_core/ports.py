@@ -54,7 +54,8 @@ class MessageLog(Protocol):
     ) -> ProcessedMessage | None:
         """Claim the message for processing. None if we own it now; else the existing record.
 
-        A record whose ``expires_at_s`` has passed counts as absent (TTL deletion is lazy).
+        A record whose ``expires_at_s`` has passed counts as absent (TTL deletion is lazy). The
+        processor claims with a short lease and gives the completed record the full TTL.
         """
         ...
 

@@ -238,7 +238,7 @@ def _process_call(ctx: CallContext, frame: Call, extensions: Extensions) -> Outc
     store = ctx.store
     expires = ctx.now_ms // 1000 + ctx.config.idempotency_ttl_s
     try:
-        previous = store.claim_message(cp, uid, ctx.now_ms, expires)
+        previous = store.claim_message(cp, uid, ctx.now_ms, _lease_end(ctx))
     except Exception:
         logger.exception("idempotency claim failed for %s %s", cp, uid)
         return _error_outcome(ctx, InternalError("State store unavailable, retry later"))
@@ -312,6 +312,11 @@ def _reject_if_blocked(ctx: CallContext, charger: Mapping[str, Any] | None) -> N
         raise SecurityError("The charging station was rejected at boot: only BootNotification is accepted")
 
 
+def _lease_end(ctx: CallContext) -> int:
+    """When an uncompleted claim lapses (epoch s); completing the message sets the full TTL."""
+    return ctx.now_ms // 1000 + min(ctx.config.claim_lease_s, ctx.config.idempotency_ttl_s)
+
+
 def _release(store: StateStore, cp: str, uid: str) -> None:
     try:
         store.release_message(cp, uid)
@@ -348,7 +353,7 @@ def _process_send(ctx: CallContext, frame: Send, extensions: Extensions) -> Outc
     expires = ctx.now_ms // 1000 + ctx.config.idempotency_ttl_s
     claim_id = _send_claim_id(uid)
     try:
-        if ctx.store.claim_message(cp, claim_id, ctx.now_ms, expires) is not None:
+        if ctx.store.claim_message(cp, claim_id, ctx.now_ms, _lease_end(ctx)) is not None:
             base.kind = OutcomeKind.DUPLICATE
             return base
         handler = _select_handler(ctx, extensions)

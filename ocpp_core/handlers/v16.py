@@ -159,9 +159,11 @@ def stop_transaction(ctx: CallContext, payload: dict[str, Any]) -> dict[str, Any
 
 
 def data_transfer(ctx: CallContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """Recorded; Accepted for a vendor in ``config.data_transfer_vendors`` (an extension's hook or
+    handler, ``@extensions.on("DataTransfer")``, acts on it), else UnknownVendorId."""
     record_event(ctx, "DataTransfer", payload)
-    # Vendors we know are served by an extension registered with @extensions.on("DataTransfer").
-    return {"status": "UnknownVendorId"}
+    accepted = payload["vendorId"] in ctx.config.data_transfer_vendors
+    return {"status": "Accepted" if accepted else "UnknownVendorId"}
 
 
 def _recorder(kind: str, charger_field: str | None = None, response: dict[str, Any] | None = None) -> Handler:

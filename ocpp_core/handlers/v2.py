@@ -224,8 +224,11 @@ def variable_key(component: Mapping[str, Any], variable: Mapping[str, Any]) -> s
 
 
 def data_transfer(ctx: CallContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """Recorded; Accepted for a vendor in ``config.data_transfer_vendors`` (an extension's hook or
+    handler, ``@extensions.on("DataTransfer")``, acts on it), else UnknownVendorId."""
     record_event(ctx, "DataTransfer", payload)
-    return {"status": "UnknownVendorId"}
+    accepted = payload["vendorId"] in ctx.config.data_transfer_vendors
+    return {"status": "Accepted" if accepted else "UnknownVendorId"}
 
 
 def get_certificate_chain_status(ctx: CallContext, payload: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from ocpp_core.config import ProcessorConfig
 from ocpp_core.errors import SecurityError
 from ocpp_core.extensions import Extensions
 from ocpp_core.processor import OutcomeKind
@@ -206,3 +207,13 @@ def test_merge_later_modules_win() -> None:
     assert merged.handler_for(V201, "Heartbeat")(None, {}) == {"from": "first"}
     assert merged.hooks_for(V16, "Heartbeat") == [hook_a, hook_b]
     assert first.hooks_for(V16, "Heartbeat") == [hook_a]  # the originals are untouched
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_data_transfer_from_a_configured_vendor_is_accepted_and_recorded(make_charger, version) -> None:
+    config = ProcessorConfig(data_transfer_vendors=frozenset({"com.example.parking"}))
+    charger: Charger = make_charger(version, config=config)
+    assert charger.result("DataTransfer", {"vendorId": "com.example.parking", "data": "x"}) == {"status": "Accepted"}
+    assert charger.result("DataTransfer", {"vendorId": "com.example.other"}) == {"status": "UnknownVendorId"}
+    events = charger.store.list_events("CP1", "DataTransfer")
+    assert [e["payload"]["vendorId"] for e in events] == ["com.example.parking", "com.example.other"]

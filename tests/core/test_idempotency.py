@@ -167,3 +167,26 @@ def test_failing_to_store_the_reply_still_replies(caplog) -> None:
     outcome = charger.send_text(json.dumps([2, "c-1", "Heartbeat", {}]))
     assert outcome.kind == OutcomeKind.REPLIED
     assert "could not store the idempotency record" in caplog.text
+    # The claim lapses after its lease instead of blocking the unique id for a day.
+    charger.clock.advance(ProcessorConfig().claim_lease_s + 1)
+    assert charger.send_text(json.dumps([2, "c-1", "Heartbeat", {}])).kind == OutcomeKind.REPLIED
+
+
+def test_a_claim_whose_attempt_died_is_retried_after_its_lease_not_a_day_later() -> None:
+    # The first attempt claimed the message and never completed it (a Lambda timed out mid-way).
+    store, clock = InMemoryStore(), FakeClock()
+    store.update_charger("CP1", {"registered": True})
+    config = ProcessorConfig(claim_lease_s=60)
+    text = json.dumps([2, "slow-1", "StartTransaction", START_16])
+    store.claim_message("CP1", "slow-1", clock.now_ms(), clock.now_ms() // 1000 + config.claim_lease_s)
+    charger = Charger(V16, store, clock, SeqIds(), config=config)
+    clock.advance(59)
+    assert charger.send_text(text).kind == OutcomeKind.IN_PROGRESS  # maybe still running: not twice
+    clock.advance(2)
+    done = charger.send_text(text)
+    assert done.kind == OutcomeKind.REPLIED and json.loads(done.reply)[2]["transactionId"] == 1
+    # Completed, it is remembered for the full TTL, far beyond the lease.
+    clock.advance(config.idempotency_ttl_s - 10)
+    again = charger.send_text(text)
+    assert again.kind == OutcomeKind.DUPLICATE and again.reply == done.reply
+    assert len(store.list_transactions()) == 1
