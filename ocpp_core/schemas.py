@@ -211,6 +211,30 @@ def validate(version: OcppVersion, action: str, kind: SchemaKind, payload: Any) 
         raise error_for_kind(ErrorKind.FORMAT, "Payload is nested too deeply") from None
     if compiled.fractional:
         _check_fractional(compiled, payload)
+    if _deeper_than(payload, MAX_PAYLOAD_DEPTH):
+        raise error_for_kind(ErrorKind.FORMAT, f"Payload is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
+
+
+#: Objects and arrays inside one another, the payload itself being level 1. The deepest OCPP
+#: structure is 13 levels (ReportChargingProfiles); only free-form fields (``customData``, 2.x
+#: DataTransfer ``data``) go further. The bound keeps every stored payload within DynamoDB's 32
+#: nesting levels and every later step (copies, hooks) far from Python's recursion limit, so a
+#: valid-looking payload is refused up front instead of failing half way and being retried.
+MAX_PAYLOAD_DEPTH = 30
+
+
+def _deeper_than(payload: Any, limit: int) -> bool:
+    """Whether objects / arrays nest more than ``limit`` levels (recursing at most ``limit`` deep)."""
+    kind = type(payload)
+    return (kind is dict or kind is list) and _nests_more_than(payload, limit - 1)
+
+
+def _nests_more_than(container: Any, levels: int) -> bool:
+    for child in container.values() if type(container) is dict else container:
+        kind = type(child)
+        if (kind is dict or kind is list) and (levels == 0 or _nests_more_than(child, levels - 1)):
+            return True
+    return False
 
 
 def validate_request(version: OcppVersion, action: str, payload: Any) -> None:

@@ -9,6 +9,8 @@ to the caller. TTL deletion is lazy (up to days late), so every read that depend
 
 from __future__ import annotations
 
+import decimal
+import json
 import logging
 import math
 import time
@@ -16,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import DYNAMODB_CONTEXT, TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from ocpp_core import keys
@@ -29,16 +31,43 @@ _deserializer = TypeDeserializer()
 _MAX_DEPTH = 30  # DynamoDB nests at most 32 levels
 
 
+#: A value DynamoDB cannot hold as it is (a number beyond its 38 digits or 1E-130..1E+125, a float
+#: that is not finite) is stored as ``{_JSON: "<its JSON text>"}`` and read back unchanged. A map of
+#: the caller's that has this one key is wrapped the same way, so reading never mistakes it.
+_JSON = "$json"
+_MIN_EXPONENT, _MAX_EXPONENT = -130, 125
+
+
+def _wrapped(value: Any) -> dict[str, str]:
+    return {_JSON: json.dumps(value)}
+
+
+def _number(value: int | float) -> Any:
+    """``value`` as DynamoDB stores it, or its JSON wrapping when DynamoDB cannot."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return _wrapped(value)
+    number = Decimal(value) if isinstance(value, int) else Decimal(repr(value))
+    if number.is_zero():
+        return number
+    try:
+        DYNAMODB_CONTEXT.create_decimal(number)  # raises beyond 38 significant digits or the exponents
+    except decimal.DecimalException:
+        return _wrapped(value)
+    if not _MIN_EXPONENT <= number.adjusted() <= _MAX_EXPONENT:
+        return _wrapped(value)
+    return number
+
+
 def _to_dynamo(value: Any, depth: int = 0) -> Any:
     if depth > _MAX_DEPTH:
         raise StoreError("value is nested too deeply for DynamoDB")
-    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+    if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        return Decimal(repr(value))
+    if isinstance(value, (int, float)):
+        return _number(value)
     if isinstance(value, Mapping):
+        if len(value) == 1 and _JSON in value:
+            return _wrapped(value)
         return {str(k): _to_dynamo(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_to_dynamo(v, depth + 1) for v in value]
@@ -49,6 +78,8 @@ def _from_dynamo(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):
+        if len(value) == 1 and isinstance(value.get(_JSON), str):
+            return json.loads(value[_JSON])
         return {k: _from_dynamo(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_from_dynamo(v) for v in value]

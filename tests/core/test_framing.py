@@ -418,17 +418,29 @@ def test_nested_data_transfer_data(make_charger, no_internal_errors, version) ->
 
 
 @pytest.mark.parametrize("version", V2X)
-def test_data_nested_as_deep_as_the_parser_allows_is_answered(make_charger, version) -> None:
-    # Deeper than any store keeps (DynamoDB: 32 levels): answered all the same, at worst with an
-    # InternalError (the claim released), never an exception or silence.
+@pytest.mark.parametrize("depth", [31, 900])
+def test_data_nested_deeper_than_30_levels_is_a_format_violation(
+    make_charger, no_internal_errors, version, depth
+) -> None:
+    # The payload object is level 1: data arrays from level 2 on. Deeper than DynamoDB keeps
+    # (32 levels) would otherwise fail half way on AWS, and the charger would retry for ever.
     charger: Charger = make_charger(version)
-    outcome = charger.send_text('[2,"u-1","DataTransfer",{"vendorId":"v","data":' + "[" * 900 + "]" * 900 + "}]")
-    assert outcome.reply is not None and outcome.detail != LAST_RESORT
-    frame = json.loads(outcome.reply)
-    if frame[0] == 4:
-        assert check_call_error(outcome.reply, version, "u-1")[2] in ("InternalError", RPC[version])
-    else:
-        assert frame == [3, "u-1", {"status": "UnknownVendorId"}]
+    data = "[" * (depth - 1) + "]" * (depth - 1)
+    outcome = charger.send_text('[2,"u-1","DataTransfer",{"vendorId":"v","data":' + data + "}]")
+    assert check_call_error(outcome.reply, version, "u-1")[2:4] == [
+        "FormatViolation",
+        "Payload is nested deeper than 30 levels",
+    ]
+    assert charger.store.list_events("CP1") == []
+
+
+@pytest.mark.parametrize("version", V2X)
+def test_data_nested_30_levels_deep_is_accepted_and_stored(make_charger, no_internal_errors, version) -> None:
+    charger: Charger = make_charger(version)
+    data = json.loads("[" * 29 + "]" * 29)
+    assert charger.result("DataTransfer", {"vendorId": "v", "data": data}) == {"status": "UnknownVendorId"}
+    [event] = charger.store.list_events("CP1", "DataTransfer")
+    assert event["payload"]["data"] == data
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -358,7 +358,15 @@ def _payload_is_valid(version: OcppVersion, action: str, payload: Any) -> bool:
         schema_validator(version, action, SchemaKind.REQUEST)(payload)
     except jsonschema.ValidationError:
         return False
-    return True
+    return _depth(payload) <= 30  # the documented bound on nesting (README, "What the processor does")
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
 
 
 @dataclass

@@ -6,15 +6,19 @@ the adapter writes (the layout of ocpp_core/keys.py, which infra/ and the bridge
 
 from __future__ import annotations
 
+import math
+from decimal import Decimal
 from typing import Any
 
 import boto3
 import pytest
+from hypothesis import given, settings
 
 from lambdas.adapters.dynamo import DynamoStore, deserialize_item, serialize_item
 from ocpp_core import keys
 from ocpp_core.ports import StoreError
 from tests.fakes import START_MS, FakeClock
+from tests.strategies import json_values
 
 from .support import REGION, TABLE, raw_item, table_items
 
@@ -164,8 +168,26 @@ def test_numbers_convert_to_and_from_dynamodb_numbers() -> None:
     assert type(back["whole"]) is int
 
 
+# Numbers a JSON payload may carry that DynamoDB's Number cannot (38 significant digits,
+# 1E-130 to 9.99E+125): a charger's valid frame must not fail on them half way.
+UNREPRESENTABLE = [10**38, -(10**40), 2**200, 12345678901234567890123456789012345678901, 1e-200, 1.5e300, 1e126]
+
+
+@pytest.mark.parametrize("number", UNREPRESENTABLE)
+def test_numbers_dynamodb_cannot_hold_are_kept_exactly_as_json_text(number: Any) -> None:
+    item = serialize_item({"x": number, "in": {"list": [1, number]}})
+    assert "N" not in item["x"]
+    assert deserialize_item(item) == {"x": number, "in": {"list": [1, number]}}
+
+
+def test_a_map_that_looks_like_the_json_wrapping_reads_back_as_it_was() -> None:
+    value = {"a": {"$json": "[1, 2]"}, "b": {"$json": 7, "other": 1}}
+    assert deserialize_item(serialize_item(value)) == value
+
+
 def test_values_dynamodb_cannot_hold_fail_as_store_errors_or_are_kept_as_text() -> None:
-    assert serialize_item({"x": float("nan")})["x"] == {"S": "nan"}
+    assert deserialize_item(serialize_item({"x": float("nan")}))["x"] != 0  # NaN, kept as JSON text
+    assert deserialize_item(serialize_item({"x": float("-inf")}))["x"] == float("-inf")
     deep: dict[str, Any] = {}
     cursor = deep
     for _ in range(40):
@@ -173,3 +195,34 @@ def test_values_dynamodb_cannot_hold_fail_as_store_errors_or_are_kept_as_text() 
         cursor = cursor["d"]
     with pytest.raises(StoreError):
         serialize_item({"deep": deep})
+
+
+@given(json_values)
+@settings(max_examples=300, deadline=None)
+def test_any_json_value_comes_back_as_the_same_json(value: Any) -> None:
+    """Whatever a free-form payload field (customData, 2.x DataTransfer data) holds."""
+    back = deserialize_item(serialize_item({"v": value}))["v"]
+    assert _normal(back) == _normal(value)
+
+
+def _normal(value: Any) -> Any:
+    """JSON equality: numbers compare as the decimal a JSON reader sees (DynamoDB has one Number
+    type, so 2.0 reads back as 2, and 4.842919792615421e+16 as 48429197926154210)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value)) if math.isfinite(value) else repr(value)
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normal(v) for v in value]
+    return value
+
+
+def test_a_payload_with_such_numbers_is_stored_on_moto_and_listed_back(dynamo_store: DynamoStore) -> None:
+    payload = {"vendorId": "v", "data": {"big": 10**40, "tiny": 1e-200, "huge": 1.5e300, "ok": [0.5, 7]}}
+    dynamo_store.put_event("CP1", "DataTransfer", "dt-1", START_MS, {"payload": payload}, None)
+    [event] = dynamo_store.list_events("CP1", "DataTransfer")
+    assert event["payload"] == payload

@@ -278,3 +278,32 @@ def test_unknown_chargers_are_rejected_by_default_and_leave_no_trace(dynamodb: A
     [(_, payload)] = published()
     assert json.loads(payload)[2]["status"] == "Rejected"
     assert DynamoStore(boto3.client("dynamodb", region_name=REGION), TABLE).get_charger("CP-16") is None
+
+
+def test_a_valid_frame_with_numbers_beyond_dynamodb_is_answered_and_stored(deps: Dependencies) -> None:
+    deps.store.update_charger("CP-201", {"registered": True, "protocol": "ocpp2.0.1"})
+    data = {"counter": 10**40, "ratio": 1e-200, "nested": [[{"x": 1.5e300}]]}
+    event = {
+        **load_event("heartbeat_201"),
+        "frame": json.dumps([2, "dt-1", "DataTransfer", {"vendorId": "v", "data": data}]),
+    }
+    assert invoke(event) == {"outcome": "replied", "uniqueId": "dt-1", "replied": True}
+    [(_, payload)] = published()
+    assert json.loads(payload) == [3, "dt-1", {"status": "UnknownVendorId"}]
+    [stored] = deps.store.list_events("CP-201", "DataTransfer")
+    assert stored["payload"]["data"] == data
+
+
+def test_a_payload_nested_deeper_than_dynamodb_allows_is_refused_up_front(deps: Dependencies) -> None:
+    deps.store.update_charger("CP-201", {"registered": True, "protocol": "ocpp2.0.1"})
+    data: Any = "leaf"
+    for _ in range(40):
+        data = {"d": data}
+    event = {
+        **load_event("heartbeat_201"),
+        "frame": json.dumps([2, "dt-2", "DataTransfer", {"vendorId": "v", "data": data}]),
+    }
+    assert invoke(event)["outcome"] == "call_error"
+    [(_, payload)] = published()
+    assert json.loads(payload) == [4, "dt-2", "FormatViolation", "Payload is nested deeper than 30 levels", {}]
+    assert deps.store.list_events("CP-201") == []
