@@ -95,12 +95,32 @@ def _show(args: argparse.Namespace, answer: Any, out: TextIO, printer: Any) -> N
 
 
 def cmd_chargers_list(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
-    answer = api.request("GET", "/chargers")
+    """Every charger (or the first ``--limit``), following the API's pages."""
+    chargers: list[Any] = []
+    after = None
+    while args.limit is None or len(chargers) < args.limit:
+        size = PAGE if args.limit is None else min(PAGE, args.limit - len(chargers))
+        page = api.request("GET", "/chargers", query={"limit": size, "after": after})
+        chargers.extend(page.get("chargers", []))
+        after = page.get("next")
+        if not after:
+            break
+    answer = {"chargers": chargers, "count": len(chargers)}
     if args.json:
         output.as_json(answer, out)
     else:
         output.table(CHARGER_COLUMNS, (_charger_row(v) for v in answer.get("chargers", [])), out)
     return 0
+
+
+#: Chargers asked for per request (the API's bound is 1000).
+PAGE = 500
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0")
+    return int(text)
 
 
 def cmd_chargers_show(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
@@ -245,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = charger_cmds.add_parser(
         "list", help="all chargers with protocol, presence and connector status", parents=[common]
     )
+    p.add_argument("--limit", type=_positive, help="only the first N chargers, in id order")
     p.set_defaults(run=cmd_chargers_list)
     p = charger_cmds.add_parser("show", help="one charger, with its configuration / variables", parents=[common])
     p.add_argument("charger")

@@ -21,6 +21,17 @@ from infra.nag import acknowledge
 from infra.network import BRIDGE_PORT, Network
 from infra.processing import Processing
 from infra.state import StateTable
+from ocpp_core import keys
+
+TABLE_DATA_ACTIONS = [
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+]
 
 #: the path prefix chargers are told to use; the bridge takes the last segment as the charger id
 CHARGER_PATH_PREFIX = "/ocpp/"
@@ -162,11 +173,18 @@ class CsmsStack(cdk.Stack):
         )
 
         # --- grants -------------------------------------------------------------------------------
-        table.grant_read_write_data(processing.message_processor)
-        table.grant_read_write_data(processing.lifecycle)
-        table.grant_read_write_data(processing.operator_api)
+        # What the DynamoDB adapter calls (lambdas/adapters/dynamo.py), on the table alone; only
+        # the operator API lists chargers, from the one index it needs.
+        table_data = iam.PolicyStatement(actions=TABLE_DATA_ACTIONS, resources=[table.table_arn])
+        for function in (processing.message_processor, processing.lifecycle, processing.operator_api):
+            function.add_to_role_policy(table_data)
+        processing.operator_api.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:Query"], resources=[f"{table.table_arn}/index/{keys.LIST_INDEX}"])
+        )
         # The bridge only reads a charger's registry item (password hash, protocol) at handshake.
-        table.grant(self.bridge.task_role, "dynamodb:GetItem")
+        self.bridge.task_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[table.table_arn])
+        )
 
         publish_replies = iam.PolicyStatement(actions=["iot:Publish"], resources=[self.iot_arn("topic/ocpp/*/out")])
         for function in (processing.message_processor, processing.operator_api):

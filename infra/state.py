@@ -29,3 +29,10 @@ class StateTable(Construct):
             deletion_protection=deletion_protection,
             removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
         )
+        # GET /chargers pages through this instead of scanning the table (ocpp_core/keys.py).
+        self.table.add_global_secondary_index(
+            index_name=keys.LIST_INDEX,
+            partition_key=dynamodb.Attribute(name=keys.LIST_PK, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=keys.LIST_SK, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )

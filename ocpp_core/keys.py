@@ -14,6 +14,8 @@ TTL attribute ``expiresAt`` (epoch seconds; DynamoDB deletes lazily, so readers 
 | processed message (idempotency) | ``CP#<id>`` | ``MSG#<uniqueId>`` (a 2.1 SEND: ``MSG#SEND#<uniqueId>``) |
 | CSMS call | ``CP#<id>`` | ``CALL#<uniqueId>`` |
 | outstanding CSMS call lock | ``CP#<id>`` | ``OUTSTANDING`` |
+
+Index ``list`` (keys only, sparse): ``listPk`` = ``CHARGERS``, ``listSk`` = charger id, on charger items.
 | id token | ``IDTAG#<idTag>`` | ``IDTAG`` |
 | transaction id counter | ``COUNTER`` | ``TRANSACTION`` |
 """
@@ -25,6 +27,14 @@ SK = "sk"
 TTL_ATTRIBUTE = "expiresAt"
 
 CHARGER_SK = "CHARGER"
+
+#: The sparse index that lists chargers without a table scan: only charger items carry its keys
+#: (``LIST_PK`` = ``CHARGERS``, ``LIST_SK`` = the charger id). Keys only: the many updates of
+#: a charger's other attributes (last seen on every message) never write to it.
+LIST_INDEX = "list"
+LIST_PK = "listPk"
+LIST_SK = "listSk"
+CHARGERS_LIST = "CHARGERS"
 OUTSTANDING_SK = "OUTSTANDING"
 ID_TAG_SK = "IDTAG"
 COUNTER_PK = "COUNTER"

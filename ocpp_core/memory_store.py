@@ -83,8 +83,9 @@ class InMemoryStore:
         # Read on every message only for a status flag: a top-level copy is enough isolation.
         return dict(record)
 
-    def list_chargers(self) -> list[Record]:
-        return [_copy(r) for _, r in sorted(self.chargers.items())]
+    def list_chargers(self, *, after: str | None = None, limit: int | None = None) -> list[Record]:
+        found = [_copy(r) for cp, r in sorted(self.chargers.items()) if after is None or cp > after]
+        return found if limit is None else found[:limit]
 
     def set_presence(
         self, charge_point_id: str, connected: bool, connection_id: str, at_ms: int, changes: Mapping[str, Any]

@@ -75,7 +75,9 @@ class ChargerStore(Protocol):
         """Set attributes only if the charger exists; the updated record, or None if it does not."""
         ...
 
-    def list_chargers(self) -> list[Record]: ...
+    def list_chargers(self, *, after: str | None = None, limit: int | None = None) -> list[Record]:
+        """Charger records in id order: those after ``after``, at most ``limit`` (None: all)."""
+        ...
 
     def set_presence(
         self, charge_point_id: str, connected: bool, connection_id: str, at_ms: int, changes: Mapping[str, Any]

@@ -98,9 +98,19 @@ def deserialize_item(item: Mapping[str, Any]) -> Record:
 
 def _public(item: Record) -> Record:
     """A record as the ports return it: without the table's own key attributes."""
-    item.pop(keys.PK, None)
-    item.pop(keys.SK, None)
+    for attribute in _KEY_ATTRIBUTES:
+        item.pop(attribute, None)
     return item
+
+
+_KEY_ATTRIBUTES = (keys.PK, keys.SK, keys.LIST_PK, keys.LIST_SK)
+_BATCH_GET_MAX = 100
+_BATCH_GET_ATTEMPTS = 6
+
+
+def _listed(charge_point_id: str) -> dict[str, str]:
+    """The ``list`` index keys every charger item carries (set where a charger item may be created)."""
+    return {keys.LIST_PK: keys.CHARGERS_LIST, keys.LIST_SK: charge_point_id}
 
 
 def _is_condition_failure(error: ClientError) -> bool:
@@ -179,9 +189,9 @@ class DynamoStore:
         }
         yield from self._paginate("query", kwargs)
 
-    def _scan_prefix(self, sk_prefix: str, exact: bool = False) -> Iterator[Record]:
+    def _scan_prefix(self, sk_prefix: str) -> Iterator[Record]:
         kwargs: dict[str, Any] = {
-            "FilterExpression": "#sk = :prefix" if exact else "begins_with(#sk, :prefix)",
+            "FilterExpression": "begins_with(#sk, :prefix)",
             "ExpressionAttributeNames": {"#sk": keys.SK},
             "ExpressionAttributeValues": serialize_item({":prefix": sk_prefix}),
             "ConsistentRead": True,
@@ -242,7 +252,11 @@ class DynamoStore:
         return self._get(keys.charger_pk(charge_point_id), keys.CHARGER_SK)
 
     def update_charger(self, charge_point_id: str, changes: Mapping[str, Any]) -> None:
-        self._update(keys.charger_pk(charge_point_id), keys.CHARGER_SK, {"chargePointId": charge_point_id, **changes})
+        self._update(
+            keys.charger_pk(charge_point_id),
+            keys.CHARGER_SK,
+            {"chargePointId": charge_point_id, **changes, **_listed(charge_point_id)},
+        )
 
     def touch_charger(self, charge_point_id: str, changes: Mapping[str, Any]) -> Record | None:
         try:
@@ -258,14 +272,61 @@ class DynamoStore:
             return None
         return _public(deserialize_item(response.get("Attributes", {})))
 
-    def list_chargers(self) -> list[Record]:
-        return sorted(self._scan_prefix(keys.CHARGER_SK, exact=True), key=lambda r: str(r.get("chargePointId")))
+    def list_chargers(self, *, after: str | None = None, limit: int | None = None) -> list[Record]:
+        """A query of the sparse ``list`` index (ids in order), then the records in batches."""
+        condition = "#lpk = :chargers"
+        names = {"#lpk": keys.LIST_PK}
+        values: dict[str, Any] = {":chargers": keys.CHARGERS_LIST}
+        if after is not None:
+            condition += " AND #lsk > :after"
+            names["#lsk"] = keys.LIST_SK
+            values[":after"] = after
+        kwargs: dict[str, Any] = {
+            "IndexName": keys.LIST_INDEX,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": serialize_item(values),
+        }
+        ids: list[str] = []
+        while limit is None or len(ids) < limit:
+            if limit is not None:
+                kwargs["Limit"] = limit - len(ids)
+            response = self._call("query", **kwargs)
+            ids.extend(str(deserialize_item(item)[keys.LIST_SK]) for item in response.get("Items", []))
+            if not response.get("LastEvaluatedKey"):
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        found = self._batch_get([keys.charger_key(cp) for cp in ids])
+        return sorted(found, key=lambda r: str(r.get("chargePointId")))
+
+    def _batch_get(self, item_keys: list[dict[str, str]]) -> list[Record]:
+        """The items at ``item_keys`` that exist (BatchGetItem, 100 keys a request, retrying leftovers)."""
+        found: list[Record] = []
+        for start in range(0, len(item_keys), _BATCH_GET_MAX):
+            pending: list[Any] = [serialize_item(key) for key in item_keys[start : start + _BATCH_GET_MAX]]
+            for attempt in range(_BATCH_GET_ATTEMPTS):
+                if not pending:
+                    break
+                if attempt:
+                    time.sleep(min(0.05 * 2**attempt, 1.0))
+                try:
+                    response = self._client.batch_get_item(
+                        RequestItems={self.table_name: {"Keys": pending, "ConsistentRead": True}}
+                    )
+                except ClientError as error:
+                    raise StoreError(f"DynamoDB batch_get_item failed: {error}") from error
+                found.extend(_public(deserialize_item(item)) for item in response["Responses"].get(self.table_name, []))
+                pending = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+            if pending:
+                raise StoreError(f"DynamoDB batch_get_item left {len(pending)} keys unprocessed")
+        return found
 
     def set_presence(
         self, charge_point_id: str, connected: bool, connection_id: str, at_ms: int, changes: Mapping[str, Any]
     ) -> bool:
         all_changes = {
             "chargePointId": charge_point_id,
+            **_listed(charge_point_id),
             **changes,
             "connected": connected,
             "connectionId": connection_id,
@@ -421,6 +482,18 @@ def create_table(client: Any, table_name: str) -> None:
         AttributeDefinitions=[
             {"AttributeName": keys.PK, "AttributeType": "S"},
             {"AttributeName": keys.SK, "AttributeType": "S"},
+            {"AttributeName": keys.LIST_PK, "AttributeType": "S"},
+            {"AttributeName": keys.LIST_SK, "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": keys.LIST_INDEX,
+                "KeySchema": [
+                    {"AttributeName": keys.LIST_PK, "KeyType": "HASH"},
+                    {"AttributeName": keys.LIST_SK, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
         ],
         BillingMode="PAY_PER_REQUEST",
     )

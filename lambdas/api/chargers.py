@@ -7,11 +7,12 @@ import os
 from typing import Any
 
 from ocpp_core.handlers.common import REGISTRATION_STATES
+from ocpp_core.ids import MAX_ID_LENGTH
 from ocpp_core.passwords import MAX_PASSWORD_LENGTH, hash_password
 
 from .bodies import choice, json_object, optional_string
 from .context import ApiContext
-from .errors import NotFound
+from .errors import BadRequest, NotFound
 from .http import Request, Response
 from .views import charger_view
 
@@ -20,13 +21,32 @@ logger = logging.getLogger(__name__)
 MAX_DESCRIPTION_LENGTH = 500
 
 
+#: ``GET /chargers`` pages: ``?limit=`` (default and bound) and ``?after=<chargePointId>``.
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+
+
 def list_chargers(ctx: ApiContext, request: Request, params: dict[str, str]) -> Response:
+    """One page of chargers in id order; ``next`` is the ``after`` of the following page (or null)."""
+    limit = _page_size(request.query.get("limit"))
+    after = request.query.get("after") or None
+    if after is not None and len(after) > MAX_ID_LENGTH:
+        raise BadRequest(f"after must be a charger id (at most {MAX_ID_LENGTH} characters).", after=after[:64])
     store = ctx.deps.store
+    records = store.list_chargers(after=after, limit=limit)
     chargers = [
-        charger_view(record, store.list_statuses(str(record.get("chargePointId"))), detail=False)
-        for record in store.list_chargers()
+        charger_view(record, store.list_statuses(str(record.get("chargePointId"))), detail=False) for record in records
     ]
-    return Response(200, {"chargers": chargers, "count": len(chargers)})
+    following = chargers[-1]["chargePointId"] if len(chargers) == limit else None
+    return Response(200, {"chargers": chargers, "count": len(chargers), "next": following})
+
+
+def _page_size(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return DEFAULT_PAGE
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE}.", limit=raw[:32])
+    return int(raw)
 
 
 def get_charger(ctx: ApiContext, request: Request, params: dict[str, str]) -> Response:

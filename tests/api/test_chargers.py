@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from lambdas.runtime import Dependencies
 from ocpp_core.passwords import verify_password
 
@@ -142,3 +144,21 @@ def test_put_refuses_bad_bodies(deps: Dependencies) -> None:
         assert mentioned in answer.body["error"], answer.body
     assert request("PUT", "/chargers/CP1", raw_body="{not json").status == 400
     assert deps.store.get_charger("CP1") is None
+
+
+def test_get_chargers_pages_with_limit_and_after(deps: Dependencies) -> None:
+    for cp in ("CP-c", "CP-a", "CP-b"):
+        deps.store.update_charger(cp, {"registered": True})
+    first = request("GET", "/chargers", query={"limit": "2"})
+    assert first.status == 200, first.body
+    assert [c["chargePointId"] for c in first.body["chargers"]] == ["CP-a", "CP-b"]
+    assert first.body["count"] == 2 and first.body["next"] == "CP-b"
+    rest = request("GET", "/chargers", query={"limit": "2", "after": "CP-b"})
+    assert [c["chargePointId"] for c in rest.body["chargers"]] == ["CP-c"] and rest.body["next"] is None
+    assert request("GET", "/chargers").body["next"] is None  # default page of 100
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "1001", "ten", "1.5"])
+def test_get_chargers_with_a_bad_limit_is_400(deps: Dependencies, limit: str) -> None:
+    answer = request("GET", "/chargers", query={"limit": limit})
+    assert answer.status == 400 and "limit" in answer.body["error"], answer.body

@@ -180,3 +180,20 @@ def test_sigv4_signing_for_a_deployed_api(monkeypatch: pytest.MonkeyPatch) -> No
     assert headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
     assert "/eu-west-1/execute-api/aws4_request" in headers["Authorization"]
     assert "X-Amz-Date" in headers
+
+
+def test_chargers_list_follows_every_page_and_stops_at_limit(
+    server: ApiServer, deps: Dependencies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("csms_cli.main.PAGE", 2)  # five chargers: three requests
+    ids = [f"CP-{n}" for n in range(5)]
+    for cp in ids:
+        deps.store.update_charger(cp, {"registered": True})
+    code, out, err = run(server, "chargers", "list", "--json")
+    assert code == 0, err
+    assert [c["chargePointId"] for c in json.loads(out)["chargers"]] == ids
+    code, out, err = run(server, "chargers", "list", "--json", "--limit", "3")
+    assert code == 0, err
+    assert [c["chargePointId"] for c in json.loads(out)["chargers"]] == ids[:3]
+    refused = cli("--api-url", server.url, "chargers", "list", "--limit", "0")
+    assert refused.returncode == 2 and "--limit" in refused.stderr

@@ -45,7 +45,7 @@ def test_decorated_handler_with_api_gateway_events(deps: Dependencies, capsys: p
 def test_named_stage_prefix_is_ignored(deps: Dependencies) -> None:
     ev = event("GET", "/prod/chargers")
     ev["requestContext"]["stage"] = "prod"
-    assert json.loads(operator_api.handle(ev)["body"]) == {"chargers": [], "count": 0}
+    assert json.loads(operator_api.handle(ev)["body"]) == {"chargers": [], "count": 0, "next": None}
 
 
 def test_query_from_raw_query_string_only(deps: Dependencies) -> None:

@@ -61,6 +61,17 @@ def test_one_on_demand_table_with_the_shared_keys_ttl_and_pitr(synth: Synthesize
                 "TimeToLiveSpecification": {"AttributeName": keys.TTL_ATTRIBUTE, "Enabled": True},
                 "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
                 "DeletionProtectionEnabled": False,
+                # GET /chargers pages through a sparse keys-only index instead of scanning
+                "GlobalSecondaryIndexes": [
+                    {
+                        "IndexName": keys.LIST_INDEX,
+                        "KeySchema": [
+                            {"AttributeName": keys.LIST_PK, "KeyType": "HASH"},
+                            {"AttributeName": keys.LIST_SK, "KeyType": "RANGE"},
+                        ],
+                        "Projection": {"ProjectionType": "KEYS_ONLY"},
+                    }
+                ],
             },
             # dev: `cdk destroy` removes it; prod keeps it (see the TLS/prod variant)
             "DeletionPolicy": "Delete",
@@ -407,13 +418,23 @@ def test_lambdas_publish_only_to_the_out_topics(synth: Synthesized) -> None:
 
 
 def test_functions_read_and_write_the_table_and_nothing_else_of_dynamodb(synth: Synthesized) -> None:
-    table = json.dumps({"Fn::GetAtt": [next(iter(synth.resources("AWS::DynamoDB::Table"))), "Arn"]}, sort_keys=True)
-    for _, props in functions_by_handler(synth).values():
+    table_arn = {"Fn::GetAtt": [next(iter(synth.resources("AWS::DynamoDB::Table"))), "Arn"]}
+    table = json.dumps(table_arn, sort_keys=True)
+    index = json.dumps({"Fn::Join": ["", [table_arn, f"/index/{keys.LIST_INDEX}"]]}, sort_keys=True)
+    for handler, (_, props) in functions_by_handler(synth).items():
         dynamo = {(a, r) for a, r in grants(synth.json, role_of(props)) if a.startswith("dynamodb:")}
-        assert {r for _, r in dynamo} == {table}
-        assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"} <= {
-            a for a, _ in dynamo
-        }
+        if "operator_api" in handler:  # lists chargers from the index, and may only query it
+            assert {a for a, r in dynamo if r == index} == {"dynamodb:Query"}
+            assert {r for _, r in dynamo} == {table, index}
+        else:
+            assert {r for _, r in dynamo} == {table}
+        assert {
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:Query",
+            "dynamodb:BatchGetItem",
+        } <= {a for a, _ in dynamo}
 
 
 def test_describe_endpoint_is_granted_only_to_the_custom_resource(synth: Synthesized) -> None:

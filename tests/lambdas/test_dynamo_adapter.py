@@ -34,6 +34,8 @@ def test_create_table_makes_the_shared_key_layout_with_ttl_on_expires_at(dynamod
     assert {(a["AttributeName"], a["AttributeType"]) for a in table["AttributeDefinitions"]} == {
         (keys.PK, "S"),
         (keys.SK, "S"),
+        (keys.LIST_PK, "S"),
+        (keys.LIST_SK, "S"),
     }
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     ttl = dynamodb.describe_time_to_live(TableName=TABLE)["TimeToLiveDescription"]
@@ -226,3 +228,32 @@ def test_a_payload_with_such_numbers_is_stored_on_moto_and_listed_back(dynamo_st
     dynamo_store.put_event("CP1", "DataTransfer", "dt-1", START_MS, {"payload": payload}, None)
     [event] = dynamo_store.list_events("CP1", "DataTransfer")
     assert event["payload"] == payload
+
+
+class _NoScans:
+    """A DynamoDB client that refuses table scans: listing chargers must not need one."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def scan(self, **kwargs: Any) -> Any:
+        raise AssertionError("a table scan")
+
+
+def test_chargers_are_listed_from_the_keys_only_index_in_batches(dynamodb: Any, clock: FakeClock) -> None:
+    store = DynamoStore(_NoScans(dynamodb), TABLE, clock_s=clock.now_s)
+    ids = [f"CP{n:04d}" for n in range(230)]  # more than one BatchGetItem (100 keys)
+    for cp in ids:
+        store.update_charger(cp, {"registered": True})
+        store.put_status(cp, "C1", {"status": "Available"})
+    assert [c["chargePointId"] for c in store.list_chargers()] == ids
+    page = store.list_chargers(after="CP0099", limit=150)
+    assert [c["chargePointId"] for c in page] == ids[100:230][:150]
+    index = dynamodb.describe_table(TableName=TABLE)["Table"]["GlobalSecondaryIndexes"][0]
+    assert index["IndexName"] == keys.LIST_INDEX and index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    # Only charger items carry the index keys.
+    listed = [i for i in table_items(dynamodb) if keys.LIST_PK in i]
+    assert len(listed) == 230 and all(i[keys.SK] == {"S": keys.CHARGER_SK} for i in listed)

@@ -164,6 +164,23 @@ def test_list_chargers_is_sorted_and_holds_only_charger_records(store: StateStor
     assert [c["chargePointId"] for c in store.list_chargers()] == ["CP-a", "CP-b", "CP-c", "CP-d"]
 
 
+def test_list_chargers_pages_in_id_order(store: StateStore) -> None:
+    ids = [f"CP-{n:03d}" for n in range(7)]
+    for cp in reversed(ids):
+        store.update_charger(cp, {"registered": True})
+    store.set_presence("CP-000", True, "conn", START_MS, {})  # presence and updates keep it listed once
+    store.touch_charger("CP-001", {"lastSeen": START_MS})
+    assert [c["chargePointId"] for c in store.list_chargers(limit=3)] == ids[:3]
+    assert [c["chargePointId"] for c in store.list_chargers(after="CP-002", limit=3)] == ids[3:6]
+    assert [c["chargePointId"] for c in store.list_chargers(after="CP-005")] == ids[6:]
+    assert store.list_chargers(after="CP-006") == []
+    assert store.list_chargers(after="CP-0025", limit=1)[0]["chargePointId"] == "CP-003"  # any string
+    assert all(
+        set(c) <= {"chargePointId", "registered", "connected", "connectionId", "presenceAt", "lastSeen"}
+        for c in store.list_chargers()
+    )  # no index attributes leak into records
+
+
 def test_connected_creates_presence_with_the_connection_info(store: StateStore) -> None:
     assert store.set_presence("CP1", True, "conn-1", START_MS, {"protocol": "ocpp2.0.1", "connectedAt": START_MS})
     assert store.get_charger("CP1") == {
