@@ -18,7 +18,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from lambdas.rules import RuleDefinition
 
@@ -68,15 +68,12 @@ class _Binding:
     handler: LambdaHandler
 
 
-class _Job(tuple):  # type: ignore[type-arg]
-    """A queued invocation: unpacks as ``(binding, event)``; ``topic`` is the message's, for the log."""
+class _Job(NamedTuple):
+    """A queued invocation; ``topic`` is the message's, for the log."""
 
+    binding: _Binding
+    event: dict[str, Any]
     topic: str
-
-    def __new__(cls, binding: _Binding, event: dict[str, Any], topic: str) -> _Job:
-        job = super().__new__(cls, (binding, event))
-        job.topic = topic
-        return job
 
 
 _STOP = object()
@@ -130,7 +127,7 @@ class RuleEmulator:
             item = q.get()
             if item is _STOP:
                 return
-            binding, event = item
+            binding, event, topic = item
             try:
                 binding.handler(event, LambdaContext.for_handler(binding.rule.name))
             except Exception:
@@ -139,7 +136,7 @@ class RuleEmulator:
                 logger.exception(
                     "handler %s raised on a message on %s (rule %s); the next messages still flow",
                     binding.rule.handler,
-                    item.topic,
+                    topic,
                     binding.rule.name,
                 )
             finally:
