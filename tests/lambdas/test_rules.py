@@ -114,7 +114,7 @@ def test_the_emulator_runs_the_very_same_rule_definitions() -> None:
     routed = []
     while True:
         try:
-            binding, event = q.get_nowait()
+            binding, event, _ = q.get_nowait()
         except queue.Empty:
             break
         routed.append((binding.rule.name, event))
