@@ -1,9 +1,13 @@
 """Lambda: the IoT rule on ``ocpp/+/events`` invokes this to keep presence.
 
 ``connected`` / ``disconnected`` events from the bridge (the ``disconnected`` one is also
-the MQTT will, so a crashed bridge task still reports it). Applied in order and per
-connection: a takeover's late ``disconnected`` for the old socket does not mark the charger
-offline.
+the MQTT will, so a crashed bridge task still reports it). Events arrive in any order, twice or
+late (DESIGN §7), so they are ordered by the broker's clock, the ``ruleTimestamp`` the rule adds
+(``lambdas.rules``): a will carries the time its MQTT client was built, which after a daily
+reconnect on the same socket is older than the ``connected`` that follows it. The bridge's ``at``
+stands in when the event has no rule timestamp (a direct invocation). ``ocpp_core.presence`` has
+the model: per connection, the latest connect and disconnect; a takeover's late ``disconnected``
+for the old socket does not mark the charger offline.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from ocpp_core.ids import is_valid_charge_point_id
+from ocpp_core.keys import TTL_ATTRIBUTE
+from ocpp_core.presence import CONNECTION_TTL_S
 from ocpp_core.versions import OcppVersion
 
 from .observability import logger, metrics
@@ -40,16 +46,26 @@ def handle(event: Any) -> str:
         logger.warning("dropped lifecycle event whose body names another charger than its topic")
         return "dropped"
     deps = dependencies()
-    changes: dict[str, Any] = {}
+    rule_at = event.get("ruleTimestamp")
+    order_at = rule_at if isinstance(rule_at, int) and not isinstance(rule_at, bool) else at
+    connection_changes: dict[str, Any] = {TTL_ATTRIBUTE: order_at // 1000 + CONNECTION_TTL_S}
+    charger_changes: dict[str, Any] = {}
     reason = event.get("reason")
     if kind == "connected":
         protocol = OcppVersion.parse(event.get("protocol"))
-        changes = {"connectedAt": at, "lastSeen": at}
+        charger_changes = {"lastConnectedAt": order_at}
         if protocol is not None:
-            changes["protocol"] = protocol.value
+            charger_changes["protocol"] = protocol.value
     else:
-        changes = {"disconnectedAt": at, "disconnectReason": reason if isinstance(reason, str) else None}
-    applied = deps.store.set_presence(cp, kind == "connected", connection_id, at, changes)
+        connection_changes["disconnectReason"] = reason if isinstance(reason, str) else None
+    applied = deps.store.record_connection(
+        cp,
+        connection_id,
+        connected=kind == "connected",
+        at_ms=order_at,
+        charger_changes=charger_changes,
+        connection_changes=connection_changes,
+    )
     logger.info(
         "charger %s %s (connection %s)%s",
         cp,

@@ -9,29 +9,50 @@ takes the charger's ``OUTSTANDING`` slot, which completion releases.
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from . import schemas
-from .errors import OcppError
+from .errors import CoreError, OcppError
 from .framing import CallError, CallResult, MessageType, serialize_call, serialize_error
-from .ports import IdSource, Record, StateStore
+from .handlers.provisioning import variable_key
+from .ports import IdSource, ItemUpdate, Record, StateStore
+from .presence import current_connection_key, is_connected
 from .timefmt import format_ms
 from .versions import CSMS_INITIATED, OcppVersion
 
 logger = logging.getLogger(__name__)
 
-PENDING, ACCEPTED, ERROR, TIMEOUT = "pending", "accepted", "error", "timeout"
+
+class CallStatus(enum.StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+
+
+PENDING, ACCEPTED, ERROR, TIMEOUT = CallStatus.PENDING, CallStatus.ACCEPTED, CallStatus.ERROR, CallStatus.TIMEOUT
 FINAL_STATES = frozenset({ACCEPTED, ERROR, TIMEOUT})
 
 
-class CallRefused(Exception):
-    """The operator's call cannot be sent. ``status`` is the HTTP status the API answers."""
+class RefusalKind(enum.StrEnum):
+    """Why an operator's call cannot be sent; the operator API maps each to its HTTP status."""
 
-    def __init__(self, status: int, reason: str, **extra: Any):
-        self.status = status
+    UNKNOWN_CHARGER = "unknown_charger"
+    NEVER_CONNECTED = "never_connected"
+    INVALID = "invalid"  # an action the charger's protocol does not have, or an invalid payload
+    NOT_CONNECTED = "not_connected"
+    BUSY = "busy"  # another CSMS call is still pending for the charger (one outstanding per direction)
+
+
+class CallRefused(CoreError):
+    """The operator's call cannot be sent, for ``kind``."""
+
+    def __init__(self, kind: RefusalKind, reason: str, **extra: Any):
+        self.kind = kind
         self.reason = reason
         self.extra = extra
         super().__init__(reason)
@@ -59,27 +80,34 @@ def start_call(
     """Validate and record a CSMS call; the caller publishes ``frame`` to ``ocpp/{cp}/out``."""
     charger = store.get_charger(charge_point_id)
     if charger is None:
-        raise CallRefused(404, f"Unknown charger {charge_point_id}")
+        raise CallRefused(RefusalKind.UNKNOWN_CHARGER, f"Unknown charger {charge_point_id}")
     version = OcppVersion.parse(charger.get("protocol"))
     if version is None:
-        raise CallRefused(409, f"Charger {charge_point_id} has never connected, so its OCPP version is unknown")
+        raise CallRefused(
+            RefusalKind.NEVER_CONNECTED,
+            f"Charger {charge_point_id} has never connected, so its OCPP version is unknown",
+        )
     if not isinstance(action, str) or action not in CSMS_INITIATED[version]:
         raise CallRefused(
-            400, f"{action!r} is not an action the CSMS can send in {version.value}", protocol=version.value
+            RefusalKind.INVALID,
+            f"{action!r} is not an action the CSMS can send in {version.value}",
+            protocol=version.value,
         )
     try:
         schemas.validate_request(version, action, payload)
     except OcppError as error:
-        raise CallRefused(400, f"Invalid {action} payload: {error.description}", protocol=version.value) from None
-    if not charger.get("connected"):
-        raise CallRefused(409, f"Charger {charge_point_id} is not connected")
+        raise CallRefused(
+            RefusalKind.INVALID, f"Invalid {action} payload: {error.description}", protocol=version.value
+        ) from None
+    if not is_connected(charger, _current_connection(store, charger)):
+        raise CallRefused(RefusalKind.NOT_CONNECTED, f"Charger {charge_point_id} is not connected")
 
     unique_id = ids.new_id()
     timeout_at = now_ms + timeout_s * 1000
     holder = store.acquire_outstanding(charge_point_id, unique_id, now_ms, timeout_at)
     if holder is not None:
         raise CallRefused(
-            409,
+            RefusalKind.BUSY,
             f"Charger {charge_point_id} already has a CSMS call pending ({holder.get('uniqueId')})",
             pendingUniqueId=holder.get("uniqueId"),
         )
@@ -100,6 +128,11 @@ def start_call(
         store.release_outstanding(charge_point_id, unique_id)
         raise
     return NewCall(record=record, frame=serialize_call(unique_id, action, payload), expiry_s=timeout_s)
+
+
+def _current_connection(store: StateStore, charger: Mapping[str, Any]) -> Record | None:
+    key = current_connection_key(charger)
+    return store.get_connections([key]).get(key) if key is not None else None
 
 
 def fail_call(store: StateStore, now_ms: int, charge_point_id: str, unique_id: str, reason: str) -> None:
@@ -221,32 +254,38 @@ def complete_from_charger(
         else:
             changes = {"status": ACCEPTED, "completedAt": now_ms, "response": frame.payload}
             detail = "completed"
-    completed = store.complete_call(charge_point_id, frame.unique_id, changes)
-    store.release_outstanding(charge_point_id, frame.unique_id)
-    if not completed:
+    if not store.complete_call(charge_point_id, frame.unique_id, changes):
+        # A redelivered answer (or one racing a timeout): the first one applied its effect.
         return Completion(False, action=action, detail="call completed concurrently")
-    if changes["status"] == ACCEPTED:
-        effect = RESULT_EFFECTS.get(action)
-        if effect is not None:
-            try:
-                effect(store, now_ms, charge_point_id, record.get("payload") or {}, frame.payload)
-            except Exception:
-                logger.exception("could not apply the %s result of %s to the charger state", action, charge_point_id)
+    try:
+        if changes["status"] == ACCEPTED and isinstance(frame, CallResult):
+            effect = RESULT_EFFECTS.get(action)
+            if effect is not None:
+                try:
+                    effect(store, now_ms, charge_point_id, record.get("payload") or {}, frame.payload)
+                except Exception:
+                    logger.exception(
+                        "could not apply the %s result of %s to the charger state", action, charge_point_id
+                    )
+    finally:
+        # Released only once the effect is written: the next CSMS call (OCPP allows one outstanding
+        # per direction) cannot be answered and applied before this one, whatever the delivery order.
+        store.release_outstanding(charge_point_id, frame.unique_id)
     return Completion(True, action=action, reply=reply, detail=detail)
 
 
 # --- results that feed state, as OCPP says they do -------------------------------------------
 
+#: the charger maps that call results (and NotifyReport) fill, one key at a time
+CHARGER_MAPS = ("configuration", "variables")
+
 Effect = Callable[[StateStore, int, str, Mapping[str, Any], Any], None]
 
 
 def _merge_charger_map(store: StateStore, cp: str, field: str, values: Mapping[str, Any], now_ms: int) -> None:
-    if not values:
-        return
-    charger = store.get_charger(cp) or {}
-    merged = dict(charger.get(field) or {})
-    merged.update(values)
-    store.update_charger(cp, {field: merged, field + "At": now_ms})
+    """Key by key, never read, merged and written back (two results meeting would lose one)."""
+    if values:
+        store.set_charger_map_entries(cp, field, values)
 
 
 def _get_configuration(store: StateStore, now: int, cp: str, request: Mapping[str, Any], response: Any) -> None:
@@ -267,8 +306,6 @@ def _change_configuration(store: StateStore, now: int, cp: str, request: Mapping
 
 
 def _get_variables(store: StateStore, now: int, cp: str, request: Mapping[str, Any], response: Any) -> None:
-    from .handlers.v2 import variable_key
-
     values = {
         variable_key(item.get("component") or {}, item.get("variable") or {}): item.get("attributeValue")
         for item in response.get("getVariableResult") or []
@@ -278,8 +315,6 @@ def _get_variables(store: StateStore, now: int, cp: str, request: Mapping[str, A
 
 
 def _set_variables(store: StateStore, now: int, cp: str, request: Mapping[str, Any], response: Any) -> None:
-    from .handlers.v2 import variable_key
-
     accepted = {
         variable_key(item.get("component") or {}, item.get("variable") or {})
         for item in response.get("setVariableResult") or []
@@ -322,7 +357,12 @@ def _request_start(store: StateStore, now: int, cp: str, request: Mapping[str, A
     tx = response.get("transactionId")
     if response.get("status") == "Accepted" and isinstance(tx, str):
         store.update_transaction(
-            cp, tx, {"chargePointId": cp, "transactionId": tx, "remoteStartId": request.get("remoteStartId")}
+            cp,
+            tx,
+            ItemUpdate(
+                set={"remoteStartId": request.get("remoteStartId")},
+                set_if_absent={"chargePointId": cp, "transactionId": tx},
+            ),
         )
 
 

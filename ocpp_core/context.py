@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .config import ProcessorConfig
-from .ports import IdSource, StateStore
+from .ports import IdSource, Record, StateStore
 from .timefmt import format_ms
 from .versions import OcppVersion
 
@@ -26,10 +26,21 @@ class CallContext:
     store: StateStore
     ids: IdSource
     config: ProcessorConfig
+    #: names this frame: connection, unique id and bytes (``keys.message_digest``); records the
+    #: frame creates are keyed by it, so a redelivery rewrites them instead of adding more
+    frame_digest: str = ""
+    #: the charger record as the pipeline's ``touch_charger`` returned it (None: not registered)
+    charger: Record | None = None
     #: the built-in handler, for an extension that wants to fall back to it
     builtin: Handler | None = None
     #: facts a handler wants reported in the outcome (logged, available to hooks)
     notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def received_iso(self) -> str:
+        """The time the bridge received the frame: ``currentTime`` in replies, so that every
+        delivery of one frame gets the same reply, byte for byte."""
+        return format_ms(self.received_at_ms)
 
     @property
     def now_iso(self) -> str:

@@ -1,6 +1,15 @@
 """OCPP-J RPC errors.
 
-Hierarchy (all carry a semantic :class:`ErrorKind`; the wire code depends on the version)::
+Every exception ``ocpp_core`` raises derives from :class:`CoreError`::
+
+    CoreError
+    ├── OcppError                  an OCPP-J RPC error, answered as a CALLERROR (below)
+    ├── ports.StoreError           a state store operation failed (adapters raise it)
+    │   └── ports.ConditionFailed  a conditional write lost
+    ├── calls.CallRefused          an operator's CSMS call cannot be sent (a RefusalKind)
+    └── topics.TopicRootError      a topic root that is not a valid topic prefix
+
+OCPP errors (all carry a semantic :class:`ErrorKind`; the wire code depends on the version)::
 
     OcppError
     ├── FormatViolation            payload or frame not conforming to the PDU structure
@@ -88,7 +97,11 @@ def error_code(kind: ErrorKind, version: OcppVersion) -> str:
     return (_V16_CODES if version is OcppVersion.V16 else _V2_CODES)[kind]
 
 
-class OcppError(Exception):
+class CoreError(Exception):
+    """The root of every exception ``ocpp_core`` raises."""
+
+
+class OcppError(CoreError):
     """Root of the RPC errors a handler may raise; becomes a CALLERROR."""
 
     kind: ErrorKind = ErrorKind.GENERIC

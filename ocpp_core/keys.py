@@ -6,21 +6,34 @@ TTL attribute ``expiresAt`` (epoch seconds; DynamoDB deletes lazily, so readers 
 
 | item | pk | sk |
 |---|---|---|
-| charger (registry, presence, boot) | ``CP#<id>`` | ``CHARGER`` |
+| charger (registry, boot, current connection) | ``CP#<id>`` | ``CHARGER`` |
+| one map of the charger (``variables``, ``configuration``), a key per attribute | ``CP#<id>`` | ``MAP#<name>`` |
+| one bridge connection (latest connected / disconnected) | ``CP#<id>`` | ``CONN#<connectionId>`` |
 | connector / EVSE status | ``CP#<id>`` | ``STATUS#<label>`` (``C1``, ``E1C2``, ``E1``) |
 | transaction | ``CP#<id>`` | ``TX#<transactionId>`` |
-| meter values sample | ``CP#<id>`` | ``MV#<receivedAt>#<uniqueId>`` |
-| event record (reports, security events...) | ``CP#<id>`` | ``EVT#<kind>#<receivedAt>#<uniqueId>`` |
-| processed message (idempotency) | ``CP#<id>`` | ``MSG#<uniqueId>`` (a 2.1 SEND: ``MSG#SEND#<uniqueId>``) |
+| 1.6 transaction start (its content's digest -> the id it got) | ``CP#<id>`` | ``TXSTART#<digest>`` |
+| meter values of one frame | ``CP#<id>`` | ``MV#<frame digest>`` |
+| event record (reports, security events...) | ``CP#<id>`` | ``EVT#<kind>#<frame digest>`` |
+| processed message (idempotency, extensions only) | ``CP#<id>`` | ``MSG#<frame digest>`` |
 | CSMS call | ``CP#<id>`` | ``CALL#<uniqueId>`` |
 | outstanding CSMS call lock | ``CP#<id>`` | ``OUTSTANDING`` |
-
-Index ``list`` (keys only, sparse): ``listPk`` = ``CHARGERS``, ``listSk`` = charger id, on charger items.
 | id token | ``IDTAG#<idTag>`` | ``IDTAG`` |
 | transaction id counter | ``COUNTER`` | ``TRANSACTION`` |
+
+Index ``list`` (keys only, sparse): ``listPk`` = ``CHARGERS``, ``listSk`` = charger id, on charger items.
+
+A *frame digest* names one frame as OCPP-J identifies it: "a message ID for any CALL message MUST be
+different from all message IDs previously used by the same sender for any other CALL messages on the
+same WebSocket connection" (OCPP-J 1.6 §4.1.3; OCPP 2.0.1 / 2.1 part 4 §4.2.1, same wording). Unique
+ids are unique per sender *and connection* only, and many chargers count from 1 again after a reboot,
+so the digest covers the connection, the unique id and the frame's bytes: the same frame delivered
+again gets the same keys (its writes overwrite themselves), anything else is a new message.
 """
 
 from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
 
 PK = "pk"
 SK = "sk"
@@ -39,6 +52,26 @@ OUTSTANDING_SK = "OUTSTANDING"
 ID_TAG_SK = "IDTAG"
 COUNTER_PK = "COUNTER"
 TRANSACTION_COUNTER_SK = "TRANSACTION"
+STATUS_PREFIX = "STATUS#"
+TRANSACTION_PREFIX = "TX#"
+METER_VALUES_PREFIX = "MV#"
+EVENT_PREFIX = "EVT#"
+CONNECTION_PREFIX = "CONN#"
+
+
+@dataclass(frozen=True, slots=True)
+class TableDefinition:
+    """The table as every adapter and ``infra/`` create it: string keys, one sparse keys-only index."""
+
+    partition_key: str = PK
+    sort_key: str = SK
+    ttl_attribute: str = TTL_ATTRIBUTE
+    list_index: str = LIST_INDEX
+    list_partition_key: str = LIST_PK
+    list_sort_key: str = LIST_SK
+
+
+TABLE = TableDefinition()
 
 
 def charger_pk(charge_point_id: str) -> str:
@@ -51,23 +84,52 @@ def charger_key(charge_point_id: str) -> dict[str, str]:
 
 def status_sk(label: str) -> str:
     """``label`` names the connector: ``C1`` (1.6 connector 1), ``E1C2`` (2.x EVSE 1 connector 2)."""
-    return "STATUS#" + label
+    return STATUS_PREFIX + label
 
 
 def transaction_sk(transaction_id: str) -> str:
-    return "TX#" + transaction_id
+    return TRANSACTION_PREFIX + transaction_id
 
 
-def meter_values_sk(received_at_ms: int, unique_id: str) -> str:
-    return f"MV#{received_at_ms:015d}#{unique_id}"
+def message_digest(connection_id: str, unique_id: str, frame: str) -> str:
+    """The key of one frame (see the module docstring): 24 hex digits of SHA-256 (96 bits)."""
+    data = f"{len(connection_id)}:{connection_id}{len(unique_id)}:{unique_id}{frame}".encode("utf-8", "surrogatepass")
+    return hashlib.sha256(data).hexdigest()[:24]
 
 
-def event_sk(kind: str, received_at_ms: int, unique_id: str) -> str:
-    return f"EVT#{kind}#{received_at_ms:015d}#{unique_id}"
+def content_digest(*parts: object) -> str:
+    """A digest of a record's identifying content (a 1.6 transaction start: connector, id tag,
+    meter start, timestamp), for an item that must be created once whoever sends it again."""
+    data = "\x1f".join(repr(part) for part in parts).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(data).hexdigest()[:24]
 
 
-def message_sk(unique_id: str) -> str:
-    return "MSG#" + unique_id
+def meter_values_sk(digest: str) -> str:
+    return METER_VALUES_PREFIX + digest
+
+
+def event_sk(kind: str, digest: str) -> str:
+    return f"{EVENT_PREFIX}{kind}#{digest}"
+
+
+def event_prefix(kind: str | None = None) -> str:
+    return EVENT_PREFIX if kind is None else f"{EVENT_PREFIX}{kind}#"
+
+
+def message_sk(digest: str) -> str:
+    return "MSG#" + digest
+
+
+def connection_sk(connection_id: str) -> str:
+    return CONNECTION_PREFIX + connection_id
+
+
+def transaction_start_sk(digest: str) -> str:
+    return "TXSTART#" + digest
+
+
+def map_sk(name: str) -> str:
+    return "MAP#" + name
 
 
 def call_sk(unique_id: str) -> str:

@@ -1,27 +1,57 @@
 """An in-memory :class:`~ocpp_core.ports.StateStore` for unit tests and benchmarks.
 
-Same semantics as the DynamoDB adapter (conditional claims, expiry checked in code, upserts),
-so tests written against it hold for both. Records are deep-copied in and out so callers can
+The same semantics as the DynamoDB adapter (conditional writes, expiry checked in code, upserts,
+one lock standing for DynamoDB's per-item atomicity), so tests written against it hold for both:
+one store-contract suite runs against both. Records are deep-copied in and out so callers can
 never share mutable state with the store, as with a real database.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .ports import ProcessedMessage, Record
+from .ports import ItemUpdate, MessageStatus, Newer, ProcessedMessage, Record
 
 
 def _copy(value: Any) -> Any:
-    """Deep copy of JSON-shaped data (dicts, lists, scalars): several times faster than deepcopy."""
+    """Deep copy of JSON-shaped data (dicts, lists, sets, scalars): several times faster than deepcopy."""
     kind = type(value)
     if kind is dict:
         return {k: _copy(v) for k, v in value.items()}
     if kind is list or kind is tuple:
         return [_copy(v) for v in value]
+    if kind is set or kind is frozenset:
+        return sorted(value)  # as the DynamoDB adapter reads a set back: a sorted list
     return value
+
+
+def _holds(order: Newer, stored: Any) -> bool:
+    if stored is None:
+        return True
+    value: Any = order.value
+    if type(stored) is not type(value):
+        return False  # DynamoDB: a comparison of a number with a string is false
+    return bool(stored > value) if order.earliest_wins else bool(stored < value)
+
+
+def apply_update(item: dict[str, Any] | None, update: ItemUpdate) -> dict[str, Any] | None:
+    """``item`` after ``update`` (a new dict), or None if the update's condition does not hold."""
+    if item is None and update.must_exist:
+        return None
+    if update.newer is not None and not _holds(update.newer, (item or {}).get(update.newer.attribute)):
+        return None
+    result = dict(item or {})
+    result.update(_copy(dict(update.set)))
+    for name, value in update.set_if_absent.items():
+        result.setdefault(name, _copy(value))
+    for name, elements in update.add_to_set.items():
+        result[name] = set(result.get(name) or ()) | set(elements)
+    if update.newer is not None:
+        result[update.newer.attribute] = update.newer.value
+    return result
 
 
 class InMemoryStore:
@@ -31,14 +61,17 @@ class InMemoryStore:
         Without it (the library has no wall clock of its own) records with a TTL never expire.
         """
         self._now_s = now_s
+        self._lock = threading.RLock()
         self.messages: dict[tuple[str, str], Record] = {}
         self.chargers: dict[str, Record] = {}
+        self.maps: dict[tuple[str, str], Record] = {}
+        self.connections: dict[tuple[str, str], Record] = {}
         self.statuses: dict[tuple[str, str], Record] = {}
         self.id_tokens: dict[str, Record] = {}
         self.transactions: dict[tuple[str, str], Record] = {}
-        #: keyed like the table's sort keys, so a repeated write replaces and listings are in key order
-        self.meter_values: dict[tuple[str, int, str], Record] = {}
-        self.events: dict[tuple[str, str, int, str], Record] = {}
+        self.transaction_starts: dict[tuple[str, str], str] = {}
+        self.meter_values: dict[tuple[str, str], Record] = {}
+        self.events: dict[tuple[str, str, str], Record] = {}
         self.calls: dict[tuple[str, str], Record] = {}
         self.outstanding: dict[str, Record] = {}
         self._counter = itertools.count(1)
@@ -50,151 +83,246 @@ class InMemoryStore:
         return self._now_s is None or not isinstance(expires, int) or expires > self._now_s()
 
     # --- idempotency ---------------------------------------------------------------------
-    def claim_message(
-        self, charge_point_id: str, unique_id: str, now_ms: int, expires_at_s: int
-    ) -> ProcessedMessage | None:
-        key = (charge_point_id, unique_id)
-        existing = self.messages.get(key)
-        if existing is not None and existing["expiresAt"] > now_ms // 1000:
-            return ProcessedMessage(existing["status"], existing.get("reply"))
-        self.messages[key] = {"status": "in_progress", "expiresAt": expires_at_s}
-        return None
+    def claim_message(self, charge_point_id: str, key: str, now_ms: int, expires_at_s: int) -> ProcessedMessage | None:
+        with self._lock:
+            existing = self.messages.get((charge_point_id, key))
+            if existing is not None and existing["expiresAt"] > now_ms // 1000:
+                return ProcessedMessage(MessageStatus(existing["status"]), existing.get("reply"))
+            self.messages[(charge_point_id, key)] = {"status": MessageStatus.IN_PROGRESS, "expiresAt": expires_at_s}
+            return None
 
-    def complete_message(self, charge_point_id: str, unique_id: str, reply: str | None, expires_at_s: int) -> None:
-        self.messages[(charge_point_id, unique_id)] = {"status": "completed", "reply": reply, "expiresAt": expires_at_s}
+    def complete_message(self, charge_point_id: str, key: str, reply: str | None, expires_at_s: int) -> None:
+        with self._lock:
+            self.messages[(charge_point_id, key)] = {
+                "status": MessageStatus.COMPLETED,
+                "reply": reply,
+                "expiresAt": expires_at_s,
+            }
 
-    def release_message(self, charge_point_id: str, unique_id: str) -> None:
-        self.messages.pop((charge_point_id, unique_id), None)
+    def release_message(self, charge_point_id: str, key: str) -> None:
+        with self._lock:
+            self.messages.pop((charge_point_id, key), None)
 
     # --- chargers ------------------------------------------------------------------------
     def get_charger(self, charge_point_id: str) -> Record | None:
-        found = self.chargers.get(charge_point_id)
-        return _copy(found) if found is not None else None
+        with self._lock:
+            found = self.chargers.get(charge_point_id)
+            return _copy(found) if found is not None else None
 
     def update_charger(self, charge_point_id: str, changes: Mapping[str, Any]) -> None:
-        record = self.chargers.setdefault(charge_point_id, {"chargePointId": charge_point_id})
-        record.update(_copy(dict(changes)))
+        with self._lock:
+            record = self.chargers.setdefault(charge_point_id, {"chargePointId": charge_point_id})
+            record.update(_copy(dict(changes)))
 
-    def touch_charger(self, charge_point_id: str, changes: Mapping[str, Any]) -> Record | None:
-        record = self.chargers.get(charge_point_id)
-        if record is None:
-            return None
-        record.update(_copy(dict(changes)))
-        # Read on every message only for a status flag: a top-level copy is enough isolation.
-        return dict(record)
+    def update_charger_fields(self, charge_point_id: str, update: ItemUpdate) -> bool:
+        with self._lock:
+            result = apply_update(self.chargers.get(charge_point_id), update)
+            if result is None:
+                return False
+            result.setdefault("chargePointId", charge_point_id)
+            self.chargers[charge_point_id] = result
+            return True
+
+    def touch_charger(self, charge_point_id: str, seen_at_ms: int, changes: Mapping[str, Any]) -> Record | None:
+        with self._lock:
+            record = self.chargers.get(charge_point_id)
+            if record is None:
+                return None
+            last = record.get("lastSeen")
+            if not isinstance(last, int) or last < seen_at_ms:
+                record.update(_copy(dict(changes)))
+                record["lastSeen"] = seen_at_ms
+            # Read on every message only for a status flag: a top-level copy is enough isolation.
+            return dict(record)
 
     def list_chargers(self, *, after: str | None = None, limit: int | None = None) -> list[Record]:
-        found = [_copy(r) for cp, r in sorted(self.chargers.items()) if after is None or cp > after]
+        with self._lock:
+            found = [_copy(r) for cp, r in sorted(self.chargers.items()) if after is None or cp > after]
         return found if limit is None else found[:limit]
 
-    def set_presence(
-        self, charge_point_id: str, connected: bool, connection_id: str, at_ms: int, changes: Mapping[str, Any]
-    ) -> bool:
-        record = self.chargers.get(charge_point_id)
-        if connected:
-            if record is not None and int(record.get("presenceAt", -1)) > at_ms:
-                return False
-        elif record is None or record.get("connectionId") != connection_id:
-            return False
-        record = self.chargers.setdefault(charge_point_id, {"chargePointId": charge_point_id})
-        record.update(_copy(dict(changes)))
-        record.update(connected=connected, connectionId=connection_id, presenceAt=at_ms)
-        return True
+    def set_charger_map_entries(self, charge_point_id: str, name: str, entries: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.maps.setdefault((charge_point_id, name), {}).update(_copy(dict(entries)))
 
-    def put_status(self, charge_point_id: str, label: str, record: Mapping[str, Any]) -> None:
-        self.statuses[(charge_point_id, label)] = _copy(dict(record))
+    def get_charger_map(self, charge_point_id: str, name: str) -> dict[str, Any]:
+        with self._lock:
+            return dict(_copy(self.maps.get((charge_point_id, name), {})))
+
+    def record_connection(
+        self,
+        charge_point_id: str,
+        connection_id: str,
+        *,
+        connected: bool,
+        at_ms: int,
+        charger_changes: Mapping[str, Any],
+        connection_changes: Mapping[str, Any],
+    ) -> bool:
+        field = "connectedAt" if connected else "disconnectedAt"
+        with self._lock:
+            key = (charge_point_id, connection_id)
+            item = apply_update(
+                self.connections.get(key),
+                ItemUpdate(
+                    set=connection_changes,
+                    set_if_absent={"chargePointId": charge_point_id, "connectionId": connection_id},
+                    newer=Newer(field, at_ms),
+                ),
+            )
+            changed = item is not None
+            if item is not None:
+                self.connections[key] = item
+            if connected:
+                current = apply_update(
+                    self.chargers.get(charge_point_id),
+                    ItemUpdate(
+                        set={**charger_changes, "connectionId": connection_id},
+                        set_if_absent={"chargePointId": charge_point_id},
+                        newer=Newer("connectionAt", at_ms),
+                    ),
+                )
+                if current is not None:
+                    self.chargers[charge_point_id] = current
+                    changed = True
+            return changed
+
+    def get_connections(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Record]:
+        with self._lock:
+            return {pair: _copy(self.connections[pair]) for pair in pairs if pair in self.connections}
+
+    def update_status(self, charge_point_id: str, label: str, record: Mapping[str, Any], order: str) -> bool:
+        with self._lock:
+            key = (charge_point_id, label)
+            stored = self.statuses.get(key)
+            if stored is not None and not str(stored.get("order", "")) < order:
+                return False
+            self.statuses[key] = {**_copy(dict(record)), "order": order}
+            return True
 
     def list_statuses(self, charge_point_id: str) -> list[Record]:
-        return [_copy(r) for (cp, _), r in sorted(self.statuses.items()) if cp == charge_point_id]
+        with self._lock:
+            return [_copy(r) for (cp, _), r in sorted(self.statuses.items()) if cp == charge_point_id]
 
     # --- id tokens -----------------------------------------------------------------------
     def get_id_token(self, id_token: str) -> Record | None:
-        found = self.id_tokens.get(id_token)
-        return _copy(found) if found is not None else None
+        with self._lock:
+            found = self.id_tokens.get(id_token)
+            return _copy(found) if found is not None else None
 
     def put_id_token(self, id_token: str, record: Mapping[str, Any]) -> None:
-        self.id_tokens[id_token] = _copy(dict(record))
+        with self._lock:
+            self.id_tokens[id_token] = _copy(dict(record))
 
     # --- transactions --------------------------------------------------------------------
     def next_transaction_id(self) -> int:
-        value = next(self._counter)  # atomic; reading self.counter_value back would race
-        self.counter_value = value
-        return value
+        with self._lock:
+            value = next(self._counter)
+            self.counter_value = value
+            return value
+
+    def start_transaction(
+        self, charge_point_id: str, start_key: str, transaction_id: str, record: Mapping[str, Any]
+    ) -> str:
+        with self._lock:
+            holder = self.transaction_starts.get((charge_point_id, start_key))
+            if holder is not None:
+                return holder
+            self.transaction_starts[(charge_point_id, start_key)] = transaction_id
+            self.transactions[(charge_point_id, transaction_id)] = _copy(dict(record))
+            return transaction_id
 
     def get_transaction(self, charge_point_id: str, transaction_id: str) -> Record | None:
-        found = self.transactions.get((charge_point_id, transaction_id))
-        return _copy(found) if found is not None else None
+        with self._lock:
+            found = self.transactions.get((charge_point_id, transaction_id))
+            return _copy(found) if found is not None else None
 
-    def update_transaction(self, charge_point_id: str, transaction_id: str, changes: Mapping[str, Any]) -> None:
-        record = self.transactions.setdefault((charge_point_id, transaction_id), {})
-        record.update(_copy(dict(changes)))
+    def update_transaction(self, charge_point_id: str, transaction_id: str, update: ItemUpdate) -> bool:
+        with self._lock:
+            key = (charge_point_id, transaction_id)
+            result = apply_update(self.transactions.get(key), update)
+            if result is None:
+                return False
+            self.transactions[key] = result
+            return True
 
     def list_transactions(self, charge_point_id: str | None = None) -> list[Record]:
-        return [
-            _copy(r)
-            for (cp, _), r in sorted(self.transactions.items())
-            if charge_point_id is None or cp == charge_point_id
-        ]
+        with self._lock:
+            found = [
+                _copy(r)
+                for (cp, _), r in sorted(self.transactions.items())
+                if charge_point_id is None or cp == charge_point_id
+            ]
+        return sorted(found, key=lambda r: (str(r.get("chargePointId")), int(r.get("startedAt") or 0)))
 
-    def put_meter_values(
-        self, charge_point_id: str, unique_id: str, received_at_ms: int, record: Mapping[str, Any]
-    ) -> None:
-        self.meter_values[(charge_point_id, received_at_ms, unique_id)] = _copy(dict(record))
+    def put_meter_values(self, charge_point_id: str, key: str, record: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.meter_values[(charge_point_id, key)] = _copy(dict(record))
 
     def list_meter_values(self, charge_point_id: str, transaction_id: str | None = None) -> list[Record]:
-        return [
-            _copy(r)
-            for (cp, _, _), r in sorted(self.meter_values.items())
-            if cp == charge_point_id and (transaction_id is None or r.get("transactionId") == transaction_id)
-        ]
+        with self._lock:
+            found = [
+                _copy(r)
+                for (cp, _), r in self.meter_values.items()
+                if cp == charge_point_id and (transaction_id is None or r.get("transactionId") == transaction_id)
+            ]
+        return sorted(found, key=_received_order)
 
     # --- events --------------------------------------------------------------------------
     def put_event(
-        self,
-        charge_point_id: str,
-        kind: str,
-        unique_id: str,
-        received_at_ms: int,
-        record: Mapping[str, Any],
-        expires_at_s: int | None,
+        self, charge_point_id: str, kind: str, key: str, record: Mapping[str, Any], expires_at_s: int | None
     ) -> None:
         item = _copy(dict(record))
         if expires_at_s is not None:
             item["expiresAt"] = expires_at_s
-        self.events[(charge_point_id, kind, received_at_ms, unique_id)] = item
+        with self._lock:
+            self.events[(charge_point_id, kind, key)] = item
 
     def list_events(self, charge_point_id: str, kind: str | None = None) -> list[Record]:
-        return [
-            _copy(e)
-            for (cp, k, _, _), e in sorted(self.events.items())
-            if cp == charge_point_id and (kind is None or k == kind) and self._live(e)
-        ]
+        with self._lock:
+            found = [
+                _copy(e)
+                for (cp, k, _), e in self.events.items()
+                if cp == charge_point_id and (kind is None or k == kind) and self._live(e)
+            ]
+        return sorted(found, key=_received_order)
 
     # --- CSMS calls ----------------------------------------------------------------------
     def acquire_outstanding(self, charge_point_id: str, unique_id: str, now_ms: int, until_ms: int) -> Record | None:
-        holder = self.outstanding.get(charge_point_id)
-        if holder is not None and holder["untilMs"] > now_ms:
-            return _copy(holder)
-        self.outstanding[charge_point_id] = {"uniqueId": unique_id, "untilMs": until_ms}
-        return None
+        with self._lock:
+            holder = self.outstanding.get(charge_point_id)
+            if holder is not None and holder["untilMs"] > now_ms:
+                return dict(holder)
+            self.outstanding[charge_point_id] = {"uniqueId": unique_id, "untilMs": until_ms}
+            return None
 
     def release_outstanding(self, charge_point_id: str, unique_id: str) -> None:
-        holder = self.outstanding.get(charge_point_id)
-        if holder is not None and holder["uniqueId"] == unique_id:
-            del self.outstanding[charge_point_id]
+        with self._lock:
+            holder = self.outstanding.get(charge_point_id)
+            if holder is not None and holder["uniqueId"] == unique_id:
+                del self.outstanding[charge_point_id]
 
     def put_call(self, charge_point_id: str, unique_id: str, record: Mapping[str, Any]) -> None:
-        self.calls[(charge_point_id, unique_id)] = _copy(dict(record))
+        with self._lock:
+            self.calls[(charge_point_id, unique_id)] = _copy(dict(record))
 
     def get_call(self, charge_point_id: str, unique_id: str) -> Record | None:
-        found = self.calls.get((charge_point_id, unique_id))
-        return _copy(found) if found is not None and self._live(found) else None
+        with self._lock:
+            found = self.calls.get((charge_point_id, unique_id))
+            if found is None or not self._live(found):
+                return None
+            return dict(_copy(found))
 
     def complete_call(
         self, charge_point_id: str, unique_id: str, changes: Mapping[str, Any], expected_status: str = "pending"
     ) -> bool:
-        record = self.calls.get((charge_point_id, unique_id))
-        if record is None or record.get("status") != expected_status:
-            return False
-        record.update(_copy(dict(changes)))
-        return True
+        with self._lock:
+            record = self.calls.get((charge_point_id, unique_id))
+            if record is None or record.get("status") != expected_status:
+                return False
+            record.update(_copy(dict(changes)))
+            return True
+
+
+def _received_order(record: Record) -> tuple[int, str]:
+    received = record.get("receivedAt")
+    return (received if isinstance(received, int) else 0, str(record.get("uniqueId", "")))

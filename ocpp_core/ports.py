@@ -5,20 +5,35 @@ Adapters are named by technology (``lambdas.adapters.dynamo.DynamoStore``,
 plain JSON-like dicts with camelCase keys, as stored and as the operator API returns them.
 Numbers are ``int`` or ``float`` (adapters convert to and from their own types).
 
+**Delivery on AWS is not ordered** (DESIGN §7): two frames of one charger can be processed at the
+same time, in any order, twice, or minutes late. So the writes here are shaped to be right under any
+interleaving, without a read-modify-write anywhere:
+
+* an :class:`ItemUpdate` sets attributes *only if newer* (``newer``: a conditional write on an
+  ordering attribute, ties lose, so a duplicate changes nothing), fills attributes *only if absent*,
+  and adds to sets (idempotent counters: a set of sequence numbers, not ``n + 1``);
+* maps are written one key at a time (``set_charger_map_entries``), never read, merged and put back;
+* records that a frame creates have keys derived from the frame itself (a digest of connection,
+  unique id and bytes, see ``keys.message_digest``), so a redelivery overwrites them with the same
+  content, whenever it comes, even after every idempotency record has expired.
+
 Every method may raise :class:`StoreError` (or anything else); the processor turns that into
-an ``InternalError`` CALLERROR and releases the idempotency claim so a redelivery can succeed.
+an ``InternalError`` CALLERROR, so the charger (or IoT's retry) sends the frame again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from .errors import CoreError
 
 Record = dict[str, Any]
 
 
-class StoreError(Exception):
+class StoreError(CoreError):
     """A state store operation failed (throttling, network, ...)."""
 
 
@@ -38,20 +53,57 @@ class IdSource(Protocol):
         ...
 
 
+class MessageStatus(enum.StrEnum):
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessedMessage:
     """The idempotency record of a CALL already seen."""
 
-    status: str  # "in_progress" | "completed"
+    status: MessageStatus
     reply: str | None
 
 
-class MessageLog(Protocol):
-    """Idempotency records: one per (charger, unique id) CALL, with a TTL."""
+@dataclass(frozen=True, slots=True)
+class Newer:
+    """Apply the update only if ``attribute`` is absent or holds less than ``value``; set it to ``value``.
 
-    def claim_message(
-        self, charge_point_id: str, unique_id: str, now_ms: int, expires_at_s: int
-    ) -> ProcessedMessage | None:
+    Values of one attribute are all ints or all strings (compared as DynamoDB compares them).
+    Equal values lose: a redelivered frame, carrying the same value, changes nothing.
+    """
+
+    attribute: str
+    value: int | str
+    #: the other way round: apply only if the stored value is greater (the earliest wins, e.g. the
+    #: first meter reading of a transaction)
+    earliest_wins: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ItemUpdate:
+    """One conditional, atomic write of an item's top-level attributes (created if absent, unless
+    ``must_exist``). Nothing in it reads the item first."""
+
+    set: Mapping[str, Any] = field(default_factory=dict)
+    #: set only where the attribute is absent (``if_not_exists``): first writer wins, any order
+    set_if_absent: Mapping[str, Any] = field(default_factory=dict)
+    #: elements added to a set attribute (idempotent: adding twice is adding once)
+    add_to_set: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    newer: Newer | None = None
+    #: do nothing (and return False) if the item does not exist
+    must_exist: bool = False
+
+    def is_empty(self) -> bool:
+        return not (self.set or self.set_if_absent or self.add_to_set or self.newer)
+
+
+class MessageLog(Protocol):
+    """Idempotency records of the frames whose handling is not naturally idempotent (an extension's
+    handler or hook), keyed by ``keys.message_digest``, with a TTL."""
+
+    def claim_message(self, charge_point_id: str, key: str, now_ms: int, expires_at_s: int) -> ProcessedMessage | None:
         """Claim the message for processing. None if we own it now; else the existing record.
 
         A record whose ``expires_at_s`` has passed counts as absent (TTL deletion is lazy). The
@@ -59,39 +111,65 @@ class MessageLog(Protocol):
         """
         ...
 
-    def complete_message(self, charge_point_id: str, unique_id: str, reply: str | None, expires_at_s: int) -> None: ...
+    def complete_message(self, charge_point_id: str, key: str, reply: str | None, expires_at_s: int) -> None: ...
 
-    def release_message(self, charge_point_id: str, unique_id: str) -> None: ...
+    def release_message(self, charge_point_id: str, key: str) -> None: ...
 
 
 class ChargerStore(Protocol):
     def get_charger(self, charge_point_id: str) -> Record | None: ...
 
     def update_charger(self, charge_point_id: str, changes: Mapping[str, Any]) -> None:
-        """Set top-level attributes of the charger item, creating it if needed."""
+        """Set top-level attributes of the charger item, creating it if needed (registry writes)."""
         ...
 
-    def touch_charger(self, charge_point_id: str, changes: Mapping[str, Any]) -> Record | None:
-        """Set attributes only if the charger exists; the updated record, or None if it does not."""
+    def update_charger_fields(self, charge_point_id: str, update: ItemUpdate) -> bool:
+        """Apply ``update`` to the charger item. False if its condition did not hold."""
+        ...
+
+    def touch_charger(self, charge_point_id: str, seen_at_ms: int, changes: Mapping[str, Any]) -> Record | None:
+        """One write per frame: ``lastSeen`` moved forward to ``seen_at_ms`` (never back) and
+        ``changes`` set, if the charger exists. The charger record, or None if there is none."""
         ...
 
     def list_chargers(self, *, after: str | None = None, limit: int | None = None) -> list[Record]:
         """Charger records in id order: those after ``after``, at most ``limit`` (None: all)."""
         ...
 
-    def set_presence(
-        self, charge_point_id: str, connected: bool, connection_id: str, at_ms: int, changes: Mapping[str, Any]
-    ) -> bool:
-        """Record a bridge connection event, in order.
+    def set_charger_map_entries(self, charge_point_id: str, name: str, entries: Mapping[str, Any]) -> None:
+        """Set keys of the charger's map ``name`` (``variables``, ``configuration``), one by one."""
+        ...
 
-        ``connected``: applied unless a newer presence event was already applied (events
-        can arrive out of order). Disconnected: applied only if ``connection_id`` is still
-        the charger's current connection, so the old socket of a takeover cannot mark the
-        charger offline. Returns whether it was applied.
+    def get_charger_map(self, charge_point_id: str, name: str) -> dict[str, Any]: ...
+
+    # --- presence: one item per bridge connection (``presence.py`` says why) ---------------
+    def record_connection(
+        self,
+        charge_point_id: str,
+        connection_id: str,
+        *,
+        connected: bool,
+        at_ms: int,
+        charger_changes: Mapping[str, Any],
+        connection_changes: Mapping[str, Any],
+    ) -> bool:
+        """Keep a ``connected`` / ``disconnected`` event of one connection, in any order.
+
+        The connection's item keeps the latest ``connectedAt`` and the latest ``disconnectedAt``
+        (each moved forward only, with ``connection_changes``). A ``connected`` event also makes the
+        connection the charger's current one if it is newer than the current one's latest
+        ``connected`` (``connectionAt``), setting ``charger_changes`` on the charger item with it.
+        Returns whether anything changed.
         """
         ...
 
-    def put_status(self, charge_point_id: str, label: str, record: Mapping[str, Any]) -> None: ...
+    def get_connections(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Record]:
+        """The connection items of ``(charger id, connection id)`` pairs that exist."""
+        ...
+
+    def update_status(self, charge_point_id: str, label: str, record: Mapping[str, Any], order: str) -> bool:
+        """Replace the connector / EVSE status if ``order`` is greater than the stored one's."""
+        ...
 
     def list_statuses(self, charge_point_id: str) -> list[Record]: ...
 
@@ -104,38 +182,44 @@ class IdTokenStore(Protocol):
 
 class TransactionStore(Protocol):
     def next_transaction_id(self) -> int:
-        """The next OCPP 1.6 transaction id from an atomic counter; never reused."""
+        """The next OCPP 1.6 transaction id from an atomic counter; never reused (gaps allowed)."""
+        ...
+
+    def start_transaction(
+        self, charge_point_id: str, start_key: str, transaction_id: str, record: Mapping[str, Any]
+    ) -> str:
+        """Create the transaction unless ``start_key`` (a digest of the start's content) already
+        made one, atomically. Returns the id of the transaction that holds the key."""
         ...
 
     def get_transaction(self, charge_point_id: str, transaction_id: str) -> Record | None: ...
 
-    def update_transaction(self, charge_point_id: str, transaction_id: str, changes: Mapping[str, Any]) -> None:
-        """Set attributes of the transaction, creating it if needed (events may arrive out of order)."""
+    def update_transaction(self, charge_point_id: str, transaction_id: str, update: ItemUpdate) -> bool:
+        """Apply ``update`` to the transaction item. False if its condition did not hold."""
         ...
 
     def list_transactions(self, charge_point_id: str | None = None) -> list[Record]: ...
 
-    def put_meter_values(
-        self, charge_point_id: str, unique_id: str, received_at_ms: int, record: Mapping[str, Any]
-    ) -> None: ...
+    def put_meter_values(self, charge_point_id: str, key: str, record: Mapping[str, Any]) -> None:
+        """Keep one frame's meter values under ``key`` (the frame's digest: a redelivery overwrites)."""
+        ...
 
-    def list_meter_values(self, charge_point_id: str, transaction_id: str | None = None) -> list[Record]: ...
+    def list_meter_values(self, charge_point_id: str, transaction_id: str | None = None) -> list[Record]:
+        """In ``receivedAt`` order."""
+        ...
 
 
 class EventStore(Protocol):
     def put_event(
-        self,
-        charge_point_id: str,
-        kind: str,
-        unique_id: str,
-        received_at_ms: int,
-        record: Mapping[str, Any],
-        expires_at_s: int | None,
+        self, charge_point_id: str, kind: str, key: str, record: Mapping[str, Any], expires_at_s: int | None
     ) -> None:
-        """Keep what a charger reported (NotifyReport, security events, firmware status...)."""
+        """Keep what a charger reported (NotifyReport, security events, firmware status...) under
+        ``key`` (the frame's digest: a redelivery overwrites the same record)."""
         ...
 
-    def list_events(self, charge_point_id: str, kind: str | None = None) -> list[Record]: ...
+    def list_events(self, charge_point_id: str, kind: str | None = None) -> list[Record]:
+        """In ``receivedAt`` order."""
+        ...
 
 
 class CallStore(Protocol):

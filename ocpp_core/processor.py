@@ -4,17 +4,28 @@
 
 1. parse the frame (``framing``): unreadable id -> dropped; otherwise errors are CALLERRORs
 2. action known for the version and sent in the right direction, payload valid (schemas)
-3. idempotency claim on (charger, unique id): a redelivered CALL gets the stored reply
+3. ``touch_charger``: one conditional write that moves ``lastSeen`` forward and returns the record
 4. the handler (a user's extension first, else the built-in one)
 5. the response validated against the response schema: a reply that would not validate is
    our bug and becomes an InternalError rather than an invalid frame
-6. the reply stored with the claim, returned with the ``after`` hooks to run once it is out
+
+Built-in handlers are idempotent by construction (``ocpp_core.ports``: ordered conditional writes,
+records keyed by the frame's digest), so a redelivered frame runs again and changes nothing, and
+its reply is the same (replies depend on the frame and the state only: ``currentTime`` is the
+bridge's receive time). They need no idempotency record: a Heartbeat is one write in all.
+
+An extension's handler or ``after`` hook is not known to be idempotent, so a frame that reaches one
+is claimed first (``MSG#<frame digest>``, a short lease, completed with the reply): a redelivery
+gets the stored reply and the hooks run once.
+
+CALLRESULT / CALLERROR frames complete the CSMS call they answer (``calls``).
 
 CALLRESULT / CALLERROR frames complete the CSMS call they answer (``calls``).
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,7 +39,6 @@ from .errors import (
     NotImplementedAction,
     NotSupportedAction,
     OcppError,
-    RpcFrameworkError,
     SecurityError,
 )
 from .extensions import NO_EXTENSIONS, Extensions, Handler, Hook
@@ -45,14 +55,15 @@ from .framing import (
 )
 from .handlers import builtin_handler
 from .ids import is_valid_charge_point_id
-from .ports import Clock, IdSource, StateStore
+from .keys import message_digest
+from .ports import Clock, IdSource, MessageStatus, StateStore
 from .schemas import SchemaKind
 from .versions import CHARGER_INITIATED, CSMS_INITIATED, SEND_ACTIONS, OcppVersion
 
 logger = logging.getLogger(__name__)
 
 
-class OutcomeKind:
+class OutcomeKind(enum.StrEnum):
     """What the processor decided (wire-independent strings, used in logs and metrics)."""
 
     REPLIED = "replied"  # CALL answered with a CALLRESULT
@@ -67,7 +78,7 @@ class OutcomeKind:
 
 @dataclass(slots=True)
 class Outcome:
-    kind: str
+    kind: OutcomeKind
     reply: str | None = None
     charge_point_id: str | None = None
     unique_id: str | None = None
@@ -102,7 +113,7 @@ def _envelope_fields(envelope: Any) -> tuple[str, OcppVersion, str, str, int | N
     if not isinstance(envelope, Mapping):
         return "envelope is not an object"
     cp = envelope.get("chargePointId")
-    if not is_valid_charge_point_id(cp):
+    if not isinstance(cp, str) or not is_valid_charge_point_id(cp):
         return "envelope has no valid chargePointId"
     topic_cp = envelope.get("topicChargePointId")
     if topic_cp is not None and topic_cp != cp:
@@ -193,6 +204,7 @@ def _process(
         store=store,
         ids=ids,
         config=config,
+        frame_digest=message_digest(connection_id, frame.unique_id, text),
     )
     if isinstance(frame, Send):
         return _process_send(ctx, frame, extensions)
@@ -235,35 +247,64 @@ def _process_call(ctx: CallContext, frame: Call, extensions: Extensions) -> Outc
         logger.info("CALLERROR to %s %s %s: %s", cp, uid, frame.action, error.description)
         return _error_outcome(ctx, error)
 
-    store = ctx.store
-    expires = ctx.now_ms // 1000 + ctx.config.idempotency_ttl_s
+    hooks = extensions.hooks_for(version, frame.action)
+    claimed = extensions.handler_for(version, frame.action) is not None or bool(hooks)
+    if claimed:
+        previous = _claim(ctx, ctx.frame_digest)
+        if isinstance(previous, Outcome):
+            return previous
+    outcome, response, failed = _run_handler(ctx, frame, extensions)
+    if failed:
+        # Nothing is remembered for a failure we may recover from: the retry runs again.
+        if claimed:
+            _release(ctx.store, cp, ctx.frame_digest)
+        return outcome
+    if claimed:
+        _complete(ctx, ctx.frame_digest, outcome.reply)
+    if response is not None:
+        _attach_hooks(outcome, ctx, hooks, frame.payload, response)
+    return outcome
+
+
+def _claim(ctx: CallContext, key: str) -> Outcome | None:
+    """Claim the frame for a non-idempotent extension. An Outcome if it is already handled."""
+    cp, uid = ctx.charge_point_id, ctx.unique_id
     try:
-        previous = store.claim_message(cp, uid, ctx.now_ms, _lease_end(ctx))
+        previous = ctx.store.claim_message(cp, key, ctx.now_ms, _lease_end(ctx))
     except Exception:
         logger.exception("idempotency claim failed for %s %s", cp, uid)
         return _error_outcome(ctx, InternalError("State store unavailable, retry later"))
-    if previous is not None:
-        if previous.status == "completed" and previous.reply is None:
-            # Only a SEND is completed without a reply, and SENDs claim their own key space
-            # (_send_claim_id): this CALL's id equals that key, a charger reusing ids.
-            logger.warning("CALL %s %s from %s reuses the id of a SEND: refused", frame.action, uid, cp)
-            return _error_outcome(ctx, RpcFrameworkError(f"Unique id {uid!r} was already used by another message"))
-        if previous.status == "completed":
-            logger.info("duplicate %s %s from %s: stored reply sent again", frame.action, uid, cp)
-            return Outcome(
-                OutcomeKind.DUPLICATE, reply=previous.reply, charge_point_id=cp, unique_id=uid, action=frame.action
-            )
-        logger.info("duplicate %s %s from %s while the first is in progress: not answered twice", frame.action, uid, cp)
-        return Outcome(OutcomeKind.IN_PROGRESS, charge_point_id=cp, unique_id=uid, action=frame.action)
+    if previous is None:
+        return None
+    if previous.status == MessageStatus.COMPLETED:
+        logger.info("duplicate %s %s from %s: stored reply sent again", ctx.action, uid, cp)
+        return Outcome(
+            OutcomeKind.DUPLICATE, reply=previous.reply, charge_point_id=cp, unique_id=uid, action=ctx.action
+        )
+    logger.info("duplicate %s %s from %s while the first is in progress: not answered twice", ctx.action, uid, cp)
+    return Outcome(OutcomeKind.IN_PROGRESS, charge_point_id=cp, unique_id=uid, action=ctx.action)
 
-    outcome: Outcome
-    response: dict[str, Any] | None = None
+
+def _complete(ctx: CallContext, key: str, reply: str | None) -> None:
+    expires = ctx.now_ms // 1000 + ctx.config.idempotency_ttl_s
     try:
-        charger = store.touch_charger(cp, {"lastSeen": ctx.now_ms, "protocol": version.value})
+        ctx.store.complete_message(ctx.charge_point_id, key, reply, expires)
+    except Exception:
+        # The state change happened; the reply still goes out. A redelivery after the lease
+        # runs the extension again: its own writes must tolerate that.
+        logger.exception("could not store the idempotency record for %s %s", ctx.charge_point_id, ctx.unique_id)
+
+
+def _run_handler(ctx: CallContext, frame: Call, extensions: Extensions) -> tuple[Outcome, dict[str, Any] | None, bool]:
+    """The outcome, the response (None for a CALLERROR) and whether it failed in a way a retry may
+    not (an InternalError: the store or our code, not the frame)."""
+    cp, uid, version = ctx.charge_point_id, ctx.unique_id, ctx.version
+    try:
+        ctx.charger = ctx.store.touch_charger(cp, ctx.received_at_ms, {"protocol": version.value})
         handler = _select_handler(ctx, extensions)
         if handler is None:
             raise NotImplementedAction(f"No handler for {frame.action} in {version.value}")
-        _reject_if_blocked(ctx, charger)
+        _reject_if_blocked(ctx, ctx.charger)
         response = handler(ctx, frame.payload)
         try:
             schemas.validate(version, frame.action, SchemaKind.RESPONSE, response)
@@ -275,33 +316,19 @@ def _process_call(ctx: CallContext, frame: Call, extensions: Extensions) -> Outc
                 response,
             )
             raise InternalError("The CSMS produced an invalid response") from None
-        outcome = Outcome(
-            OutcomeKind.REPLIED,
-            reply=serialize_result(uid, response),
-            charge_point_id=cp,
-            unique_id=uid,
-            action=frame.action,
-        )
     except OcppError as error:
-        if isinstance(error, InternalError):
-            _release(store, cp, uid)
-            return _error_outcome(ctx, error)
-        response = None
-        outcome = _error_outcome(ctx, error)
+        return _error_outcome(ctx, error), None, isinstance(error, InternalError)
     except Exception:
         logger.exception("handler for %s failed on %s %s", frame.action, cp, uid)
-        _release(store, cp, uid)
-        return _error_outcome(ctx, InternalError("The CSMS could not process the request"))
-
-    try:
-        store.complete_message(cp, uid, outcome.reply, expires)
-    except Exception:
-        # The state change happened; the reply still goes out. A redelivery would redo it, which
-        # is why every handler is written to be safe to repeat where it can.
-        logger.exception("could not store the idempotency record for %s %s", cp, uid)
-    if response is not None:
-        _attach_hooks(outcome, ctx, extensions.hooks_for(version, frame.action), frame.payload, response)
-    return outcome
+        return _error_outcome(ctx, InternalError("The CSMS could not process the request")), None, True
+    outcome = Outcome(
+        OutcomeKind.REPLIED,
+        reply=serialize_result(uid, response),
+        charge_point_id=cp,
+        unique_id=uid,
+        action=frame.action,
+    )
+    return outcome, response, False
 
 
 def _reject_if_blocked(ctx: CallContext, charger: Mapping[str, Any] | None) -> None:
@@ -330,16 +357,10 @@ def _attach_hooks(outcome: Outcome, ctx: CallContext, hooks: list[Hook], request
         outcome._hooks.append(lambda hook=hook: hook(ctx, request, response))  # type: ignore[misc]
 
 
-def _send_claim_id(unique_id: str) -> str:
-    """The idempotency key of a SEND: apart from CALLs, so a CALL that happens to reuse a SEND's
-    id is still answered (a charger's SEND and CALL ids need not be unique across the two)."""
-    return "SEND#" + unique_id
-
-
 def _process_send(ctx: CallContext, frame: Send, extensions: Extensions) -> Outcome:
     """OCPP 2.1 SEND (message type 6): processed, never answered, not even with an error."""
-    cp, uid, version = ctx.charge_point_id, ctx.unique_id, ctx.version
-    base = Outcome(OutcomeKind.SEND, charge_point_id=cp, unique_id=uid, action=frame.action)
+    cp, version = ctx.charge_point_id, ctx.version
+    base = Outcome(OutcomeKind.SEND, charge_point_id=cp, unique_id=ctx.unique_id, action=frame.action)
     if frame.action not in SEND_ACTIONS[version]:
         logger.warning("dropped SEND %s from %s: not a SEND action in %s", frame.action, cp, version.value)
         base.kind, base.detail = OutcomeKind.DROPPED, "not a SEND action"
@@ -350,22 +371,28 @@ def _process_send(ctx: CallContext, frame: Send, extensions: Extensions) -> Outc
         logger.warning("dropped invalid SEND %s from %s: %s", frame.action, cp, error.description)
         base.kind, base.detail = OutcomeKind.DROPPED, error.description
         return base
-    expires = ctx.now_ms // 1000 + ctx.config.idempotency_ttl_s
-    claim_id = _send_claim_id(uid)
-    try:
-        if ctx.store.claim_message(cp, claim_id, ctx.now_ms, _lease_end(ctx)) is not None:
-            base.kind = OutcomeKind.DUPLICATE
+    hooks = extensions.hooks_for(version, frame.action)
+    claimed = extensions.handler_for(version, frame.action) is not None or bool(hooks)
+    # A SEND and a CALL can share a unique id (a charger's SEND and CALL ids need not be unique
+    # across the two): the digest covers the frame's bytes, so their claims never meet.
+    if claimed:
+        previous = _claim(ctx, ctx.frame_digest)
+        if previous is not None:
+            base.kind = OutcomeKind.DUPLICATE if previous.kind is not OutcomeKind.CALL_ERROR else OutcomeKind.DROPPED
             return base
+    try:
         handler = _select_handler(ctx, extensions)
         if handler is not None:
             handler(ctx, frame.payload)
-        ctx.store.complete_message(cp, claim_id, None, expires)
     except Exception:
         logger.exception("SEND %s from %s failed", frame.action, cp)
-        _release(ctx.store, cp, claim_id)
+        if claimed:
+            _release(ctx.store, cp, ctx.frame_digest)
         base.detail = "handler failed"
         return base
-    _attach_hooks(base, ctx, extensions.hooks_for(version, frame.action), frame.payload, None)
+    if claimed:
+        _complete(ctx, ctx.frame_digest, None)
+    _attach_hooks(base, ctx, hooks, frame.payload, None)
     return base
 
 

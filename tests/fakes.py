@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from typing import Any
 
 #: 2025-06-15T15:06:40Z; the fixture events in tests/events are stamped a few seconds after it.
 START_MS = 1_750_000_000_000
@@ -40,3 +41,34 @@ class SeqIds:
 
     def new_id(self) -> str:
         return f"{self.prefix}-{next(self._count)}"
+
+
+def mark_connected(store: Any, cp: str, connection_id: str, at_ms: int, **charger_changes: Any) -> bool:
+    """A bridge ``connected`` event as the presence Lambda applies it (tests' shorthand)."""
+    return bool(
+        store.record_connection(
+            cp, connection_id, connected=True, at_ms=at_ms, charger_changes=charger_changes, connection_changes={}
+        )
+    )
+
+
+def mark_disconnected(store: Any, cp: str, connection_id: str, at_ms: int, reason: str | None = None) -> bool:
+    return bool(
+        store.record_connection(
+            cp,
+            connection_id,
+            connected=False,
+            at_ms=at_ms,
+            charger_changes={},
+            connection_changes={"disconnectReason": reason},
+        )
+    )
+
+
+def charger_connected(store: Any, cp: str) -> bool:
+    """What the operator API shows as ``connected``."""
+    from ocpp_core.presence import current_connection_key, is_connected
+
+    charger = store.get_charger(cp)
+    key = current_connection_key(charger)
+    return is_connected(charger, store.get_connections([key]).get(key) if key else None)

@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +22,7 @@ from boto3.dynamodb.types import DYNAMODB_CONTEXT, TypeDeserializer, TypeSeriali
 from botocore.exceptions import ClientError
 
 from ocpp_core import keys
-from ocpp_core.ports import ProcessedMessage, Record, StoreError
+from ocpp_core.ports import ItemUpdate, MessageStatus, Newer, ProcessedMessage, Record, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ def _to_dynamo(value: Any, depth: int = 0) -> Any:
         return {str(k): _to_dynamo(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_to_dynamo(v, depth + 1) for v in value]
+    if isinstance(value, (set, frozenset)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return {Decimal(v) for v in value}  # a number set (NS): ADD to it is idempotent
     return str(value)
 
 
@@ -106,6 +108,9 @@ def _public(item: Record) -> Record:
 _KEY_ATTRIBUTES = (keys.PK, keys.SK, keys.LIST_PK, keys.LIST_SK)
 _BATCH_GET_MAX = 100
 _BATCH_GET_ATTEMPTS = 6
+#: keys of a charger map written by one UpdateItem: an expression string is at most 4 KB
+#: (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html)
+_MAP_KEYS_PER_UPDATE = 100
 
 
 def _listed(charge_point_id: str) -> dict[str, str]:
@@ -132,10 +137,8 @@ class DynamoStore:
                 raise
             raise StoreError(f"DynamoDB {operation} failed: {error}") from error
 
-    def _get(self, pk: str, sk: str) -> Record | None:
-        response = self._call("get_item", Key=serialize_item({keys.PK: pk, keys.SK: sk}), ConsistentRead=True)
-        item = response.get("Item")
-        if item is None:
+    def _live_record(self, item: Mapping[str, Any] | None) -> Record | None:
+        if not item:
             return None
         record = deserialize_item(item)
         expires = record.get(keys.TTL_ATTRIBUTE)
@@ -143,42 +146,48 @@ class DynamoStore:
             return None  # expired, waiting for TTL deletion
         return _public(record)
 
+    def _get(self, pk: str, sk: str) -> Record | None:
+        response = self._call("get_item", Key=serialize_item({keys.PK: pk, keys.SK: sk}), ConsistentRead=True)
+        return self._live_record(response.get("Item"))
+
     def _put(self, pk: str, sk: str, record: Mapping[str, Any], **kwargs: Any) -> Any:
         item = {**record, keys.PK: pk, keys.SK: sk}
         return self._call("put_item", Item=serialize_item(item), **kwargs)
 
-    def _update(
-        self,
-        pk: str,
-        sk: str,
-        changes: Mapping[str, Any],
-        *,
-        condition: str | None = None,
-        values: Mapping[str, Any] | None = None,
-        names: Mapping[str, str] | None = None,
-        return_values: str = "NONE",
-    ) -> Any:
-        attr_names: dict[str, str] = dict(names or {})
-        attr_values: dict[str, Any] = {}
-        sets = []
-        for i, (name, value) in enumerate(changes.items()):
-            if name in (keys.PK, keys.SK):
-                continue
-            attr_names[f"#a{i}"] = name
-            attr_values[f":v{i}"] = value
-            sets.append(f"#a{i} = :v{i}")
-        if values:
-            attr_values.update(values)
-        kwargs: dict[str, Any] = {
-            "Key": serialize_item({keys.PK: pk, keys.SK: sk}),
-            "UpdateExpression": "SET " + ", ".join(sets),
-            "ExpressionAttributeNames": attr_names,
-            "ExpressionAttributeValues": serialize_item(attr_values),
-            "ReturnValues": return_values,
-        }
-        if condition:
-            kwargs["ConditionExpression"] = condition
-        return self._call("update_item", **kwargs)
+    def _update(self, pk: str, sk: str, update: ItemUpdate, **kwargs: Any) -> Any:
+        """One UpdateItem for ``update``; raises ClientError (condition) for the caller to map."""
+        expression = _UpdateExpression()
+        for name, value in update.set.items():
+            if name not in _KEY_ATTRIBUTES[:2]:
+                expression.set(name, value)
+        for name, value in update.set_if_absent.items():
+            if name not in update.set and name not in _KEY_ATTRIBUTES[:2]:
+                expression.set_if_absent(name, value)
+        for name, elements in update.add_to_set.items():
+            if elements:
+                expression.add(name, set(elements))
+        conditions = []
+        if update.must_exist:
+            conditions.append(f"attribute_exists({expression.name(keys.PK)})")
+        if update.newer is not None:
+            order = update.newer
+            attribute, value = expression.name(order.attribute), expression.value(order.value)
+            comparison = ">" if order.earliest_wins else "<"
+            conditions.append(f"(attribute_not_exists({attribute}) OR {attribute} {comparison} {value})")
+            expression.set(order.attribute, order.value)
+        return self._call(
+            "update_item",
+            Key=serialize_item({keys.PK: pk, keys.SK: sk}),
+            **expression.build(" AND ".join(conditions) or None),
+            **kwargs,
+        )
+
+    def _apply(self, pk: str, sk: str, update: ItemUpdate) -> bool:
+        try:
+            self._update(pk, sk, update)
+        except ClientError:
+            return False
+        return True
 
     def _query(self, pk: str, sk_prefix: str) -> Iterator[Record]:
         kwargs: dict[str, Any] = {
@@ -199,30 +208,25 @@ class DynamoStore:
         yield from self._paginate("scan", kwargs)
 
     def _paginate(self, operation: str, kwargs: dict[str, Any]) -> Iterator[Record]:
-        now = self._now_s()
         while True:
             response = self._call(operation, **kwargs)
             for item in response.get("Items", []):
-                record = deserialize_item(item)
-                expires = record.get(keys.TTL_ATTRIBUTE)
-                if isinstance(expires, int) and expires <= now:
-                    continue
-                yield _public(record)
+                record = self._live_record(item)
+                if record is not None:
+                    yield record
             last = response.get("LastEvaluatedKey")
             if not last:
                 return
             kwargs["ExclusiveStartKey"] = last
 
-    # --- idempotency ---------------------------------------------------------------------
-    def claim_message(
-        self, charge_point_id: str, unique_id: str, now_ms: int, expires_at_s: int
-    ) -> ProcessedMessage | None:
-        pk, sk = keys.charger_pk(charge_point_id), keys.message_sk(unique_id)
+    # --- idempotency (extensions only) ---------------------------------------------------
+    def claim_message(self, charge_point_id: str, key: str, now_ms: int, expires_at_s: int) -> ProcessedMessage | None:
+        pk, sk = keys.charger_pk(charge_point_id), keys.message_sk(key)
         try:
             self._put(
                 pk,
                 sk,
-                {"status": "in_progress", keys.TTL_ATTRIBUTE: expires_at_s},
+                {"status": MessageStatus.IN_PROGRESS.value, keys.TTL_ATTRIBUTE: expires_at_s},
                 ConditionExpression="attribute_not_exists(#pk) OR #ttl <= :now",
                 ExpressionAttributeNames={"#pk": keys.PK, "#ttl": keys.TTL_ATTRIBUTE},
                 ExpressionAttributeValues=serialize_item({":now": now_ms // 1000}),
@@ -232,19 +236,19 @@ class DynamoStore:
             existing = self._get(pk, sk)
             if existing is None:
                 # Expired between the two calls: treat as in progress rather than process twice.
-                return ProcessedMessage("in_progress", None)
-            return ProcessedMessage(str(existing.get("status")), existing.get("reply"))
+                return ProcessedMessage(MessageStatus.IN_PROGRESS, None)
+            return ProcessedMessage(MessageStatus(str(existing.get("status"))), existing.get("reply"))
 
-    def complete_message(self, charge_point_id: str, unique_id: str, reply: str | None, expires_at_s: int) -> None:
-        record: dict[str, Any] = {"status": "completed", keys.TTL_ATTRIBUTE: expires_at_s}
+    def complete_message(self, charge_point_id: str, key: str, reply: str | None, expires_at_s: int) -> None:
+        record: dict[str, Any] = {"status": MessageStatus.COMPLETED.value, keys.TTL_ATTRIBUTE: expires_at_s}
         if reply is not None:
             record["reply"] = reply
-        self._put(keys.charger_pk(charge_point_id), keys.message_sk(unique_id), record)
+        self._put(keys.charger_pk(charge_point_id), keys.message_sk(key), record)
 
-    def release_message(self, charge_point_id: str, unique_id: str) -> None:
+    def release_message(self, charge_point_id: str, key: str) -> None:
         self._call(
             "delete_item",
-            Key=serialize_item({keys.PK: keys.charger_pk(charge_point_id), keys.SK: keys.message_sk(unique_id)}),
+            Key=serialize_item({keys.PK: keys.charger_pk(charge_point_id), keys.SK: keys.message_sk(key)}),
         )
 
     # --- chargers ------------------------------------------------------------------------
@@ -255,21 +259,33 @@ class DynamoStore:
         self._update(
             keys.charger_pk(charge_point_id),
             keys.CHARGER_SK,
-            {"chargePointId": charge_point_id, **changes, **_listed(charge_point_id)},
+            ItemUpdate(set={"chargePointId": charge_point_id, **changes, **_listed(charge_point_id)}),
         )
 
-    def touch_charger(self, charge_point_id: str, changes: Mapping[str, Any]) -> Record | None:
+    def update_charger_fields(self, charge_point_id: str, update: ItemUpdate) -> bool:
+        listed = ItemUpdate(
+            set=update.set,
+            set_if_absent={"chargePointId": charge_point_id, **_listed(charge_point_id), **update.set_if_absent},
+            add_to_set=update.add_to_set,
+            newer=update.newer,
+            must_exist=update.must_exist,
+        )
+        return self._apply(keys.charger_pk(charge_point_id), keys.CHARGER_SK, listed)
+
+    def touch_charger(self, charge_point_id: str, seen_at_ms: int, changes: Mapping[str, Any]) -> Record | None:
+        """One UpdateItem: the record comes back whether ``lastSeen`` moved (ALL_NEW) or an older
+        frame left it alone (``ReturnValuesOnConditionCheckFailure``: the item as it is)."""
         try:
             response = self._update(
                 keys.charger_pk(charge_point_id),
                 keys.CHARGER_SK,
-                changes,
-                condition="attribute_exists(#pk)",
-                names={"#pk": keys.PK},
-                return_values="ALL_NEW",
+                ItemUpdate(set=changes, newer=Newer("lastSeen", seen_at_ms), must_exist=True),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError:
-            return None
+        except ClientError as error:
+            item = error.response.get("Item")
+            return _public(deserialize_item(item)) if item else None
         return _public(deserialize_item(response.get("Attributes", {})))
 
     def list_chargers(self, *, after: str | None = None, limit: int | None = None) -> list[Record]:
@@ -299,7 +315,7 @@ class DynamoStore:
         found = self._batch_get([keys.charger_key(cp) for cp in ids])
         return sorted(found, key=lambda r: str(r.get("chargePointId")))
 
-    def _batch_get(self, item_keys: list[dict[str, str]]) -> list[Record]:
+    def _batch_get(self, item_keys: list[dict[str, str]], *, with_keys: bool = False) -> list[Record]:
         """The items at ``item_keys`` that exist (BatchGetItem, 100 keys a request, retrying leftovers)."""
         found: list[Record] = []
         for start in range(0, len(item_keys), _BATCH_GET_MAX):
@@ -315,49 +331,77 @@ class DynamoStore:
                     )
                 except ClientError as error:
                     raise StoreError(f"DynamoDB batch_get_item failed: {error}") from error
-                found.extend(_public(deserialize_item(item)) for item in response["Responses"].get(self.table_name, []))
+                for item in response["Responses"].get(self.table_name, []):
+                    record = deserialize_item(item)
+                    found.append(record if with_keys else _public(record))
                 pending = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
             if pending:
                 raise StoreError(f"DynamoDB batch_get_item left {len(pending)} keys unprocessed")
         return found
 
-    def set_presence(
-        self, charge_point_id: str, connected: bool, connection_id: str, at_ms: int, changes: Mapping[str, Any]
-    ) -> bool:
-        all_changes = {
-            "chargePointId": charge_point_id,
-            **_listed(charge_point_id),
-            **changes,
-            "connected": connected,
-            "connectionId": connection_id,
-            "presenceAt": at_ms,
-        }
-        if connected:
-            condition = "attribute_not_exists(#presenceAt) OR #presenceAt <= :at"
-            values = {":at": at_ms}
-            names = {"#presenceAt": "presenceAt"}
-        else:
-            condition = "#connectionId = :cid"
-            values = {":cid": connection_id}
-            names = {"#connectionId": "connectionId"}
-        try:
-            self._update(
-                keys.charger_pk(charge_point_id),
-                keys.CHARGER_SK,
-                all_changes,
-                condition=condition,
-                values=values,
-                names=names,
-            )
-        except ClientError:
-            return False
-        return True
+    def set_charger_map_entries(self, charge_point_id: str, name: str, entries: Mapping[str, Any]) -> None:
+        """One attribute per key of the map's own item (``MAP#<name>``), so that no write reads
+        the map and the charger item stays small (an update costs the size of its item)."""
+        items = [(key, value) for key, value in entries.items() if key not in _KEY_ATTRIBUTES]
+        pk, sk = keys.charger_pk(charge_point_id), keys.map_sk(name)
+        for start in range(0, len(items), _MAP_KEYS_PER_UPDATE):
+            self._update(pk, sk, ItemUpdate(set=dict(items[start : start + _MAP_KEYS_PER_UPDATE])))
 
-    def put_status(self, charge_point_id: str, label: str, record: Mapping[str, Any]) -> None:
-        self._put(keys.charger_pk(charge_point_id), keys.status_sk(label), record)
+    def get_charger_map(self, charge_point_id: str, name: str) -> dict[str, Any]:
+        return self._get(keys.charger_pk(charge_point_id), keys.map_sk(name)) or {}
+
+    def record_connection(
+        self,
+        charge_point_id: str,
+        connection_id: str,
+        *,
+        connected: bool,
+        at_ms: int,
+        charger_changes: Mapping[str, Any],
+        connection_changes: Mapping[str, Any],
+    ) -> bool:
+        pk = keys.charger_pk(charge_point_id)
+        changed = self._apply(
+            pk,
+            keys.connection_sk(connection_id),
+            ItemUpdate(
+                set=connection_changes,
+                set_if_absent={"chargePointId": charge_point_id, "connectionId": connection_id},
+                newer=Newer("connectedAt" if connected else "disconnectedAt", at_ms),
+            ),
+        )
+        if connected:
+            current = ItemUpdate(
+                set={**charger_changes, "connectionId": connection_id},
+                set_if_absent={"chargePointId": charge_point_id, **_listed(charge_point_id)},
+                newer=Newer("connectionAt", at_ms),
+            )
+            changed = self._apply(pk, keys.CHARGER_SK, current) or changed
+        return changed
+
+    def get_connections(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Record]:
+        wanted = list(dict.fromkeys(pairs))
+        found = self._batch_get(
+            [{keys.PK: keys.charger_pk(cp), keys.SK: keys.connection_sk(cid)} for cp, cid in wanted], with_keys=True
+        )
+        now = self._now_s()
+        result: dict[tuple[str, str], Record] = {}
+        for record in found:
+            expires = record.get(keys.TTL_ATTRIBUTE)
+            if isinstance(expires, int) and expires <= now:
+                continue
+            pk, sk = str(record.get(keys.PK)), str(record.get(keys.SK))
+            pair = (pk.removeprefix("CP#"), sk.removeprefix(keys.CONNECTION_PREFIX))
+            result[pair] = _public(record)
+        return result
+
+    def update_status(self, charge_point_id: str, label: str, record: Mapping[str, Any], order: str) -> bool:
+        return self._apply(
+            keys.charger_pk(charge_point_id), keys.status_sk(label), ItemUpdate(set=record, newer=Newer("order", order))
+        )
 
     def list_statuses(self, charge_point_id: str) -> list[Record]:
-        return list(self._query(keys.charger_pk(charge_point_id), "STATUS#"))
+        return list(self._query(keys.charger_pk(charge_point_id), keys.STATUS_PREFIX))
 
     # --- id tokens -----------------------------------------------------------------------
     def get_id_token(self, id_token: str) -> Record | None:
@@ -378,49 +422,79 @@ class DynamoStore:
         )
         return int(deserialize_item(response["Attributes"])["value"])
 
+    def start_transaction(
+        self, charge_point_id: str, start_key: str, transaction_id: str, record: Mapping[str, Any]
+    ) -> str:
+        """TransactWriteItems: the start key (if absent) and the transaction, both or neither."""
+        pk = keys.charger_pk(charge_point_id)
+        start_sk = keys.transaction_start_sk(start_key)
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table_name,
+                            "Item": serialize_item({keys.PK: pk, keys.SK: start_sk, "transactionId": transaction_id}),
+                            "ConditionExpression": "attribute_not_exists(#pk)",
+                            "ExpressionAttributeNames": {"#pk": keys.PK},
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table_name,
+                            "Item": serialize_item(
+                                {**record, keys.PK: pk, keys.SK: keys.transaction_sk(transaction_id)}
+                            ),
+                        }
+                    },
+                ]
+            )
+        except ClientError as error:
+            reasons = error.response.get("CancellationReasons") or []
+            if not reasons or reasons[0].get("Code") != "ConditionalCheckFailed":
+                raise StoreError(f"DynamoDB transact_write_items failed: {error}") from error
+            holder = self._get(pk, start_sk)
+            if holder is None:
+                raise StoreError("transaction start key vanished") from error
+            return str(holder["transactionId"])
+        return transaction_id
+
     def get_transaction(self, charge_point_id: str, transaction_id: str) -> Record | None:
         return self._get(keys.charger_pk(charge_point_id), keys.transaction_sk(transaction_id))
 
-    def update_transaction(self, charge_point_id: str, transaction_id: str, changes: Mapping[str, Any]) -> None:
-        self._update(keys.charger_pk(charge_point_id), keys.transaction_sk(transaction_id), changes)
+    def update_transaction(self, charge_point_id: str, transaction_id: str, update: ItemUpdate) -> bool:
+        return self._apply(keys.charger_pk(charge_point_id), keys.transaction_sk(transaction_id), update)
 
     def list_transactions(self, charge_point_id: str | None = None) -> list[Record]:
         if charge_point_id is None:
-            found = list(self._scan_prefix("TX#"))
+            found = list(self._scan_prefix(keys.TRANSACTION_PREFIX))
         else:
-            found = list(self._query(keys.charger_pk(charge_point_id), "TX#"))
+            found = list(self._query(keys.charger_pk(charge_point_id), keys.TRANSACTION_PREFIX))
         return sorted(found, key=lambda r: (str(r.get("chargePointId")), int(r.get("startedAt") or 0)))
 
-    def put_meter_values(
-        self, charge_point_id: str, unique_id: str, received_at_ms: int, record: Mapping[str, Any]
-    ) -> None:
-        self._put(keys.charger_pk(charge_point_id), keys.meter_values_sk(received_at_ms, unique_id), record)
+    def put_meter_values(self, charge_point_id: str, key: str, record: Mapping[str, Any]) -> None:
+        self._put(keys.charger_pk(charge_point_id), keys.meter_values_sk(key), record)
 
     def list_meter_values(self, charge_point_id: str, transaction_id: str | None = None) -> list[Record]:
-        return [
+        found = [
             r
-            for r in self._query(keys.charger_pk(charge_point_id), "MV#")
+            for r in self._query(keys.charger_pk(charge_point_id), keys.METER_VALUES_PREFIX)
             if transaction_id is None or r.get("transactionId") == transaction_id
         ]
+        return sorted(found, key=_received_order)
 
     # --- events --------------------------------------------------------------------------
     def put_event(
-        self,
-        charge_point_id: str,
-        kind: str,
-        unique_id: str,
-        received_at_ms: int,
-        record: Mapping[str, Any],
-        expires_at_s: int | None,
+        self, charge_point_id: str, kind: str, key: str, record: Mapping[str, Any], expires_at_s: int | None
     ) -> None:
         item = dict(record)
         if expires_at_s is not None:
             item[keys.TTL_ATTRIBUTE] = expires_at_s
-        self._put(keys.charger_pk(charge_point_id), keys.event_sk(kind, received_at_ms, unique_id), item)
+        self._put(keys.charger_pk(charge_point_id), keys.event_sk(kind, key), item)
 
     def list_events(self, charge_point_id: str, kind: str | None = None) -> list[Record]:
-        prefix = "EVT#" if kind is None else f"EVT#{kind}#"
-        return list(self._query(keys.charger_pk(charge_point_id), prefix))
+        found = list(self._query(keys.charger_pk(charge_point_id), keys.event_prefix(kind)))
+        return sorted(found, key=_received_order)
 
     # --- CSMS calls ----------------------------------------------------------------------
     def acquire_outstanding(self, charge_point_id: str, unique_id: str, now_ms: int, until_ms: int) -> Record | None:
@@ -460,18 +534,70 @@ class DynamoStore:
     def complete_call(
         self, charge_point_id: str, unique_id: str, changes: Mapping[str, Any], expected_status: str = "pending"
     ) -> bool:
+        expression = _UpdateExpression()
+        for name, value in changes.items():
+            expression.set(name, value)
+        condition = f"{expression.name('status')} = {expression.value(expected_status)}"
         try:
-            self._update(
-                keys.charger_pk(charge_point_id),
-                keys.call_sk(unique_id),
-                changes,
-                condition="#status = :expected",
-                names={"#status": "status"},
-                values={":expected": expected_status},
+            self._call(
+                "update_item",
+                Key=serialize_item({keys.PK: keys.charger_pk(charge_point_id), keys.SK: keys.call_sk(unique_id)}),
+                **expression.build(condition),
             )
         except ClientError:
             return False
         return True
+
+
+class _UpdateExpression:
+    """Builds an UpdateExpression with every name and value as a placeholder."""
+
+    def __init__(self) -> None:
+        self._names: dict[str, str] = {}
+        self._values: dict[str, Any] = {}
+        self._sets: list[str] = []
+        self._adds: list[str] = []
+
+    def name(self, attribute: str) -> str:
+        for placeholder, known in self._names.items():
+            if known == attribute:
+                return placeholder
+        placeholder = f"#n{len(self._names)}"
+        self._names[placeholder] = attribute
+        return placeholder
+
+    def value(self, value: Any) -> str:
+        placeholder = f":v{len(self._values)}"
+        self._values[placeholder] = value
+        return placeholder
+
+    def set(self, attribute: str, value: Any) -> None:
+        self._sets.append(f"{self.name(attribute)} = {self.value(value)}")
+
+    def set_if_absent(self, attribute: str, value: Any) -> None:
+        name = self.name(attribute)
+        self._sets.append(f"{name} = if_not_exists({name}, {self.value(value)})")
+
+    def add(self, attribute: str, elements: set[int]) -> None:
+        self._adds.append(f"{self.name(attribute)} {self.value(elements)}")
+
+    def build(self, condition: str | None) -> dict[str, Any]:
+        clauses = []
+        if self._sets:
+            clauses.append("SET " + ", ".join(self._sets))
+        if self._adds:
+            clauses.append("ADD " + ", ".join(self._adds))
+        kwargs: dict[str, Any] = {"UpdateExpression": " ".join(clauses), "ExpressionAttributeNames": self._names}
+        if self._values:
+            kwargs["ExpressionAttributeValues"] = serialize_item(self._values)
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        return kwargs
+
+
+def _received_order(record: Record) -> tuple[int, str]:
+    received = record.get("receivedAt")
+    return (received if isinstance(received, int) else 0, str(record.get("uniqueId", "")))
 
 
 def create_table(client: Any, table_name: str) -> None:

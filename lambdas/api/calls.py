@@ -21,6 +21,7 @@ from ocpp_core.calls import (
     PENDING,
     TIMEOUT,
     CallRefused,
+    RefusalKind,
     fail_call,
     start_call,
     view_call,
@@ -53,9 +54,19 @@ def parse_wait(raw: str | None, max_wait_s: float) -> float | None:
     return min(seconds, float(max_wait_s))
 
 
+#: the HTTP status of each refusal (DESIGN §5): the core names the reason, the API the status
+REFUSAL_STATUS = {
+    RefusalKind.UNKNOWN_CHARGER: 404,
+    RefusalKind.INVALID: 400,
+    RefusalKind.NEVER_CONNECTED: 409,
+    RefusalKind.NOT_CONNECTED: 409,
+    RefusalKind.BUSY: 409,
+}
+
+
 def _refused(cp: str, refusal: CallRefused) -> ApiError:
     message = refusal.reason if refusal.reason.endswith(".") else refusal.reason + "."
-    return ApiError(message, status=refusal.status, chargePointId=cp, **refusal.extra)
+    return ApiError(message, status=REFUSAL_STATUS[refusal.kind], chargePointId=cp, **refusal.extra)
 
 
 def post_call(ctx: ApiContext, request: Request, params: dict[str, str]) -> Response:

@@ -6,9 +6,11 @@ import logging
 import os
 from typing import Any
 
+from ocpp_core.calls import CHARGER_MAPS
 from ocpp_core.handlers.common import REGISTRATION_STATES
 from ocpp_core.ids import MAX_ID_LENGTH
 from ocpp_core.passwords import MAX_PASSWORD_LENGTH, hash_password
+from ocpp_core.presence import current_connection_key, with_presence
 
 from .bodies import choice, json_object, optional_string
 from .context import ApiContext
@@ -34,8 +36,12 @@ def list_chargers(ctx: ApiContext, request: Request, params: dict[str, str]) -> 
         raise BadRequest(f"after must be a charger id (at most {MAX_ID_LENGTH} characters).", after=after[:64])
     store = ctx.deps.store
     records = store.list_chargers(after=after, limit=limit)
+    connections = store.get_connections([key for r in records if (key := current_connection_key(r)) is not None])
     chargers = [
-        charger_view(record, store.list_statuses(str(record.get("chargePointId"))), detail=False) for record in records
+        charger_view(
+            with_presence(record, connections), store.list_statuses(str(record.get("chargePointId"))), detail=False
+        )
+        for record in records
     ]
     following = chargers[-1]["chargePointId"] if len(chargers) == limit else None
     return Response(200, {"chargers": chargers, "count": len(chargers), "next": following})
@@ -51,10 +57,15 @@ def _page_size(raw: str | None) -> int:
 
 def get_charger(ctx: ApiContext, request: Request, params: dict[str, str]) -> Response:
     cp = params["chargePointId"]
-    record = ctx.deps.store.get_charger(cp)
+    store = ctx.deps.store
+    record = store.get_charger(cp)
     if record is None:
         raise NotFound(f"Unknown charger {cp}.", chargePointId=cp)
-    return Response(200, charger_view(record, ctx.deps.store.list_statuses(cp), detail=True))
+    key = current_connection_key(record)
+    with_presence(record, store.get_connections([key]) if key is not None else {})
+    for name in CHARGER_MAPS:
+        record[name] = store.get_charger_map(cp, name)
+    return Response(200, charger_view(record, store.list_statuses(cp), detail=True))
 
 
 def put_charger(ctx: ApiContext, request: Request, params: dict[str, str]) -> Response:

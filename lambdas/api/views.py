@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from ocpp_core.calls import public_view
+from ocpp_core.handlers import transactions
 from ocpp_core.timefmt import format_ms, parse_ms
 
 #: never shown: the password hash, and storage internals (TTL in epoch seconds, table keys)
-HIDDEN = frozenset({"passwordHash", "expiresAt", "pk", "sk"})
+HIDDEN = frozenset({"passwordHash", "expiresAt", "pk", "sk", "connectionAt"})
 #: the charger list leaves out the large maps that ``GET /chargers/{id}`` shows
 DETAIL_ONLY = frozenset({"configuration", "variables", "installedCertificates", "unknownConfigurationKeys"})
 _MS_FIELDS = frozenset({"lastSeen"})
@@ -84,7 +85,8 @@ def id_tag_view(id_tag: str, record: Mapping[str, Any], now_ms: int) -> dict[str
 
 
 def transaction_view(record: Mapping[str, Any]) -> dict[str, Any]:
-    return present(record)
+    """Energy derived from the readings (``ocpp_core``'s view), times as RFC 3339."""
+    return present(transactions.transaction_view(record))
 
 
 def call_view(record: Mapping[str, Any]) -> dict[str, Any]:

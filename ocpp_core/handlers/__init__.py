@@ -1,16 +1,49 @@
-"""Built-in handlers: an explicit route table per version."""
+"""Built-in handlers, one module per OCPP functional block, each serving every version that has
+its actions; the route table per version is the union of the blocks' tables."""
 
 from __future__ import annotations
 
 from ..extensions import Handler
 from ..versions import OcppVersion
-from . import v2, v16
+from . import (
+    authorization,
+    availability,
+    data_transfer,
+    diagnostics,
+    firmware,
+    provisioning,
+    security,
+    smart_charging,
+    transactions,
+)
+from .common import Routes
 
-ROUTES: dict[OcppVersion, dict[str, Handler]] = {
-    OcppVersion.V16: v16.HANDLERS,
-    OcppVersion.V201: v2.HANDLERS_V201,
-    OcppVersion.V21: v2.HANDLERS_V21,
-}
+BLOCKS = (
+    provisioning,
+    authorization,
+    availability,
+    transactions,
+    firmware,
+    security,
+    smart_charging,
+    diagnostics,
+    data_transfer,
+)
+
+
+def _merge(blocks: tuple[object, ...]) -> Routes:
+    table: Routes = {version: {} for version in OcppVersion}
+    for block in blocks:
+        block_routes: Routes = getattr(block, "ROUTES")  # noqa: B009 - every block module defines it
+        for version, handlers in block_routes.items():
+            overlap = table[version].keys() & handlers.keys()
+            if overlap:
+                raise RuntimeError(f"{sorted(overlap)} routed twice for {version.value}")
+            table[version].update(handlers)
+    return table
+
+
+ROUTES: Routes = _merge(BLOCKS)
 
 
 def builtin_handler(version: OcppVersion, action: str) -> Handler | None:

@@ -1,4 +1,10 @@
-"""What the handlers of every version share: registration, authorization, meter readings."""
+"""What the handlers of every functional block share: routes, records, registration, tokens, meters.
+
+Each block module (``provisioning``, ``authorization``, ``availability``, ``transactions``,
+``firmware``, ``security``, ``smart_charging``, ``diagnostics``, ...) serves every OCPP version that
+has its actions and exports ``ROUTES``, built with :func:`routes`. State writes follow the rules of
+``ocpp_core.ports``: conditional, per attribute, keyed by the frame's digest, never read-modify-write.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,30 @@ from typing import Any
 
 from ..config import UnknownChargerPolicy
 from ..context import CallContext
+from ..extensions import Handler
+from ..ports import ItemUpdate, Newer
 from ..timefmt import parse_ms
+from ..versions import OcppVersion
+
+Routes = dict[OcppVersion, dict[str, Handler]]
+_V2 = (OcppVersion.V201, OcppVersion.V21)
+
+
+def routes(
+    *,
+    every: Mapping[str, Handler] | None = None,
+    v16: Mapping[str, Handler] | None = None,
+    v2: Mapping[str, Handler] | None = None,
+    v21: Mapping[str, Handler] | None = None,
+) -> Routes:
+    """A block's route table: ``every`` version, 1.6 only, 2.0.1 and 2.1, 2.1 only (wins over ``v2``)."""
+    table: Routes = {version: dict(every or {}) for version in OcppVersion}
+    table[OcppVersion.V16].update(v16 or {})
+    for version in _V2:
+        table[version].update(v2 or {})
+    table[OcppVersion.V21].update(v21 or {})
+    return table
+
 
 #: Operator-set registration states (``PUT /chargers/{id}`` ``registrationStatus``).
 REGISTRATION_STATES = ("Accepted", "Pending", "Rejected")
@@ -25,8 +54,9 @@ def registration_decision(ctx: CallContext) -> tuple[str, Mapping[str, Any] | No
 
     A charger is in the registry once an operator registered it (``registered``) or it was
     accepted on the fly under the ``accept`` policy. Otherwise the unknown-charger policy applies.
+    The record is the one the pipeline's ``touch_charger`` returned: no second read.
     """
-    charger = ctx.store.get_charger(ctx.charge_point_id)
+    charger = ctx.charger
     if charger is not None and charger.get("registered"):
         status = charger.get("registrationStatus") or "Accepted"
         return (status if status in REGISTRATION_STATES else "Accepted"), charger
@@ -36,23 +66,26 @@ def registration_decision(ctx: CallContext) -> tuple[str, Mapping[str, Any] | No
 def record_boot(
     ctx: CallContext, status: str, charger: Mapping[str, Any] | None, boot: dict[str, Any], interval: int
 ) -> None:
+    """The boot upsert, ordered by the bridge's receive time: a late retry of an older boot changes nothing."""
+    if status == "Rejected" and charger is None:
+        return  # an unknown charger that is refused leaves no trace in the registry
     changes: dict[str, Any] = {
-        "chargePointId": ctx.charge_point_id,
         "boot": boot,
         "bootStatus": status,
-        "bootAt": ctx.now_ms,
         "protocol": ctx.version.value,
-        "lastSeen": ctx.now_ms,
         "heartbeatInterval": interval,
     }
     known = charger is not None and charger.get("registered")
     if status == "Accepted" and not known:
-        changes.update(registered=True, autoRegistered=True, registeredAt=ctx.now_ms)
-    if status == "Rejected" and charger is None:
-        return  # an unknown charger that is refused leaves no trace in the registry
-    if charger is None:
-        changes["createdAt"] = ctx.now_ms
-    ctx.store.update_charger(ctx.charge_point_id, changes)
+        changes.update(registered=True, autoRegistered=True, registeredAt=ctx.received_at_ms)
+    ctx.store.update_charger_fields(
+        ctx.charge_point_id,
+        ItemUpdate(
+            set=changes,
+            set_if_absent={"createdAt": ctx.received_at_ms, "lastSeen": ctx.received_at_ms},
+            newer=Newer("bootAt", ctx.received_at_ms),
+        ),
+    )
 
 
 def token_status(ctx: CallContext, token: str) -> tuple[str, Mapping[str, Any] | None]:
@@ -68,21 +101,50 @@ def token_status(ctx: CallContext, token: str) -> tuple[str, Mapping[str, Any] |
 
 
 def record_event(ctx: CallContext, kind: str, payload: Any) -> None:
+    """Keep what the charger reported, under the frame's digest (a redelivery overwrites it)."""
     ctx.store.put_event(
         ctx.charge_point_id,
         kind,
-        ctx.unique_id,
-        ctx.now_ms,
+        ctx.frame_digest,
         {
             "chargePointId": ctx.charge_point_id,
             "kind": kind,
             "uniqueId": ctx.unique_id,
+            "connectionId": ctx.connection_id,
             "receivedAt": ctx.received_at_ms,
             "protocol": ctx.version.value,
             "payload": payload,
         },
         ctx.event_expiry_s(),
     )
+
+
+def set_charger_status(ctx: CallContext, name: str, value: Any) -> None:
+    """A status the charger reports about itself (``firmwareStatus``...), the latest received wins."""
+    ctx.store.update_charger_fields(
+        ctx.charge_point_id, ItemUpdate(set={name: value}, newer=Newer(name + "At", ctx.received_at_ms))
+    )
+
+
+def recorder(kind: str, response: Mapping[str, Any] | None = None, *, charger_field: str | None = None) -> Handler:
+    """A handler that keeps the request (``EVT#``) and answers ``response``; with ``charger_field``,
+    the request's ``status`` also becomes that attribute of the charger."""
+    answer = dict(response or {})
+
+    def handle(ctx: CallContext, payload: dict[str, Any]) -> dict[str, Any]:
+        record_event(ctx, kind, payload)
+        if charger_field is not None and "status" in payload:
+            set_charger_status(ctx, charger_field, payload["status"])
+        return dict(answer)
+
+    handle.__name__ = handle.__qualname__ = f"record_{kind}"
+    return handle
+
+
+def timestamp_ms(ctx: CallContext, value: Any) -> int:
+    """A charger-reported time in epoch ms, or the bridge's receive time when absent or unreadable."""
+    parsed = parse_ms(value)
+    return parsed if parsed is not None else ctx.received_at_ms
 
 
 def _to_number(value: Any) -> float | None:
@@ -139,6 +201,16 @@ def energy_used(meter_start: Any, meter_stop: Any) -> float | None:
     if start is None or stop is None or stop < start:
         return None
     return stop - start
+
+
+def latest_sample_ms(ctx: CallContext, meter_values: Any) -> int:
+    """The newest ``timestamp`` of a list of MeterValue (the order of readings), else receive time."""
+    times = [
+        parsed
+        for meter_value in (meter_values if isinstance(meter_values, list) else [])
+        if isinstance(meter_value, Mapping) and (parsed := parse_ms(meter_value.get("timestamp"))) is not None
+    ]
+    return max(times) if times else ctx.received_at_ms
 
 
 def whole(number: float | None) -> int | float | None:

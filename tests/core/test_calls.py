@@ -8,8 +8,9 @@ import pytest
 
 from ocpp_core import calls
 from ocpp_core.calls import CallRefused, start_call, view_call
+from ocpp_core.calls import RefusalKind as K
 from ocpp_core.processor import OutcomeKind
-from tests.fakes import START_MS
+from tests.fakes import START_MS, mark_connected, mark_disconnected
 
 from .support import V2X, V16, V21, V201, VERSIONS, Charger, check_call_error
 
@@ -18,8 +19,8 @@ RESET_OK = {"status": "Accepted"}
 
 
 def connect(charger: Charger) -> None:
-    charger.store.set_presence(
-        charger.cp, True, "conn-1", charger.clock.now_ms(), {"protocol": charger.version.value, "registered": True}
+    mark_connected(
+        charger.store, charger.cp, "conn-1", charger.clock.now_ms(), protocol=charger.version.value, registered=True
     )
 
 
@@ -181,7 +182,7 @@ def test_only_one_outstanding_call_per_charger(make_charger) -> None:
     first = begin(charger).record["uniqueId"]
     with pytest.raises(CallRefused) as refused:
         begin(charger)
-    assert refused.value.status == 409 and refused.value.extra["pendingUniqueId"] == first
+    assert refused.value.kind is K.BUSY and refused.value.extra["pendingUniqueId"] == first
     # Another charger has its own slot.
     other: Charger = make_charger(V16, cp="CP2")
     connect(other)
@@ -189,30 +190,30 @@ def test_only_one_outstanding_call_per_charger(make_charger) -> None:
 
 
 @pytest.mark.parametrize(
-    ("setup", "action", "payload", "status"),
+    ("setup", "action", "payload", "kind"),
     [
-        ("none", "Reset", {"type": "Soft"}, 404),
-        ("never-connected", "Reset", {"type": "Soft"}, 409),
-        ("disconnected", "Reset", {"type": "Soft"}, 409),
-        ("connected", "Heartbeat", {}, 400),  # charger-initiated
-        ("connected", "RequestStartTransaction", {"idToken": {}, "remoteStartId": 1}, 400),  # 2.x only
-        ("connected", "Reset", {"type": "Sideways"}, 400),
-        ("connected", "Reset", [], 400),
-        ("connected", ["Reset"], {}, 400),
+        ("none", "Reset", {"type": "Soft"}, K.UNKNOWN_CHARGER),
+        ("never-connected", "Reset", {"type": "Soft"}, K.NEVER_CONNECTED),
+        ("disconnected", "Reset", {"type": "Soft"}, K.NOT_CONNECTED),
+        ("connected", "Heartbeat", {}, K.INVALID),  # charger-initiated
+        ("connected", "RequestStartTransaction", {"idToken": {}, "remoteStartId": 1}, K.INVALID),  # 2.x only
+        ("connected", "Reset", {"type": "Sideways"}, K.INVALID),
+        ("connected", "Reset", [], K.INVALID),
+        ("connected", ["Reset"], {}, K.INVALID),
     ],
 )
-def test_refused_calls(make_charger, setup, action, payload, status) -> None:
+def test_refused_calls(make_charger, setup, action, payload, kind) -> None:
     charger: Charger = make_charger(V16)
     if setup == "never-connected":
         charger.store.update_charger("CP1", {"registered": True})
     elif setup == "disconnected":
         connect(charger)
-        charger.store.set_presence("CP1", False, "conn-1", START_MS + 1, {})
+        mark_disconnected(charger.store, "CP1", "conn-1", START_MS + 1)
     elif setup == "connected":
         connect(charger)
     with pytest.raises(CallRefused) as refused:
         begin(charger, action, payload)
-    assert refused.value.status == status
+    assert refused.value.kind is kind
     if setup == "connected":
         begin(charger)  # nothing was left holding the slot
 
@@ -234,7 +235,7 @@ def test_results_feed_the_charger_state(make_charger, version) -> None:
         ]
     }
     assert charger.send_text(json.dumps([3, uid, response])).kind == OutcomeKind.RESULT
-    assert charger.store.get_charger("CP1")["variables"] == {"OCPPCommCtrlr/HeartbeatInterval": "300"}
+    assert charger.store.get_charger_map("CP1", "variables") == {"OCPPCommCtrlr/HeartbeatInterval": "300"}
 
 
 def test_v16_get_configuration_result_is_kept(make_charger) -> None:
@@ -247,7 +248,7 @@ def test_v16_get_configuration_result_is_kept(make_charger) -> None:
     }
     charger.send_text(json.dumps([3, uid, response]))
     record = charger.store.get_charger("CP1")
-    assert record["configuration"] == {"HeartbeatInterval": {"value": "300", "readonly": False}}
+    assert charger.store.get_charger_map("CP1", "configuration") == {"HeartbeatInterval": {"value": "300", "readonly": False}}
     assert record["unknownConfigurationKeys"] == ["X"]
 
 
@@ -257,7 +258,7 @@ def test_results_are_effects_only_once_accepted(make_charger) -> None:
     uid = begin(charger, "GetConfiguration", {}).record["uniqueId"]
     charger.send_text(json.dumps([3, uid, {"configurationKey": [{"key": "K"}]}]))  # readonly missing
     assert charger.store.get_call("CP1", uid)["status"] == "error"
-    assert "configuration" not in charger.store.get_charger("CP1")
+    assert charger.store.get_charger_map("CP1", "configuration") == {}
 
 
 def test_fail_call_frees_the_slot(make_charger) -> None:

@@ -44,7 +44,7 @@ from ocpp_core.memory_store import InMemoryStore
 from ocpp_core.processor import OutcomeKind
 from ocpp_core.schemas import SchemaKind
 from ocpp_core.versions import CHARGER_INITIATED, CSMS_INITIATED, SEND_ACTIONS, OcppVersion
-from tests.fakes import FakeClock, SeqIds
+from tests.fakes import FakeClock, SeqIds, mark_connected
 from tests.strategies import json_values, payloads, schema_validator
 
 from .support import CODES, V16, V21, VERSIONS, strict_loads
@@ -494,12 +494,14 @@ class _ErrorCounter(logging.Handler):
 def run_batch(batch: Batch, errors: _ErrorCounter, totals: Counter) -> None:
     version = batch.version
     store, clock, ids = InMemoryStore(), FakeClock(), SeqIds()
-    store.set_presence(
+    mark_connected(
+        store,
         "CP1",
-        True,
         "conn-1",
         clock.now_ms(),
-        {"protocol": version.value, "registered": batch.registered, "registrationStatus": batch.registration},
+        protocol=version.value,
+        registered=batch.registered,
+        registrationStatus=batch.registration,
     )
     config = ProcessorConfig(unknown_chargers=batch.policy)
     run = Run(version)
