@@ -12,8 +12,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+from .children import spawn, stop_process
 from .ports import free_port, wait_for_port
 
 logger = logging.getLogger(__name__)
@@ -23,6 +25,10 @@ INSTALL_HINT = "mosquitto is not installed: install it with 'sudo apt-get instal
 
 class BrokerError(RuntimeError):
     pass
+
+
+class BrokerCancelled(BrokerError):
+    """:meth:`MosquittoProcess.start` gave up waiting because its caller is stopping."""
 
 
 #: The mosquitto to run: a path, or a name looked up on PATH only. Unset: ``mosquitto`` on PATH,
@@ -52,8 +58,19 @@ def not_found_message() -> str:
 class MosquittoProcess:
     """Start, stop and restart (same port) a private mosquitto."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None, max_connections: int = -1):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        max_connections: int = -1,
+        *,
+        die_with_parent: bool = False,
+    ):
+        """``die_with_parent``: in our process group with a parent-death signal, as the stack's part
+        (start it from the main thread then: the signal comes when the forking *thread* exits).
+        Otherwise in a session of its own, as the tests' brokers, which tests restart from threads."""
         self.host = host
+        self.die_with_parent = die_with_parent
         self.port = port or free_port(host)
         self.max_connections = max_connections
         self._dir = Path(tempfile.mkdtemp(prefix="mosquitto-"))
@@ -84,16 +101,26 @@ class MosquittoProcess:
         )
         return config
 
-    def start(self, timeout: float = 10.0) -> MosquittoProcess:
+    def start(self, timeout: float = 10.0, *, cancelled: Callable[[], bool] | None = None) -> MosquittoProcess:
+        """Start and wait until it listens; stops waiting early (and stops it) once ``cancelled()`` holds."""
         binary = find_mosquitto()
         if binary is None:
             raise BrokerError(not_found_message())
         config = self._write_config()
         log = open(self.log_path, "ab")
-        self._proc = subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=log, start_new_session=True)
+        argv = [binary, "-c", str(config)]
+        if self.die_with_parent:
+            # Started as root, mosquitto drops to its own user, and a change of user clears the
+            # parent-death signal (prctl(2), PR_SET_PDEATHSIG): then a watchdog (children.py) kills it.
+            watchdog = True if os.geteuid() == 0 else None
+            self._proc = spawn(argv, stdout=log, stderr=log, watchdog=watchdog)
+        else:
+            self._proc = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
         log.close()
-        if not wait_for_port(self.host, self.port, timeout):
+        if not wait_for_port(self.host, self.port, timeout, cancelled=cancelled):
             self.stop()
+            if cancelled is not None and cancelled():
+                raise BrokerCancelled("mosquitto start cancelled")
             raise BrokerError(f"mosquitto did not start listening on {self.host}:{self.port}: {self.tail_log()}")
         logger.info("mosquitto listening on %s:%s (pid %s)", self.host, self.port, self._proc.pid)
         return self
@@ -115,14 +142,10 @@ class MosquittoProcess:
             self._proc.wait(timeout=10)
         self._proc = None
 
-    def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=5)
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM, and SIGKILL if it is still there after ``timeout`` seconds."""
+        if self._proc is not None:
+            stop_process(self._proc, "mosquitto", timeout)
         self._proc = None
 
     def restart(self, timeout: float = 10.0) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .ports import free_port
+from .ports import free_listen_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +60,7 @@ class RunningStack:
 
 
 def start_stack(state_dir: Path, extra_env: dict[str, str] | None = None) -> RunningStack:
-    ports = {name: free_port() for name in ("bridge", "api", "moto", "mqtt")}
+    ports = {name: free_listen_port() for name in ("bridge", "api", "moto", "mqtt")}
     log = state_dir / "stack.log"
     env = {
         **os.environ,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from local_stack.ports import free_port, port_free
+from local_stack.ports import free_listen_port, port_free
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "OCPP_TEST_LOCAL_STACK_RUN"
@@ -69,8 +69,10 @@ class StackRun:
     children: dict[tuple[int, float], list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # Not ephemeral ports (local_stack/ports.py): an outgoing connection of this or another
+        # test run could take one before the stack binds it, or while the test checks it is free.
         for name in ("bridge", "api", "moto", "mqtt"):
-            self.ports.setdefault(name, free_port())
+            self.ports.setdefault(name, free_listen_port())
         self.state_dir = self.tmp_path / "state"
         #: TMPDIR of the stack: its mosquitto's config directory goes here
         self.tmp_dir = self.tmp_path / "tmp"
