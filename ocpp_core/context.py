@@ -43,6 +43,12 @@ class CallContext:
         return format_ms(self.received_at_ms)
 
     @property
+    def order_key(self) -> str:
+        """This frame's place among the charger's frames: receive time, then digest. Distinct frames
+        never tie (even within one millisecond); the same frame delivered again ties, and loses."""
+        return f"{self.received_at_ms:015d}#{self.frame_digest}"
+
+    @property
     def now_iso(self) -> str:
         return format_ms(self.now_ms)
 

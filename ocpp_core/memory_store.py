@@ -1,7 +1,8 @@
 """An in-memory :class:`~ocpp_core.ports.StateStore` for unit tests and benchmarks.
 
-The same semantics as the DynamoDB adapter (conditional writes, expiry checked in code, upserts,
-one lock standing for DynamoDB's per-item atomicity), so tests written against it hold for both:
+The same semantics as the DynamoDB adapter (conditional writes, expiry checked in code, upserts;
+a caller that uses it from several threads passes a lock, ``threading.RLock()``, standing for
+DynamoDB's per-item atomicity), so tests written against it hold for both:
 one store-contract suite runs against both. Records are deep-copied in and out so callers can
 never share mutable state with the store, as with a real database.
 """
@@ -9,9 +10,8 @@ never share mutable state with the store, as with a real database.
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from .ports import ItemUpdate, MessageStatus, Newer, ProcessedMessage, Record
 
@@ -26,6 +26,22 @@ def _copy(value: Any) -> Any:
     if kind is set or kind is frozenset:
         return sorted(value)  # as the DynamoDB adapter reads a set back: a sorted list
     return value
+
+
+class Lock(Protocol):
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, *exc: object) -> Any: ...
+
+
+class _NoLock:
+    """The default: one thread, nothing to exclude."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def _holds(order: Newer, stored: Any) -> bool:
@@ -55,13 +71,13 @@ def apply_update(item: dict[str, Any] | None, update: ItemUpdate) -> dict[str, A
 
 
 class InMemoryStore:
-    def __init__(self, *, now_s: Callable[[], float] | None = None) -> None:
+    def __init__(self, *, now_s: Callable[[], float] | None = None, lock: Lock | None = None) -> None:
         """``now_s``: epoch seconds, to check ``expiresAt`` on reads as the DynamoDB adapter does.
-
         Without it (the library has no wall clock of its own) records with a TTL never expire.
+        ``lock``: a re-entrant lock for use from several threads (the library starts none itself).
         """
         self._now_s = now_s
-        self._lock = threading.RLock()
+        self._lock: Lock = lock if lock is not None else _NoLock()
         self.messages: dict[tuple[str, str], Record] = {}
         self.chargers: dict[str, Record] = {}
         self.maps: dict[tuple[str, str], Record] = {}

@@ -20,6 +20,8 @@ from ..timefmt import parse_ms
 from ..versions import OcppVersion
 
 Routes = dict[OcppVersion, dict[str, Handler]]
+#: attributes that only order writes (``<name>Order``, a status's ``order``): storage internals
+ORDER_SUFFIX = "Order"
 _V2 = (OcppVersion.V201, OcppVersion.V21)
 
 
@@ -74,6 +76,7 @@ def record_boot(
         "bootStatus": status,
         "protocol": ctx.version.value,
         "heartbeatInterval": interval,
+        "bootAt": ctx.received_at_ms,
     }
     known = charger is not None and charger.get("registered")
     if status == "Accepted" and not known:
@@ -83,7 +86,7 @@ def record_boot(
         ItemUpdate(
             set=changes,
             set_if_absent={"createdAt": ctx.received_at_ms, "lastSeen": ctx.received_at_ms},
-            newer=Newer("bootAt", ctx.received_at_ms),
+            newer=Newer("bootOrder", ctx.order_key),
         ),
     )
 
@@ -122,7 +125,8 @@ def record_event(ctx: CallContext, kind: str, payload: Any) -> None:
 def set_charger_status(ctx: CallContext, name: str, value: Any) -> None:
     """A status the charger reports about itself (``firmwareStatus``...), the latest received wins."""
     ctx.store.update_charger_fields(
-        ctx.charge_point_id, ItemUpdate(set={name: value}, newer=Newer(name + "At", ctx.received_at_ms))
+        ctx.charge_point_id,
+        ItemUpdate(set={name: value, name + "At": ctx.received_at_ms}, newer=Newer(name + ORDER_SUFFIX, ctx.order_key)),
     )
 
 

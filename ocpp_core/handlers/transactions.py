@@ -28,7 +28,7 @@ from ..context import CallContext
 from ..keys import content_digest
 from ..ports import ItemUpdate, Newer
 from .authorization import id_tag_info, id_token_info
-from .common import energy_register_wh, energy_used, latest_sample_ms, routes, whole
+from .common import ORDER_SUFFIX, energy_register_wh, energy_used, latest_sample_ms, routes, whole
 
 
 class TransactionStatus(enum.StrEnum):
@@ -79,12 +79,14 @@ def meter_values(ctx: CallContext, payload: dict[str, Any]) -> dict[str, Any]:
     keep_meter_values(ctx, tx_key, payload["meterValue"], connectorId=payload["connectorId"])
     reading = energy_register_wh(payload["meterValue"], v16=True)
     if tx_key is not None and reading is not None:
+        sampled_at = latest_sample_ms(ctx, payload["meterValue"])
         ctx.store.update_transaction(
             ctx.charge_point_id,
             tx_key,
             ItemUpdate(
-                set={"meterLast": whole(reading)},
-                newer=Newer("meterLastAt", latest_sample_ms(ctx, payload["meterValue"])),
+                set={"meterLast": whole(reading), "meterLastAt": sampled_at},
+                # ordered by the sample's time, then by the frame's place: equal times never tie
+                newer=Newer("meterLastOrder", f"{sampled_at:015d}#{ctx.order_key}"),
                 must_exist=True,
             ),
         )
@@ -236,7 +238,11 @@ def transaction_event(ctx: CallContext, payload: dict[str, Any]) -> dict[str, An
 
 def transaction_view(record: Mapping[str, Any]) -> dict[str, Any]:
     """A transaction as read: the energy derived from the readings, internals dropped."""
-    view = {key: value for key, value in record.items() if not key.endswith("SeqNo") or key == "lastSeqNo"}
+    view = {
+        key: value
+        for key, value in record.items()
+        if not (key.endswith("SeqNo") and key != "lastSeqNo") and not key.endswith(ORDER_SUFFIX)
+    }
     offline = record.get("offlineSeqNos")
     view.pop("offlineSeqNos", None)
     if offline:

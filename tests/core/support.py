@@ -15,6 +15,7 @@ from typing import Any
 from ocpp_core import process
 from ocpp_core.config import ProcessorConfig
 from ocpp_core.extensions import NO_EXTENSIONS, Extensions
+from ocpp_core.handlers.transactions import transaction_view
 from ocpp_core.memory_store import InMemoryStore
 from ocpp_core.processor import Outcome
 from ocpp_core.schemas import SchemaKind
@@ -128,6 +129,11 @@ class Charger:
             config=self.config,
             extensions=self.extensions,
         )
+
+    def transaction(self, cp: str, transaction_id: str) -> dict[str, Any] | None:
+        """The transaction as read (``transaction_view``: energy derived from the readings)."""
+        record = self.store.get_transaction(cp, transaction_id)
+        return None if record is None else transaction_view(record)
 
     def next_uid(self) -> str:
         return f"m-{next(self._uids)}"

@@ -248,7 +248,9 @@ def test_v16_get_configuration_result_is_kept(make_charger) -> None:
     }
     charger.send_text(json.dumps([3, uid, response]))
     record = charger.store.get_charger("CP1")
-    assert charger.store.get_charger_map("CP1", "configuration") == {"HeartbeatInterval": {"value": "300", "readonly": False}}
+    assert charger.store.get_charger_map("CP1", "configuration") == {
+        "HeartbeatInterval": {"value": "300", "readonly": False}
+    }
     assert record["unknownConfigurationKeys"] == ["X"]
 
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from ocpp_core.config import ProcessorConfig, UnknownChargerPolicy
 from ocpp_core.memory_store import InMemoryStore
+from ocpp_core.ports import ItemUpdate
 from ocpp_core.processor import OutcomeKind
 from ocpp_core.schemas import SchemaKind, actions_with_schemas, schema_path
 from ocpp_core.timefmt import format_ms
@@ -98,14 +99,18 @@ def _seed(data: st.DataObject, store: InMemoryStore, payload: dict) -> None:
         store.update_transaction(
             "CP1",
             str(transaction_id),
-            {
-                "status": data.draw(st.sampled_from(["Active", "Completed"])),
-                # JSON allows any integer: a meter start beyond float range must not break the stop
-                "meterStart": data.draw(
-                    st.integers(-(10**6), 10**9) | st.floats(allow_nan=False) | st.sampled_from([10**400, -(10**400)])
-                ),
-                "lastSeqNo": data.draw(st.integers(0, 10)),
-            },
+            ItemUpdate(
+                set={
+                    "status": data.draw(st.sampled_from(["Active", "Completed"])),
+                    # JSON allows any integer: a meter start beyond float range must not break the stop
+                    "meterStart": data.draw(
+                        st.integers(-(10**6), 10**9)
+                        | st.floats(allow_nan=False)
+                        | st.sampled_from([10**400, -(10**400)])
+                    ),
+                    "lastSeqNo": data.draw(st.integers(0, 10)),
+                }
+            ),
         )
 
 

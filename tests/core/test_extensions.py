@@ -25,9 +25,8 @@ def parking_extensions(seen: list) -> Extensions:
             ctx.store.put_event(
                 ctx.charge_point_id,
                 "Parking",
-                ctx.unique_id,
-                ctx.now_ms,
-                {"chargePointId": ctx.charge_point_id, "kind": "Parking"},
+                ctx.frame_digest,
+                {"chargePointId": ctx.charge_point_id, "kind": "Parking", "receivedAt": ctx.received_at_ms},
                 None,
             )
             return {"status": "Accepted", "data": "bay 7"}

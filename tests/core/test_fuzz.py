@@ -565,7 +565,6 @@ def test_fuzz_frames(version: OcppVersion) -> None:
     for kind in (
         OutcomeKind.REPLIED,
         OutcomeKind.CALL_ERROR,
-        OutcomeKind.DUPLICATE,
         OutcomeKind.DROPPED,
         OutcomeKind.RESULT,
         OutcomeKind.RESULT_UNMATCHED,

@@ -98,6 +98,7 @@ def test_v2_station_rejected_at_boot_may_only_boot_again(make_charger, version) 
     assert charger.store.list_events("CP1") == []
     # Once the operator accepts it, the next boot lets it in.
     charger.store.update_charger("CP1", {"registrationStatus": "Accepted"})
+    charger.clock.advance(60)
     assert charger.result("BootNotification", boot_payload(version))["status"] == "Accepted"
     assert set(charger.result("Heartbeat", {})) == {"currentTime"}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ocpp_core.timefmt import parse_ms
 from tests.fakes import START_MS
 
 from .support import V16, Charger, energy_sample_v16
@@ -29,8 +30,8 @@ def test_ids_come_from_the_counter_and_are_never_reused(make_charger) -> None:
     assert ids == [1, 2, 3]
     stop(cp1, 1, 2000)
     # A stopped transaction's id is not handed out again.
-    assert start(cp1)["transactionId"] == 4
-    assert cp1.store.next_transaction_id() == 5  # the counter moved once per StartTransaction
+    assert start(cp1, meter=2000)["transactionId"] == 4
+    assert cp1.store.next_transaction_id() == 5  # the counter moved once per new start
     assert [t["transactionId"] for t in cp1.store.list_transactions("CP1")] == ["1", "3", "4"]
     assert [t["transactionId"] for t in cp1.store.list_transactions("CP2")] == ["2"]
 
@@ -40,7 +41,7 @@ def test_start_is_recorded(make_charger) -> None:
     charger.store.put_id_token("TAG", {"status": "Accepted"})
     response = start(charger, meter=1234, connector=2, reservationId=7)
     assert response == {"transactionId": 1, "idTagInfo": {"status": "Accepted"}}
-    tx = charger.store.get_transaction("CP1", "1")
+    tx = charger.transaction("CP1", "1")
     assert tx is not None
     assert tx["status"] == "Active"
     assert tx["meterStart"] == 1234
@@ -58,7 +59,7 @@ def test_refused_tag_still_gets_a_transaction_id(make_charger) -> None:
     charger: Charger = make_charger(V16)
     response = start(charger, tag="STRANGER")
     assert response == {"transactionId": 1, "idTagInfo": {"status": "Invalid"}}
-    assert charger.store.get_transaction("CP1", "1")["authorizationStatus"] == "Invalid"
+    assert charger.transaction("CP1", "1")["authorizationStatus"] == "Invalid"
 
 
 def test_meter_values_are_stored_and_energy_follows_them(make_charger) -> None:
@@ -69,9 +70,9 @@ def test_meter_values_are_stored_and_energy_follows_them(make_charger) -> None:
         charger.result("MeterValues", {"connectorId": 1, "transactionId": tx, "meterValue": [energy_sample_v16(1500)]})
         == {}
     )
-    tx_record = charger.store.get_transaction("CP1", "1")
+    tx_record = charger.transaction("CP1", "1")
     assert tx_record["meterLast"] == 1500 and tx_record["energyWh"] == 500
-    assert tx_record["meterLastAt"] == START_MS + 60_000
+    assert tx_record["meterLastAt"] == parse_ms(energy_sample_v16(1500)["timestamp"])  # the sample's own time
 
     # kWh readings are converted; readings of other measurands or per phase are not energy.
     charger.result(
@@ -81,7 +82,7 @@ def test_meter_values_are_stored_and_energy_follows_them(make_charger) -> None:
             "transactionId": tx,
             "meterValue": [
                 {
-                    "timestamp": TS,
+                    "timestamp": "2025-06-15T15:20:00Z",  # newer than the first sample: it counts
                     "sampledValue": [
                         {"value": "2.25", "unit": "kWh"},
                         {"value": "9999", "measurand": "Power.Active.Import", "unit": "W"},
@@ -91,7 +92,7 @@ def test_meter_values_are_stored_and_energy_follows_them(make_charger) -> None:
             ],
         },
     )
-    assert charger.store.get_transaction("CP1", "1")["energyWh"] == 1250
+    assert charger.transaction("CP1", "1")["energyWh"] == 1250
 
     stored = charger.store.list_meter_values("CP1", "1")
     assert len(stored) == 2
@@ -110,7 +111,7 @@ def test_stop_computes_energy_and_keeps_the_transaction_data(make_charger) -> No
     charger.clock.advance(3600)
     response = stop(charger, tx, 8500, idTag="TAG", reason="EVDisconnected", transactionData=[energy_sample_v16(8500)])
     assert response == {"idTagInfo": {"status": "Accepted"}}
-    record = charger.store.get_transaction("CP1", str(tx))
+    record = charger.transaction("CP1", str(tx))
     assert record["status"] == "Completed"
     assert record["meterStart"] == 1000 and record["meterStop"] == 8500
     assert record["energyWh"] == 7500
@@ -133,14 +134,14 @@ def test_meter_values_after_the_stop_do_not_change_the_energy(make_charger) -> N
     tx = start(charger, meter=100)["transactionId"]
     stop(charger, tx, 600)
     charger.result("MeterValues", {"connectorId": 1, "transactionId": tx, "meterValue": [energy_sample_v16(9000)]})
-    assert charger.store.get_transaction("CP1", str(tx))["energyWh"] == 500
+    assert charger.transaction("CP1", str(tx))["energyWh"] == 500
 
 
 def test_stop_of_an_unknown_transaction_is_accepted_and_recorded(make_charger) -> None:
     # A charger answered with an error would retry forever: accept, and keep what it said.
     charger: Charger = make_charger(V16)
     assert stop(charger, 777, 5000, reason="PowerLoss") == {}
-    record = charger.store.get_transaction("CP1", "777")
+    record = charger.transaction("CP1", "777")
     assert record is not None
     assert record["unknownTransaction"] is True
     assert record["status"] == "Completed"
@@ -156,7 +157,7 @@ def test_meter_below_the_start_gives_no_energy(make_charger) -> None:
     charger: Charger = make_charger(V16)
     tx = start(charger, meter=5000)["transactionId"]
     stop(charger, tx, 10)
-    assert "energyWh" not in charger.store.get_transaction("CP1", str(tx))
+    assert "energyWh" not in charger.transaction("CP1", str(tx))
 
 
 def test_readings_beyond_float_range_are_accepted_without_energy(make_charger) -> None:
@@ -170,11 +171,11 @@ def test_readings_beyond_float_range_are_accepted_without_energy(make_charger) -
         == {}
     )
     assert stop(charger, tx, huge + 1) == {}
-    record = charger.store.get_transaction("CP1", str(tx))
+    record = charger.transaction("CP1", str(tx))
     assert record["status"] == "Completed" and record["meterStop"] == huge + 1
     assert "energyWh" not in record
     tx2 = start(charger, meter=0)["transactionId"]
     text_reading = {"timestamp": TS, "sampledValue": [{"value": "1e400"}]}
     charger.result("MeterValues", {"connectorId": 1, "transactionId": tx2, "meterValue": [text_reading]})
-    assert "energyWh" not in charger.store.get_transaction("CP1", str(tx2))
+    assert "energyWh" not in charger.transaction("CP1", str(tx2))
     assert stop(charger, tx2, huge) == {}

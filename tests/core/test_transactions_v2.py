@@ -17,7 +17,7 @@ def test_started_updated_ended(make_charger, version) -> None:
     token = {"idToken": "TAG", "type": "ISO14443"}
     started = transaction_event("Started", "tx-A", 0, meter=[energy_sample_v2(1000)], idToken=token)
     assert charger.result("TransactionEvent", started) == {"idTokenInfo": {"status": "Accepted"}}
-    record = charger.store.get_transaction("CP1", "tx-A")
+    record = charger.transaction("CP1", "tx-A")
     assert record["status"] == "Active"
     assert record["meterStart"] == 1000
     assert record["idToken"] == "TAG" and record["authorizationStatus"] == "Accepted"
@@ -33,7 +33,7 @@ def test_started_updated_ended(make_charger, version) -> None:
         transactionInfo={"transactionId": "tx-A", "chargingState": "Charging"},
     )
     assert charger.result("TransactionEvent", updated) == {}  # no idToken, no idTokenInfo
-    record = charger.store.get_transaction("CP1", "tx-A")
+    record = charger.transaction("CP1", "tx-A")
     assert record["meterLast"] == 1750 and record["energyWh"] == 750
     assert record["chargingState"] == "Charging"
     assert record["lastSeqNo"] == 1 and record["lastEventType"] == "Updated"
@@ -47,7 +47,7 @@ def test_started_updated_ended(make_charger, version) -> None:
         transactionInfo={"transactionId": "tx-A", "stoppedReason": "EVDisconnected"},
     )
     assert charger.result("TransactionEvent", ended) == {}
-    record = charger.store.get_transaction("CP1", "tx-A")
+    record = charger.transaction("CP1", "tx-A")
     assert record["status"] == "Completed"
     assert record["meterStop"] == 3500 and record["energyWh"] == 2500
     assert record["stopReason"] == "EVDisconnected"
@@ -60,7 +60,7 @@ def test_ended_without_reason_is_local(make_charger, version) -> None:
     charger: Charger = make_charger(version)
     charger.result("TransactionEvent", transaction_event("Started", "t", 0))
     charger.result("TransactionEvent", transaction_event("Ended", "t", 1))
-    record = charger.store.get_transaction("CP1", "t")
+    record = charger.transaction("CP1", "t")
     assert record["status"] == "Completed" and record["stopReason"] == "Local"
     assert "energyWh" not in record  # no meter values at all
 
@@ -69,7 +69,7 @@ def test_unknown_token_is_invalid_and_recorded(make_charger, version) -> None:
     charger: Charger = make_charger(version)
     event = transaction_event("Started", "t", 0, idToken={"idToken": "WHO", "type": "Central"})
     assert charger.result("TransactionEvent", event) == {"idTokenInfo": {"status": "Invalid"}}
-    assert charger.store.get_transaction("CP1", "t")["authorizationStatus"] == "Invalid"
+    assert charger.transaction("CP1", "t")["authorizationStatus"] == "Invalid"
 
 
 def test_transactions_are_per_station(make_charger, version) -> None:
@@ -77,8 +77,8 @@ def test_transactions_are_per_station(make_charger, version) -> None:
     b: Charger = make_charger(version, cp="B")
     a.result("TransactionEvent", transaction_event("Started", "same-id", 0, meter=[energy_sample_v2(10)]))
     b.result("TransactionEvent", transaction_event("Started", "same-id", 0, meter=[energy_sample_v2(20)]))
-    assert a.store.get_transaction("A", "same-id")["meterStart"] == 10
-    assert a.store.get_transaction("B", "same-id")["meterStart"] == 20
+    assert a.transaction("A", "same-id")["meterStart"] == 10
+    assert a.transaction("B", "same-id")["meterStart"] == 20
     assert len(a.store.list_transactions()) == 2
 
 
@@ -90,7 +90,7 @@ def test_events_out_of_order(make_charger, version) -> None:
     started = transaction_event("Started", "tx-O", 0, meter=[energy_sample_v2(1000)], offline=True)
     for event in (ended, updated, started):
         charger.result("TransactionEvent", event)
-    record = charger.store.get_transaction("CP1", "tx-O")
+    record = charger.transaction("CP1", "tx-O")
     assert record["status"] == "Completed"
     assert record["meterStart"] == 1000 and record["meterStop"] == 2500
     assert record["energyWh"] == 1500
@@ -101,9 +101,9 @@ def test_events_out_of_order(make_charger, version) -> None:
 def test_updated_before_started(make_charger, version) -> None:
     charger: Charger = make_charger(version)
     charger.result("TransactionEvent", transaction_event("Updated", "t", 1, meter=[energy_sample_v2(1300)]))
-    assert charger.store.get_transaction("CP1", "t")["status"] == "Active"
+    assert charger.transaction("CP1", "t")["status"] == "Active"
     charger.result("TransactionEvent", transaction_event("Started", "t", 0, meter=[energy_sample_v2(1000)]))
-    record = charger.store.get_transaction("CP1", "t")
+    record = charger.transaction("CP1", "t")
     assert record["meterStart"] == 1000
     assert record["energyWh"] == 300
     assert record["status"] == "Active"
@@ -115,7 +115,7 @@ def test_unusable_readings_are_not_energy(make_charger, version) -> None:
     # 1e300 kWh x 10^9 is beyond float range: not a reading (and nothing non-finite is stored).
     absurd = energy_sample_v2(1e300, unit="kWh", multiplier=9)
     charger.result("TransactionEvent", transaction_event("Updated", "t", 1, meter=[absurd]))
-    record = charger.store.get_transaction("CP1", "t")
+    record = charger.transaction("CP1", "t")
     assert record["meterStart"] == 1000
     assert record.get("energyWh") in (None, 0)
     assert record.get("meterLast") in (None, 1000)
