@@ -4,9 +4,16 @@ Starts ``python -m local_stack`` (own mosquitto, moto, bridge, rule emulator) on
 runs the simulator's load mode against it, and prints
 ``bench e2e: chargers=<n> calls=<c> errors=<e> p50_ms=<x> p99_ms=<y>``.
 
+The same load again with the rule emulator delivering as AWS does (``OCPP_RULE_DELIVERY=aws``:
+unordered, 0-50 ms delays, 5 % duplicates, 2 % redelivered 1-3 s late; DESIGN §7) prints
+``bench e2e-aws-order: ...`` with the same fields. A duplicated CALL is answered twice; the
+simulator ignores the second answer (not an error), so what this line adds is the extra
+processor work and whatever the unordered state writes cost in errors and latency.
+
 To show where the time goes, it also samples, during the run, the DynamoDB work the processor
 does for one Heartbeat (idempotency claim, last-seen update, reply record) straight against
-the stack's moto server, and prints it as ``bench e2e-moto: ...``: when that alone is close to
+the stack's moto server, and prints it as ``bench e2e-moto: ...`` (``bench e2e-aws-order-moto: ...``
+for the aws run): when that alone is close to
 the end-to-end latency, moto (a single-process emulator of DynamoDB) is the bottleneck, not the
 bridge or the processor.
 """
@@ -50,7 +57,25 @@ def _pct(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
-def _run(args: argparse.Namespace, versions: tuple[OcppVersion, ...], backend: str) -> tuple[Any, list[float]]:
+#: The rule emulator's environment per delivery mode (``local_stack.delivery``; aws: its defaults, seeded).
+DELIVERY_ENV: dict[str, dict[str, str]] = {
+    "ordered": {},
+    "aws": {"OCPP_RULE_DELIVERY": "aws", "OCPP_RULE_SEED": "7"},
+}
+
+
+#: The ``bench <label>:`` of each (state backend, delivery mode) run.
+LABELS = {
+    ("moto", "ordered"): "e2e",
+    ("memory", "ordered"): "e2e-memory",
+    ("moto", "aws"): "e2e-aws-order",
+    ("memory", "aws"): "e2e-aws-order-memory",
+}
+
+
+def _run(
+    args: argparse.Namespace, versions: tuple[OcppVersion, ...], backend: str, delivery: str
+) -> tuple[Any, list[float]]:
     from simulator.load import LoadConfig, run_load
 
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as state:
@@ -62,6 +87,7 @@ def _run(args: argparse.Namespace, versions: tuple[OcppVersion, ...], backend: s
                 "OCPP_LOG_LEVEL": "WARNING",
                 "BRIDGE_LOG_LEVEL": "WARNING",
                 "OCPP_LOCAL_STATE": backend,
+                **DELIVERY_ENV[delivery],
             },
         )
         samples: list[float] = []
@@ -106,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         default="both",
         help="state backend of the local stack: moto (the real local stack), memory (to show moto's share), both",
     )
+    parser.add_argument(
+        "--delivery",
+        choices=["ordered", "aws", "both"],
+        default="both",
+        help="rule emulator delivery: ordered, aws (unordered, duplicates, late redeliveries; on moto), both",
+    )
     args = parser.parse_args(argv)
 
     # Under overload every late answer to a timed-out call would log a line per station; the
@@ -122,9 +154,14 @@ def main(argv: list[str] | None = None) -> int:
         "mixed": (OcppVersion.V16, OcppVersion.V201, OcppVersion.V21),
     }[args.version]
     backends = ["moto", "memory"] if args.state == "both" else [args.state]
-    for backend in backends:
-        summary, samples = _run(args, versions, backend)
-        label = "e2e" if backend == "moto" else "e2e-memory"
+    deliveries = ["ordered", "aws"] if args.delivery == "both" else [args.delivery]
+    runs = [(b, d) for d in deliveries for b in backends]
+    if args.state == "both" and args.delivery == "both":
+        # By default the aws-ordering run is about the real local stack: on moto only.
+        runs.remove(("memory", "aws"))
+    for backend, delivery in runs:
+        summary, samples = _run(args, versions, backend, delivery)
+        label = LABELS[backend, delivery]
         # A charger that never connected is an error too: its calls were never made.
         errors = summary.errors + summary.failed + (summary.chargers - summary.connected)
         print(
@@ -135,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if samples:
             print(
-                f"bench e2e-moto: heartbeat_dynamodb_ops_p50_ms={statistics.median(samples):.1f} "
+                f"bench {label}-moto: heartbeat_dynamodb_ops_p50_ms={statistics.median(samples):.1f} "
                 f"p99_ms={_pct(samples, 99):.1f} samples={len(samples)} (the 3 DynamoDB calls of one Heartbeat, "
                 "sampled against the stack's moto during the run)",
                 flush=True,

@@ -5,6 +5,12 @@ else a mosquitto of ours), moto in server mode (DynamoDB and the IoT data plane)
 table created and a demo id tag, the rule emulator invoking the Lambda handlers in process,
 the bridge (``python -m fargate_bridge``, as on Fargate) and the operator API. Every part
 started is stopped again on exit or on a failure half-way, so nothing is left running.
+
+Stopping is bounded (DESIGN §5: no process and no bound port left within 10 s): the child
+processes die with the stack even when it is killed (``children.py``), :meth:`LocalStack.stop`
+shares one budget (:data:`STOP_BUDGET_S`) among the parts and SIGKILLs a child that does not
+exit on SIGTERM in its share, and a stop requested while starting (``start(cancelled=...)``)
+interrupts the start at the next check, including the waits for a part to come up.
 """
 
 from __future__ import annotations
@@ -12,28 +18,41 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .broker import BrokerError, MosquittoProcess, find_mosquitto, not_found_message
+from .broker import BrokerCancelled, BrokerError, MosquittoProcess, find_mosquitto, not_found_message
+from .children import spawn, stop_process
+from .delivery import DeliveryError, DeliverySettings
 from .ports import port_free, port_open, wait_for_port
+from .sweeper import DEFAULT_SWEEP_INTERVAL_S, SWEEP_INTERVAL_VARIABLE, ExpiredItemSweeper
 
 logger = logging.getLogger("local_stack")
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+#: The whole of :meth:`LocalStack.stop`, within DESIGN §5's 10 s (the rest: the interpreter's exit).
+STOP_BUDGET_S = 8.0
+#: The bridge's drain when the stack starts it (its own default, 25 s, is the ECS stop timeout's);
+#: ``BRIDGE_DRAIN_TIMEOUT`` overrides it, but the stop still kills the bridge after its share.
+LOCAL_BRIDGE_DRAIN_S = "4"
+
+
 class StackError(RuntimeError):
     """A part could not start; the message is the one line the user sees."""
+
+
+class StackInterrupted(StackError):
+    """A stop was requested while starting: what had started is stopped again."""
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -66,6 +85,10 @@ class StackSettings:
     #: not visible to the bridge's registry reads; shows what the pipeline does without moto)
     state_backend: str = "moto"
     emulator_workers: int = 8
+    #: seconds between two sweeps of expired items (moto applies no TTL); 0: no sweeper
+    ttl_sweep_interval_s: float = DEFAULT_SWEEP_INTERVAL_S
+    #: how the rule emulator delivers (OCPP_RULE_DELIVERY=ordered|aws and its parameters)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
     state_dir: Path = field(default_factory=lambda: Path(".local-stack"))
     #: extra environment for the processor settings (OCPP_HEARTBEAT_INTERVAL, OCPP_EXTENSIONS...)
     processor_env: Mapping[str, str] = field(default_factory=dict)
@@ -86,6 +109,8 @@ class StackSettings:
             unknown_chargers=env.get("OCPP_UNKNOWN_CHARGERS", "accept"),
             state_backend=_state_backend(env.get("OCPP_LOCAL_STATE", "moto")),
             emulator_workers=_env_int(env, "OCPP_EMULATOR_WORKERS", 8),
+            ttl_sweep_interval_s=_env_seconds(env, SWEEP_INTERVAL_VARIABLE, DEFAULT_SWEEP_INTERVAL_S),
+            delivery=_delivery(env),
             state_dir=Path(env.get("OCPP_LOCAL_STATE_DIR", ".local-stack")),
             processor_env={k: v for k, v in env.items() if k.startswith("OCPP_")},
             bridge_env={k: v for k, v in env.items() if k.startswith("BRIDGE_")},
@@ -102,6 +127,26 @@ class StackSettings:
     @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.api_port}"
+
+
+def _delivery(env: Mapping[str, str]) -> DeliverySettings:
+    try:
+        return DeliverySettings.from_env(env)
+    except DeliveryError as error:
+        raise StackError(str(error)) from None
+
+
+def _env_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise StackError(f"{name}={raw!r} is not a number of seconds") from None
+    if not 0 <= value <= 86400:
+        raise StackError(f"{name}={raw} is not between 0 and 86400 seconds")
+    return value
 
 
 def _state_backend(raw: str) -> str:
@@ -128,22 +173,6 @@ class LockedStore:
         return locked
 
 
-def _stop_process(proc: subprocess.Popen[bytes], name: str, timeout: float) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        logger.warning("%s did not stop within %.0f s: killing it", name, timeout)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
-
-
 class LocalStack:
     def __init__(self, settings: StackSettings | None = None, *, bridge_output: Any = None):
         self.settings = settings or StackSettings.from_env()
@@ -153,6 +182,18 @@ class LocalStack:
         self.store: Any = None
         self.emulator: Any = None
         self.bridge: subprocess.Popen[bytes] | None = None
+        self.sweeper: ExpiredItemSweeper | None = None
+        self._cancelled: Callable[[], bool] = lambda: False
+        self._stop_deadline = 0.0
+
+    # --- stopping in bounded time ------------------------------------------------------------
+    def _share(self, cap: float, reserve: float) -> float:
+        """Seconds one part may take to stop: at most ``cap``, leaving ``reserve`` for the parts after it."""
+        return max(0.1, min(cap, self._stop_deadline - time.monotonic() - reserve))
+
+    def _check_cancelled(self) -> None:
+        if self._cancelled():
+            raise StackInterrupted("stop requested while starting")
 
     # --- parts -----------------------------------------------------------------------------
     def _check_ports(self) -> None:
@@ -186,28 +227,33 @@ class LocalStack:
             raise StackError(f"no MQTT broker reachable at {s.mqtt_host}:{s.mqtt_port}")
         if find_mosquitto() is None:
             raise StackError(not_found_message())
-        broker = MosquittoProcess(s.mqtt_host, s.mqtt_port)
-        # Its __exit__ stops it and removes its temporary config directory, whether it started or not.
-        self._exit.push(broker)
+        broker = MosquittoProcess(s.mqtt_host, s.mqtt_port, die_with_parent=True)
+        # Stops it and removes its temporary config directory, whether it started or not.
+        self._exit.callback(self._stop_broker, broker)
         try:
-            self.broker = broker.start()
+            self.broker = broker.start(cancelled=self._cancelled)
+        except BrokerCancelled:
+            raise StackInterrupted("stop requested while starting mosquitto") from None
         except BrokerError as error:
             raise StackError(str(error)) from None
         logger.info("MQTT broker: started mosquitto on %s:%s", s.mqtt_host, s.mqtt_port)
+
+    def _stop_broker(self, broker: MosquittoProcess) -> None:
+        broker.stop(timeout=self._share(2.0, 0.0))
+        broker.__exit__(None, None, None)
 
     def _start_moto(self) -> None:
         s = self.settings
         s.state_dir.mkdir(parents=True, exist_ok=True)
         log = open(s.state_dir / "moto.log", "ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", s.host, "-p", str(s.moto_port)],
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
+        proc = spawn(
+            [sys.executable, "-m", "moto.server", "-H", s.host, "-p", str(s.moto_port)], stdout=log, stderr=log
         )
         log.close()
-        self._exit.callback(_stop_process, proc, "moto", 10)
-        if not wait_for_port(s.host, s.moto_port, timeout=30) or proc.poll() is not None:
+        self._exit.callback(lambda: stop_process(proc, "moto", self._share(2.0, 1.0)))
+        up = wait_for_port(s.host, s.moto_port, timeout=30, cancelled=self._cancelled)
+        self._check_cancelled()
+        if not up or proc.poll() is not None:
             raise StackError(f"moto did not start on {s.moto_url} (see {s.state_dir / 'moto.log'})")
         logger.info("moto (DynamoDB, IoT data plane): %s", s.moto_url)
 
@@ -270,9 +316,26 @@ class LocalStack:
             )
         )
         self._exit.callback(runtime.configure, None)
-        self.emulator = RuleEmulator(s.mqtt_host, s.mqtt_port, RULES, workers=s.emulator_workers).start()
-        self._exit.callback(self.emulator.stop)
+        self.emulator = RuleEmulator(
+            s.mqtt_host, s.mqtt_port, RULES, workers=s.emulator_workers, delivery=s.delivery
+        ).start()
+        emulator = self.emulator
+        self._exit.callback(lambda: emulator.stop(self._share(2.0, 2.0)))
         logger.info("rule emulator: %s", ", ".join(f"'{r.sql}' -> {r.handler}" for r in RULES))
+
+    def _start_sweeper(self) -> None:
+        s = self.settings
+        if s.state_backend != "moto" or s.ttl_sweep_interval_s <= 0:
+            return
+        sweeper = self.sweeper = ExpiredItemSweeper.for_endpoint(
+            s.moto_url, s.table_name, interval_s=s.ttl_sweep_interval_s
+        ).start()
+        self._exit.callback(lambda: sweeper.stop(self._share(1.0, 2.0)))
+        logger.info(
+            "expired items: removed every %g s (moto applies no TTL; %s)",
+            s.ttl_sweep_interval_s,
+            SWEEP_INTERVAL_VARIABLE,
+        )
 
     def _start_bridge(self) -> None:
         s = self.settings
@@ -286,19 +349,18 @@ class LocalStack:
             "BRIDGE_MQTT_AUTH": "none",
             "BRIDGE_REGISTRY_TABLE": s.table_name,
             "BRIDGE_UNKNOWN_CHARGERS": "accept" if s.unknown_chargers != "reject" else "reject",
+            "BRIDGE_DRAIN_TIMEOUT": LOCAL_BRIDGE_DRAIN_S,
             **dict(s.bridge_env),
         }
-        self.bridge = subprocess.Popen(
-            [sys.executable, "-m", "fargate_bridge"],
-            env=env,
-            start_new_session=True,
-            stdout=self._bridge_output,
-            stderr=self._bridge_output,
+        bridge = self.bridge = spawn(
+            [sys.executable, "-m", "fargate_bridge"], env=env, stdout=self._bridge_output, stderr=self._bridge_output
         )
-        self._exit.callback(_stop_process, self.bridge, "bridge", 35)
+        # The bridge drains first (it needs the broker for its last publishes): the largest share.
+        self._exit.callback(lambda: stop_process(bridge, "bridge", self._share(float(LOCAL_BRIDGE_DRAIN_S) + 1, 3.0)))
         deadline = time.monotonic() + 30
         health = f"http://{s.host}:{s.bridge_port}/health"
         while time.monotonic() < deadline:
+            self._check_cancelled()
             if self.bridge.poll() is not None:
                 raise StackError(f"the bridge exited at start (code {self.bridge.returncode}); see its log above")
             try:
@@ -323,20 +385,39 @@ class LocalStack:
         logger.info("operator API: %s  (try: python -m csms_cli chargers list)", s.api_url)
 
     # --- lifecycle -------------------------------------------------------------------------
-    def start(self) -> LocalStack:
+    def start(self, *, cancelled: Callable[[], bool] | None = None) -> LocalStack:
+        """Start every part; raises :class:`StackInterrupted` (having stopped them) once ``cancelled()`` holds.
+
+        Call it from the main thread: the children's parent-death signal fires when the thread
+        that forked them exits (``children.py``).
+        """
+        if cancelled is not None:
+            self._cancelled = cancelled
         try:
-            self._check_ports()
-            self._start_broker()
-            self._start_moto()
-            self._start_processing()
-            self._start_bridge()
-            self._start_api()
+            for step in (
+                self._check_ports,
+                self._start_broker,
+                self._start_moto,
+                self._start_processing,
+                self._start_sweeper,
+                self._start_bridge,
+                self._start_api,
+            ):
+                self._check_cancelled()
+                step()
+            self._check_cancelled()
+        except StackInterrupted:
+            logger.info("stopping...")
+            self.stop()
+            raise
         except BaseException:
             self.stop()
             raise
         return self
 
-    def stop(self) -> None:
+    def stop(self, budget: float = STOP_BUDGET_S) -> None:
+        """Stop every part started, in reverse order, within about ``budget`` seconds."""
+        self._stop_deadline = time.monotonic() + budget
         self._exit.close()
 
     def __enter__(self) -> LocalStack:

@@ -9,7 +9,7 @@ import websockets
 from ocpp.v16 import ChargePoint, call
 from ocpp.v16.enums import AuthorizationStatus, ChargePointErrorCode, ChargePointStatus, RegistrationStatus
 
-from .conftest import RunningStack, wait_for
+from .conftest import E2EStack, wait_for
 
 TS = "2026-03-01T10:00:00Z"
 
@@ -49,7 +49,7 @@ async def _session(url: str, cp_id: str) -> dict[str, Any]:
         return {"boot": boot, "heartbeat": heartbeat, "auth": auth, "unknown": unknown, "start": start, "stop": stop}
 
 
-def test_ocpp_library_charge_point_full_session(stack: RunningStack) -> None:
+def test_ocpp_library_charge_point_full_session(stack: E2EStack) -> None:
     result = asyncio.run(asyncio.wait_for(_session(stack.ws_url, "LIB-CP-1"), timeout=60))
     assert result["boot"].status == RegistrationStatus.accepted
     assert result["boot"].interval == 300
@@ -60,6 +60,7 @@ def test_ocpp_library_charge_point_full_session(stack: RunningStack) -> None:
     assert isinstance(tx_id, int) and tx_id >= 1
     assert result["stop"].id_tag_info["status"] == AuthorizationStatus.accepted
 
+    stack.settle()
     store = stack.store()
     transaction = wait_for(
         lambda: (t := store.get_transaction("LIB-CP-1", str(tx_id))) and t.get("status") == "Completed" and t

@@ -13,7 +13,7 @@ import pytest
 from ocpp_core.versions import OcppVersion
 from simulator.station import Station
 
-from .conftest import RunningStack, wait_for
+from .conftest import E2EStack, wait_for
 
 
 def _http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
@@ -64,7 +64,7 @@ CALLS: dict[OcppVersion, list[tuple[str, dict[str, Any]]]] = {
 
 
 @pytest.mark.parametrize("version", list(OcppVersion), ids=lambda v: v.value)
-def test_operator_calls_are_answered_by_stations(stack: RunningStack, version: OcppVersion) -> None:
+def test_operator_calls_are_answered_by_stations(stack: E2EStack, version: OcppVersion) -> None:
     cp = f"OPS-{version.value.replace('ocpp', 'V').replace('.', '')}"
     base = f"{stack.api_url}/chargers/{cp}"
 
@@ -103,6 +103,7 @@ def test_operator_calls_are_answered_by_stations(stack: RunningStack, version: O
     assert second_status == 409 and "pending" in second["error"]
     assert results["first_final"][1]["status"] == "accepted"
 
+    stack.settle()
     store = stack.store()
     charger = store.get_charger(cp)
     assert charger is not None
@@ -118,7 +119,7 @@ def test_operator_calls_are_answered_by_stations(stack: RunningStack, version: O
     assert started, store.list_transactions(cp)
 
 
-def test_refusals_through_the_stack(stack: RunningStack) -> None:
+def test_refusals_through_the_stack(stack: E2EStack) -> None:
     cp = "OPS-REFUSE"
 
     async def run() -> dict[str, tuple[int, Any]]:

@@ -12,11 +12,11 @@ import pytest
 from ocpp_core.versions import OcppVersion
 from simulator.station import Station
 
-from .conftest import RunningStack, wait_for
+from .conftest import E2EStack, wait_for
 
 
 @pytest.mark.parametrize("version", list(OcppVersion), ids=lambda v: v.value)
-def test_full_session_is_stored(stack: RunningStack, version: OcppVersion) -> None:
+def test_full_session_is_stored(stack: E2EStack, version: OcppVersion) -> None:
     cp = f"E2E-{version.value.replace('ocpp', 'V').replace('.', '')}"
 
     async def session() -> tuple[dict, object, dict]:
@@ -38,6 +38,7 @@ def test_full_session_is_stored(stack: RunningStack, version: OcppVersion) -> No
     if version is OcppVersion.V16:
         assert tx_id.isdigit()
 
+    stack.settle()
     store = stack.store()
     stored = wait_for(
         lambda: (t := store.get_transaction(cp, tx_id)) and t.get("status") == "Completed" and t, timeout=15

@@ -1,15 +1,21 @@
-"""The rule emulator survives a handler that raises: it logs the failure, and the next message still flows.
+"""The rule emulator: a handler that raises is logged and the next message still flows; both delivery modes.
 
-Runs against a mosquitto of the test's own, with the message rule's very SQL and a handler
-resolved by its dotted path, as the local stack resolves the Lambda handlers.
+Runs against a mosquitto of the test's own (or the session's), with the message rule's very SQL.
+In ``aws`` mode the tests check that the emulator really does what AWS may do (permute one
+charger's frames, duplicate, redeliver late) and never loses a message; with a seed, what it does
+to one charger's messages is exactly its seeded plan, so the counts are asserted exactly.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import queue
+import random
+import threading
 import time
+import uuid
 from dataclasses import replace
 from typing import Any
 
@@ -17,6 +23,7 @@ import pytest
 
 from lambdas.rules import MESSAGE_RULE
 from local_stack.broker import MosquittoProcess
+from local_stack.delivery import Delivery, DeliveryError, DeliveryKind, DeliveryMode, DeliverySettings
 from local_stack.emulator import RuleEmulator
 from local_stack.mqtt import MqttClient
 
@@ -69,3 +76,186 @@ def test_a_handler_that_raises_is_logged_and_the_next_message_of_the_charger_sti
     assert topic in message and rule.handler in message and rule.name in message, message
     assert record.exc_info is not None and record.exc_info[0] is RuntimeError
     assert "failed on purpose" in str(record.exc_info[1])
+
+
+# --- delivery modes -------------------------------------------------------------------------
+
+SEED = 20260301
+
+
+class Recorder:
+    """A rule handler that records (sequence number, monotonic time) of every delivery it gets."""
+
+    def __init__(self, *, raise_on_odd: bool = False, block: threading.Event | None = None):
+        self.seen: list[tuple[int, float]] = []
+        self.started = threading.Event()
+        self._raise_on_odd = raise_on_odd
+        self._block = block
+        self._lock = threading.Lock()
+
+    def __call__(self, event: dict[str, Any], context: Any) -> None:
+        self.started.set()
+        if self._block is not None:
+            self._block.wait(30)
+        with self._lock:
+            self.seen.append((event["seq"], time.monotonic()))
+        if self._raise_on_odd and event["seq"] % 2:
+            raise RuntimeError("odd messages fail on purpose")
+
+
+def _emulator(
+    broker: MosquittoProcess, handler: Recorder, delivery: DeliverySettings, workers: int = 8
+) -> RuleEmulator:
+    return RuleEmulator(
+        broker.host,
+        broker.port,
+        [MESSAGE_RULE],
+        handlers={MESSAGE_RULE.name: handler},
+        workers=workers,
+        delivery=delivery,
+    ).start()
+
+
+def _publish(broker: MosquittoProcess, topic: str, count: int) -> dict[int, float]:
+    """Publishes ``count`` frames of one charger back to back; returns when each was sent."""
+    sent: dict[int, float] = {}
+    publisher = MqttClient(broker.host, broker.port, f"test-publisher-{uuid.uuid4().hex[:8]}").start()
+    try:
+        for seq in range(count):
+            sent[seq] = time.monotonic()
+            publisher.publish(topic, json.dumps({"chargePointId": topic.split("/")[1], "seq": seq}))
+    finally:
+        publisher.stop()
+    return sent
+
+
+def _expected_plan(settings: DeliverySettings, topic: str, count: int) -> list[list[DeliveryKind]]:
+    """What the emulator must do with ``count`` messages on ``topic``: its seeded stream, replayed."""
+    rng = random.Random(f"{settings.seed}/{topic}")
+    return [[d.kind for d in settings.plan(rng)] for _ in range(count)]
+
+
+def test_aws_mode_permutes_duplicates_and_redelivers_late_without_losing_a_message(
+    mosquitto: MosquittoProcess,
+) -> None:
+    settings = DeliverySettings(
+        DeliveryMode.AWS, max_delay_s=0.05, duplicate_rate=0.2, late_rate=0.1, late_delay_s=(0.4, 0.8), seed=SEED
+    )
+    topic, count = "ocpp/CP-AWS-ORDER/in", 300
+    recorder = Recorder()
+    emulator = _emulator(mosquitto, recorder, settings)
+    try:
+        sent = _publish(mosquitto, topic, count)
+        assert emulator.wait_idle(timeout=20), f"{emulator.outstanding} deliveries still outstanding"
+    finally:
+        emulator.stop()
+
+    plan = _expected_plan(settings, topic, count)
+    expected_duplicates = sum(kinds.count(DeliveryKind.DUPLICATE) for kinds in plan)
+    expected_late = sum(kinds.count(DeliveryKind.LATE) for kinds in plan)
+    # The seeded stream of this charger's topic is what happened, exactly.
+    assert (emulator.messages, emulator.duplicates, emulator.late) == (count, expected_duplicates, expected_late)
+    assert emulator.invocations == count + expected_duplicates + expected_late and emulator.dropped == 0
+
+    deliveries: dict[int, list[float]] = {}
+    for seq, at in recorder.seen:
+        deliveries.setdefault(seq, []).append(at)
+    # Nothing lost, and each message handled as often as planned.
+    assert sorted(deliveries) == list(range(count))
+    assert {seq: len(times) for seq, times in deliveries.items()} == {seq: len(kinds) for seq, kinds in enumerate(plan)}
+    # One charger's frames, handled out of order (the order of their first deliveries).
+    first = sorted(deliveries, key=lambda seq: min(deliveries[seq]))
+    inversions = sum(1 for a, b in itertools.pairwise(first) if a > b)
+    assert inversions >= 10, f"only {inversions} of {count} adjacent pairs out of order"
+    # Late ones come after the late delay, measured from the frame's publish; the others well before it.
+    late_seen = [at - sent[seq] for seq, times in deliveries.items() for at in times if at - sent[seq] >= 0.4]
+    assert len(late_seen) == expected_late
+    assert all(0.4 <= delay <= 0.8 + 0.5 for delay in late_seen), late_seen
+
+
+def test_aws_mode_rates_are_the_configured_ones() -> None:
+    settings = DeliverySettings(DeliveryMode.AWS, duplicate_rate=0.05, late_rate=0.02, seed=SEED)
+    rng = random.Random(SEED)
+    plans = [settings.plan(rng) for _ in range(20_000)]
+    assert all(plan[0].kind is DeliveryKind.ORIGINAL for plan in plans)
+    duplicates = sum(d.kind is DeliveryKind.DUPLICATE for plan in plans for d in plan) / len(plans)
+    late = [d.delay_s for plan in plans for d in plan if d.kind is DeliveryKind.LATE]
+    assert 0.045 <= duplicates <= 0.055
+    assert 0.017 <= len(late) / len(plans) <= 0.023
+    assert all(1.0 <= delay <= 3.0 for delay in late)
+    assert all(0.0 <= d.delay_s <= 0.05 for plan in plans for d in plan if d.kind is not DeliveryKind.LATE)
+    # Ordered mode: one delivery, at once.
+    assert DeliverySettings().plan(rng) == [Delivery(0.0, DeliveryKind.ORIGINAL)]
+
+
+def test_ordered_mode_keeps_each_chargers_order(mosquitto: MosquittoProcess) -> None:
+    recorder = Recorder()
+    emulator = _emulator(mosquitto, recorder, DeliverySettings(), workers=4)
+    try:
+        _publish(mosquitto, "ocpp/CP-IN-ORDER/in", 200)
+        assert emulator.wait_idle(timeout=20)
+    finally:
+        emulator.stop()
+    assert [seq for seq, _ in recorder.seen] == list(range(200))
+    assert (emulator.duplicates, emulator.late, emulator.invocations) == (0, 0, 200)
+
+
+def test_a_handler_that_raises_never_stops_the_aws_mode_workers(mosquitto: MosquittoProcess) -> None:
+    settings = DeliverySettings(DeliveryMode.AWS, duplicate_rate=0.0, late_rate=0.0, seed=SEED)
+    recorder = Recorder(raise_on_odd=True)
+    emulator = _emulator(mosquitto, recorder, settings, workers=2)
+    try:
+        _publish(mosquitto, "ocpp/CP-AWS-RAISES/in", 100)
+        assert emulator.wait_idle(timeout=20)
+    finally:
+        emulator.stop()
+    assert sorted(seq for seq, _ in recorder.seen) == list(range(100))
+    assert (emulator.invocations, emulator.failures) == (100, 50)
+
+
+def test_stop_is_bounded_and_drops_the_deliveries_not_started(mosquitto: MosquittoProcess) -> None:
+    # Every message redelivered late (in 30 s), and the one worker stuck in a handler.
+    settings = DeliverySettings(DeliveryMode.AWS, duplicate_rate=0.0, late_rate=1.0, late_delay_s=(30, 30), seed=SEED)
+    release = threading.Event()
+    recorder = Recorder(block=release)
+    emulator = _emulator(mosquitto, recorder, settings, workers=1)
+    try:
+        _publish(mosquitto, "ocpp/CP-AWS-STOP/in", 5)
+        assert recorder.started.wait(10)
+        deadline = time.monotonic() + 10
+        while emulator.messages < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started = time.monotonic()
+        emulator.stop(timeout=1.0)
+        took = time.monotonic() - started
+    finally:
+        release.set()
+    assert took < 2.0, f"stop() took {took:.1f} s"
+    # 5 late ones waiting, and 4 originals queued behind the stuck handler: none of them ran.
+    assert emulator.dropped == 9
+    time.sleep(0.2)
+    assert len(recorder.seen) <= 1
+
+
+def test_delivery_settings_from_the_environment() -> None:
+    assert DeliverySettings.from_env({}) == DeliverySettings()
+    settings = DeliverySettings.from_env(
+        {
+            "OCPP_RULE_DELIVERY": "AWS",
+            "OCPP_RULE_MAX_DELAY_MS": "20",
+            "OCPP_RULE_DUPLICATE_RATE": "0.5",
+            "OCPP_RULE_LATE_RATE": "0.25",
+            "OCPP_RULE_LATE_DELAY_MS": "500-1500",
+            "OCPP_RULE_SEED": "7",
+        }
+    )
+    assert settings == DeliverySettings(DeliveryMode.AWS, 0.02, 0.5, 0.25, (0.5, 1.5), 7)
+    for env in (
+        {"OCPP_RULE_DELIVERY": "sometimes"},
+        {"OCPP_RULE_DUPLICATE_RATE": "1.5"},
+        {"OCPP_RULE_LATE_DELAY_MS": "3000-1000"},
+        {"OCPP_RULE_MAX_DELAY_MS": "soon"},
+    ):
+        with pytest.raises(DeliveryError) as error:
+            DeliverySettings.from_env(env)
+        assert next(iter(env)) in str(error.value) or "rate" in str(error.value) or "late delay" in str(error.value)
