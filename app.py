@@ -11,9 +11,18 @@ Nothing is built at import: tests call :func:`build_app`.
 
 from __future__ import annotations
 
+import sys
+
+# Before any import that needs a newer Python: one line saying what is needed, not a traceback.
+# infra/bundling.py picks the Lambda runtime from this interpreter (3.11 and newer).
+if sys.version_info < (3, 11):  # noqa: UP036 (the check is for the interpreters pyproject refuses)
+    sys.exit(
+        "error: Python 3.11 or newer is needed to synthesize "
+        f"(this is Python {sys.version_info[0]}.{sys.version_info[1]})"
+    )
+
 import json
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any

@@ -73,6 +73,7 @@ class OperatorApi(Construct):
         construct_id: str,
         *,
         handler: lambda_.IFunction,
+        api_name: str,
         log_retention: logs.RetentionDays,
         removal_policy: cdk.RemovalPolicy,
         throttle_rate: int = 50,
@@ -83,6 +84,8 @@ class OperatorApi(Construct):
         self.http_api = apigwv2.HttpApi(
             self,
             "HttpApi",
+            # Names need not be unique, but two stages' "HttpApi" side by side is a trap in the console.
+            api_name=api_name,
             description="OCPP CSMS operator API",
             # The stage below carries the access log settings the default stage cannot.
             create_default_stage=False,

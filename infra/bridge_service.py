@@ -4,6 +4,11 @@ The image is built from ``fargate_bridge/Dockerfile`` at deploy time (``cdk depl
 Docker; ``cdk synth`` only stages the build context). Each task opens one MQTT connection per
 charger to IoT Core, signed with the task role (SigV4), so the role's IoT permissions are the
 bridge's whole authority; the stack grants them.
+
+The task's environment carries the stage's topic root, MQTT client-id prefix, Basic Ingest rule
+and stage name (DESIGN §8), and a CONNECT rate derived from the account's quota (StageConfig).
+Deployments replace a batch of tasks at a time (``maximumPercent`` above 100, minimum healthy
+100), so only that share of the chargers reconnects at once, paced by the surviving tasks.
 """
 
 from __future__ import annotations
@@ -20,13 +25,26 @@ from constructs import Construct
 
 from infra.nag import acknowledge
 from infra.network import BRIDGE_PORT
+from ocpp_core.topics import TOPIC_ROOT_ENV, Topics
 
 BRIDGE_DOCKERFILE = "fargate_bridge/Dockerfile"
 CONTAINER_NAME = "bridge"
 
-#: EMF metrics of the bridge (namespace and dimension fixed by the bridge's contract).
+# The bridge's contract (fargate_bridge/settings.py ``Env``, fargate_bridge/metrics.py); spelled
+# here so that synthesis does not import the bridge's runtime, and checked equal by
+# tests/infra/test_contract.py.
+#: EMF metrics of the bridge: namespace, and the dimensions of every document.
 BRIDGE_METRICS_NAMESPACE = "OCPP/Bridge"
-BRIDGE_METRICS_DIMENSIONS = {"Service": "bridge"}
+BRIDGE_SERVICE = "bridge"
+CONNECTED_CHARGERS = "ConnectedChargers"
+#: 1 while the task reaches its broker, 0 when not (a gauge per task).
+BROKER_REACHABLE = "BrokerReachable"
+ENV_TOPIC_ROOT = TOPIC_ROOT_ENV
+ENV_CLIENT_ID_PREFIX = "BRIDGE_CLIENT_ID_PREFIX"
+ENV_BASIC_INGEST_RULE = "BRIDGE_BASIC_INGEST_RULE"
+ENV_STAGE = "OCPP_STAGE"
+ENV_MQTT_CONNECT_RATE = "BRIDGE_MQTT_CONNECT_RATE"
+ENV_MQTT_CONNECT_BURST = "BRIDGE_MQTT_CONNECT_BURST"
 
 # The Docker build context is the repository root, so the Dockerfile can COPY our packages.
 # Everything is excluded except what the image is built from: then a change to the Lambda code,
@@ -49,13 +67,23 @@ BRIDGE_IMAGE_EXCLUDE = (
 NOFILE_LIMIT = 65536
 
 
+def bridge_dimensions(stage: str) -> dict[str, str]:
+    """The dimensions of the bridge's EMF metrics: without ``Stage`` two stages would mix."""
+    return {"Service": BRIDGE_SERVICE, "Stage": stage}
+
+
 def bridge_metric(
-    metric_name: str, *, statistic: str = "Sum", period: cdk.Duration | None = None, label: str | None = None
+    metric_name: str,
+    *,
+    stage: str,
+    statistic: str = "Sum",
+    period: cdk.Duration | None = None,
+    label: str | None = None,
 ) -> cloudwatch.Metric:
     return cloudwatch.Metric(
         namespace=BRIDGE_METRICS_NAMESPACE,
         metric_name=metric_name,
-        dimensions_map=BRIDGE_METRICS_DIMENSIONS,
+        dimensions_map=bridge_dimensions(stage),
         statistic=statistic,
         period=period or cdk.Duration.minutes(1),
         label=label,
@@ -71,6 +99,13 @@ class BridgeService(Construct):
         construct_id: str,
         *,
         repo_root: Path,
+        stage: str,
+        topics: Topics,
+        client_id_prefix: str,
+        basic_ingest_rule: str | None,
+        mqtt_connect_rate: float,
+        mqtt_connect_burst: int,
+        deployment_max_percent: int,
         vpc: ec2.IVpc,
         task_subnets: ec2.SubnetSelection,
         assign_public_ip: bool,
@@ -94,6 +129,30 @@ class BridgeService(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         arm = architecture == "arm64"
+        environment = {
+            "BRIDGE_HOST": "0.0.0.0",  # inside the task's own network namespace (awsvpc)
+            "BRIDGE_PORT": str(BRIDGE_PORT),
+            "BRIDGE_MQTT_AUTH": "sigv4",
+            "BRIDGE_IOT_ENDPOINT": iot_endpoint_host,
+            "AWS_REGION": cdk.Stack.of(self).region,
+            "BRIDGE_REGISTRY_TABLE": table_name,
+            "BRIDGE_UNKNOWN_CHARGERS": unknown_chargers,
+            "BRIDGE_REQUIRE_PASSWORD": "true" if require_password else "false",
+            "BRIDGE_MAX_CONNECTIONS": str(max_connections_per_task),
+            "BRIDGE_DRAIN_TIMEOUT": str(int(drain_timeout.to_seconds())),
+            "BRIDGE_METRICS_NAMESPACE": BRIDGE_METRICS_NAMESPACE,
+            "BRIDGE_LOG_LEVEL": log_level,
+            # DESIGN §8: this stage's topics and MQTT sessions only.
+            ENV_STAGE: stage,
+            ENV_TOPIC_ROOT: topics.root,
+            ENV_CLIENT_ID_PREFIX: client_id_prefix,
+            # IoT Core's CONNECT quota is per account: every task of every stage reconnecting at
+            # once stays within the budget (StageConfig.mqtt_connect_rate_per_task).
+            ENV_MQTT_CONNECT_RATE: f"{mqtt_connect_rate:g}",
+            ENV_MQTT_CONNECT_BURST: str(mqtt_connect_burst),
+        }
+        if basic_ingest_rule is not None:
+            environment[ENV_BASIC_INGEST_RULE] = basic_ingest_rule
 
         self.cluster = ecs.Cluster(
             self,
@@ -128,20 +187,10 @@ class BridgeService(Construct):
             image=image,
             essential=True,
             port_mappings=[ecs.PortMapping(container_port=BRIDGE_PORT, protocol=ecs.Protocol.TCP)],
-            environment={
-                "BRIDGE_HOST": "0.0.0.0",  # inside the task's own network namespace (awsvpc)
-                "BRIDGE_PORT": str(BRIDGE_PORT),
-                "BRIDGE_MQTT_AUTH": "sigv4",
-                "BRIDGE_IOT_ENDPOINT": iot_endpoint_host,
-                "AWS_REGION": cdk.Stack.of(self).region,
-                "BRIDGE_REGISTRY_TABLE": table_name,
-                "BRIDGE_UNKNOWN_CHARGERS": unknown_chargers,
-                "BRIDGE_REQUIRE_PASSWORD": "true" if require_password else "false",
-                "BRIDGE_MAX_CONNECTIONS": str(max_connections_per_task),
-                "BRIDGE_DRAIN_TIMEOUT": str(int(drain_timeout.to_seconds())),
-                "BRIDGE_METRICS_NAMESPACE": BRIDGE_METRICS_NAMESPACE,
-                "BRIDGE_LOG_LEVEL": log_level,
-            },
+            environment=environment,
+            # No container health check: ECS ignores the image's Docker HEALTHCHECK
+            # (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_HealthCheck.html) and
+            # the NLB's liveness check already has ECS replace a task that stops serving.
             # SIGTERM, then this long to close every socket with 1001 before SIGKILL.
             stop_timeout=stop_timeout,
             ulimits=[ecs.Ulimit(name=ecs.UlimitName.NOFILE, soft_limit=NOFILE_LIMIT, hard_limit=NOFILE_LIMIT)],
@@ -179,10 +228,12 @@ class BridgeService(Construct):
             vpc_subnets=task_subnets,
             assign_public_ip=assign_public_ip,
             security_groups=[self.security_group],
-            # Start new tasks before stopping old ones, so a deployment never leaves chargers
-            # without a place to reconnect; roll back a task definition that does not come up.
+            # Start a batch of new tasks before stopping as many old ones, so a deployment never
+            # leaves chargers without a place to reconnect, and only that batch's chargers
+            # reconnect at once (paced by the CONNECT rate above); roll back a task definition
+            # that does not come up.
             min_healthy_percent=100,
-            max_healthy_percent=200,
+            max_healthy_percent=deployment_max_percent,
             circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
             health_check_grace_period=cdk.Duration.seconds(60),
             platform_version=ecs.FargatePlatformVersion.LATEST,
@@ -200,7 +251,7 @@ class BridgeService(Construct):
             scale_out_cooldown=scale_out_cooldown,
         )
         # The average over tasks of the per-task gauge: chargers per task, whatever the count.
-        self.connected_chargers_per_task = bridge_metric("ConnectedChargers", statistic="Average")
+        self.connected_chargers_per_task = bridge_metric(CONNECTED_CHARGERS, stage=stage, statistic="Average")
         self.scaling.scale_to_track_custom_metric(
             "ConnectedChargers",
             metric=self.connected_chargers_per_task,

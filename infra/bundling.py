@@ -8,6 +8,12 @@ the Lambda runtime provides it.
 The asset hash is computed from the bundled files (``AssetHashType.OUTPUT``), so the same
 sources give the same hash on every machine, and the repository (with its ``.venv``) is never
 fingerprinted.
+
+Which Lambda runtime (:func:`choose_python`): the one of the interpreter that bundles, when Lambda
+has it (3.11 to 3.14), and the bundle then ships that interpreter's bytecode. With the context
+value ``lambda_python`` pinned to another runtime, or an interpreter newer than every Lambda
+runtime CDK knows, the bundle ships sources only (bytecode is specific to one Python version): the
+code still runs, each cold start compiles what it imports. Older than 3.11: a one-line error.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import py_compile
 import shutil
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import aws_cdk as cdk
@@ -79,14 +86,76 @@ def copy_tree(source: Path, destination: Path) -> None:
         shutil.copy2(source, destination)
 
 
+PythonVersion = tuple[int, int]
+
+#: Python versions that are Lambda runtimes (oldest first); 3.11 is the oldest the code runs on.
+LAMBDA_PYTHONS: dict[PythonVersion, lambda_.Runtime] = {
+    (3, 11): lambda_.Runtime.PYTHON_3_11,
+    (3, 12): lambda_.Runtime.PYTHON_3_12,
+    (3, 13): lambda_.Runtime.PYTHON_3_13,
+    (3, 14): lambda_.Runtime.PYTHON_3_14,
+}
+OLDEST_PYTHON: PythonVersion = min(LAMBDA_PYTHONS)
+NEWEST_PYTHON: PythonVersion = max(LAMBDA_PYTHONS)
+
+
+@dataclass(frozen=True, slots=True)
+class PythonChoice:
+    """The Lambda runtime's Python version, and whether the bundle carries bytecode for it."""
+
+    version: PythonVersion
+    bytecode: bool
+
+    @property
+    def runtime(self) -> lambda_.Runtime:
+        return LAMBDA_PYTHONS[self.version]
+
+    @property
+    def runtime_name(self) -> str:
+        return f"python{self.version[0]}.{self.version[1]}"
+
+
+def _dotted(version: PythonVersion) -> str:
+    return f"{version[0]}.{version[1]}"
+
+
+def choose_python(interpreter: PythonVersion, pinned: PythonVersion | None = None) -> PythonChoice:
+    """Pure: the runtime for code bundled by ``interpreter`` (``sys.version_info[:2]``).
+
+    Raises :class:`ConfigError` (one line) for an interpreter older than 3.11 or a pinned
+    version that is no Lambda runtime.
+    """
+    if interpreter < OLDEST_PYTHON:
+        raise ConfigError(
+            f"Python {_dotted(OLDEST_PYTHON)} or newer is needed to synthesize (this is Python {_dotted(interpreter)})"
+        )
+    if pinned is not None:
+        if pinned not in LAMBDA_PYTHONS:
+            allowed = ", ".join(_dotted(v) for v in LAMBDA_PYTHONS)
+            raise ConfigError(f"invalid context value lambda_python={_dotted(pinned)}: expected one of {allowed}")
+        return PythonChoice(pinned, bytecode=pinned == interpreter)
+    if interpreter in LAMBDA_PYTHONS:
+        return PythonChoice(interpreter, bytecode=True)
+    # Newer than any runtime CDK knows: the newest one runs the sources.
+    return PythonChoice(NEWEST_PYTHON, bytecode=False)
+
+
+def current_python(pinned: PythonVersion | None = None) -> PythonChoice:
+    return choose_python((sys.version_info[0], sys.version_info[1]), pinned)
+
+
 def bundle_into(
     output_dir: Path,
     *,
     repo_root: Path,
     packages: Iterable[str] = LAMBDA_PACKAGES,
     distributions: Iterable[str] = LAMBDA_DISTRIBUTIONS,
+    bytecode: bool = True,
 ) -> None:
-    """Copy the Lambda's code into ``output_dir`` (which exists and is empty)."""
+    """Copy the Lambda's code into ``output_dir`` (which exists and is empty).
+
+    ``bytecode``: compile it with this interpreter (only right when it is the runtime's version).
+    """
     for package in packages:
         source = repo_root / package
         if not (source / "__init__.py").is_file() and not source.with_suffix(".py").is_file():
@@ -100,11 +169,8 @@ def bundle_into(
             if not root.exists():
                 raise BundlingError(f"{root} of distribution {name!r} is missing on disk")
             copy_tree(root, output_dir / root.name)
-    _precompile(output_dir)
-
-
-#: The Lambda runtime matches the interpreter that bundles, so the bytecode below is used as is.
-LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_11
+    if bytecode:
+        _precompile(output_dir)
 
 
 def _precompile(output_dir: Path) -> None:
@@ -113,8 +179,6 @@ def _precompile(output_dir: Path) -> None:
     Unchecked-hash .pyc files are used without comparing source mtimes, which the asset zip
     does not preserve; they are deterministic, so the asset hash stays stable.
     """
-    if sys.version_info[:2] != (3, 11):
-        raise BundlingError(f"bundle with Python 3.11 (the Lambda runtime); this is {sys.version.split()[0]}")
     ok = compileall.compile_dir(
         str(output_dir),
         ddir="/var/task",  # where Lambda unpacks the code: tracebacks name real paths, builds match
@@ -130,14 +194,21 @@ def _precompile(output_dir: Path) -> None:
 class LocalPythonBundler:
     """CDK's hook for bundling without Docker: ``try_bundle`` returns True once it has copied."""
 
-    def __init__(self, *, repo_root: Path, packages: Sequence[str], distributions: Sequence[str]) -> None:
+    def __init__(
+        self, *, repo_root: Path, packages: Sequence[str], distributions: Sequence[str], bytecode: bool
+    ) -> None:
         self.repo_root = repo_root
         self.packages = tuple(packages)
         self.distributions = tuple(distributions)
+        self.bytecode = bytecode
 
     def try_bundle(self, output_dir: str, options: cdk.BundlingOptions) -> bool:  # options: unused, CDK passes them
         bundle_into(
-            Path(output_dir), repo_root=self.repo_root, packages=self.packages, distributions=self.distributions
+            Path(output_dir),
+            repo_root=self.repo_root,
+            packages=self.packages,
+            distributions=self.distributions,
+            bytecode=self.bytecode,
         )
         return True
 
@@ -161,19 +232,20 @@ def extension_packages(repo_root: Path, extensions: Iterable[str]) -> tuple[str,
     return tuple(found)
 
 
-def lambda_code(*, repo_root: Path, extra_packages: Sequence[str] = ()) -> lambda_.Code:
+def lambda_code(*, repo_root: Path, python: PythonChoice, extra_packages: Sequence[str] = ()) -> lambda_.Code:
     """One asset for all the handlers: they share the packages and the dependencies."""
     bundler = LocalPythonBundler(
         repo_root=repo_root,
         packages=(*LAMBDA_PACKAGES, *extra_packages),
         distributions=LAMBDA_DISTRIBUTIONS,
+        bytecode=python.bytecode,
     )
     return lambda_.Code.from_asset(
         str(repo_root),
         asset_hash_type=cdk.AssetHashType.OUTPUT,
         bundling=cdk.BundlingOptions(
             # Required by the API; never pulled, because the local bundler always succeeds.
-            image=LAMBDA_RUNTIME.bundling_image,
+            image=python.runtime.bundling_image,
             local=bundler,
         ),
     )

@@ -16,6 +16,12 @@ environment-agnostic, which keeps synthesis offline (no availability-zone or VPC
 
 A bad value raises one :class:`ConfigError` whose message names the key and the value, so
 ``app.py`` can print it as a single line.
+
+Stages in one account (DESIGN §8): each stage gets its own MQTT topic root (``ocpp-<stage>`` unless
+``topic_root`` says otherwise) and MQTT client-id prefix (``ocpp-<stage>.``; a stage name has no
+``.``, so no stage's prefix is the start of another's), and the roots of the stages in
+``cdk.json`` are checked to be disjoint. IoT Core's CONNECT quota is per account and region; each
+task's MQTT CONNECT rate is the account budget shared by the stages, divided by ``max_tasks``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+
+from ocpp_core.topics import TopicRootError, Topics
 
 DEFAULT_STAGE = "dev"
 
@@ -52,6 +60,12 @@ BRIDGE_ARCHITECTURES = ("x86_64", "arm64")
 FARGATE_MAX_STOP_TIMEOUT_S = 120
 STOP_TIMEOUT_SLACK_S = 15
 
+#: IoT Core's default "Connect requests per second per account" (adjustable in Service Quotas:
+#: https://docs.aws.amazon.com/general/latest/gr/iot-core.html).
+IOT_DEFAULT_CONNECT_QUOTA = 500
+#: The bridge refuses a CONNECT rate below this (BRIDGE_MQTT_CONNECT_RATE).
+MIN_CONNECT_RATE = 0.01
+
 _STAGE_RE = re.compile(r"[a-z](?:[a-z0-9-]{0,18}[a-z0-9])?")
 _ACCOUNT_RE = re.compile(r"\d{12}")
 _REGION_RE = re.compile(r"[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}")
@@ -65,6 +79,7 @@ _MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _IOT_ENDPOINT_RE = re.compile(r"[a-z0-9]+(?:-ats)?\.iot\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?")
 _INT_RE = re.compile(r"[+-]?\d+")
 _NUMBER_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
+_PYTHON_RE = re.compile(r"3\.(\d{1,2})")
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
 
@@ -197,6 +212,22 @@ def _iot_endpoint(name: str, raw: Any) -> str:
     raise _fail(name, raw, "the IoT data endpoint host, such as abc123-ats.iot.us-east-1.amazonaws.com")
 
 
+def _topic_root(name: str, raw: Any) -> str:
+    if isinstance(raw, str):
+        try:
+            return Topics(raw.strip()).root
+        except TopicRootError:
+            pass
+    raise _fail(name, raw, "1 to 4 topic levels of A-Z a-z 0-9 _ - separated by '/', such as ocpp-prod")
+
+
+def _python(name: str, raw: Any) -> tuple[int, int]:
+    match = _PYTHON_RE.fullmatch(raw.strip()) if isinstance(raw, str) else None
+    if match is None:
+        raise _fail(name, raw, "a Python version such as 3.12")
+    return (3, int(match.group(1)))
+
+
 def _modules(name: str, raw: Any) -> tuple[str, ...]:
     if raw is None:
         return ()
@@ -229,8 +260,9 @@ class StageConfig:
     vpc_id: str | None = None
     #: NAT gateways of the new VPC; 0 puts the bridge tasks in public subnets with public IPs
     nat_gateways: int = 1
-    #: plain ws:// listener; with a certificate you may turn it off (security profile 2 only)
-    plain_listener: bool = True
+    #: plain ws:// listener: unset means on without a certificate, off with one (Basic-auth
+    #: passwords would travel in clear); ``true`` keeps it next to TLS on purpose
+    plain_listener: bool | None = None
     plain_port: int = 80
     tls_port: int = 443
     bridge_cpu: int = 512
@@ -240,6 +272,20 @@ class StageConfig:
     max_tasks: int = 4
     #: target of the connected-chargers scaling policy (per task)
     chargers_per_task: int = 3000
+    #: MQTT topic root of the stage (DESIGN §8); unset: ``ocpp-<stage>``
+    topic_root: str | None = None
+    #: inbound frames through Basic Ingest (``$aws/rules/<rule>/...``): no IoT messaging charge
+    basic_ingest: bool = True
+    #: the account's IoT Core CONNECT quota per second (raise it after a quota increase)
+    iot_connect_quota: int = IOT_DEFAULT_CONNECT_QUOTA
+    #: share of that quota the bridges of every stage may use together (the rest is headroom)
+    iot_connect_budget_percent: int = 80
+    #: how many stages share the account and region (and so the CONNECT budget)
+    stages_per_account: int = 2
+    #: share of the tasks a deployment replaces at once (ECS maximum percent above 100)
+    deployment_batch_percent: int = 25
+    #: Lambda runtime; unset: the Python that synthesizes (see infra/bundling.py)
+    lambda_python: tuple[int, int] | None = None
     #: hard cap the bridge enforces per task (BRIDGE_MAX_CONNECTIONS)
     max_connections_per_task: int = 5000
     cpu_target_percent: int = 60
@@ -271,6 +317,52 @@ class StageConfig:
         return self.certificate_arn is not None
 
     @property
+    def plain_listener_enabled(self) -> bool:
+        """Secure by default: with a certificate, no plain listener unless asked for."""
+        return (not self.tls) if self.plain_listener is None else self.plain_listener
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_root or default_topic_root(self.stage))
+
+    @property
+    def client_id_prefix(self) -> str:
+        """MQTT client id = prefix + charger id (BRIDGE_CLIENT_ID_PREFIX): client ids are account-wide."""
+        return f"ocpp-{self.stage}."
+
+    @property
+    def connect_budget_per_second(self) -> float:
+        """CONNECT/s this stage's bridges may use together: its share of the account budget."""
+        return self.iot_connect_quota * self.iot_connect_budget_percent / 100 / self.stages_per_account
+
+    @property
+    def mqtt_connect_rate_per_task(self) -> float:
+        """BRIDGE_MQTT_CONNECT_RATE: at ``max_tasks`` tasks all reconnecting at once (after an IoT
+        Core outage, or a redeploy), the stage stays within its budget."""
+        return round(self.connect_budget_per_second / self.max_tasks, 2)
+
+    @property
+    def mqtt_connect_burst_per_task(self) -> int:
+        """BRIDGE_MQTT_CONNECT_BURST: at most one second's worth, so a burst keeps to the budget too."""
+        return max(1, int(self.mqtt_connect_rate_per_task))
+
+    @property
+    def full_task_reconnect_seconds(self) -> float:
+        """How long one task at the scaling target takes to reconnect all its chargers' sessions."""
+        return self.chargers_per_task / self.mqtt_connect_rate_per_task
+
+    @property
+    def deployment_max_percent(self) -> int:
+        """ECS ``maximumPercent``: start this share of new tasks, then stop as many old ones.
+
+        With ``minimumHealthyPercent`` 100 ECS replaces about ``deployment_batch_percent`` of
+        the tasks at a time; and at least one task, even at ``min_tasks`` (ECS rounds the
+        maximum down: 125 % of one task is one task, which could never start a new one).
+        """
+        one_more = -(-100 * (self.min_tasks + 1) // self.min_tasks)  # ceil
+        return min(200, max(100 + self.deployment_batch_percent, one_more))
+
+    @property
     def stop_timeout_seconds(self) -> int:
         return self.drain_timeout_seconds + STOP_TIMEOUT_SLACK_S
 
@@ -285,11 +377,6 @@ class StageConfig:
         # The bridge only knows "let it in" or "refuse it"; "pending" is the processor's business
         # (BootNotification answered Pending), so the socket must be let in for it.
         return "reject" if self.unknown_chargers == "reject" else "accept"
-
-    @property
-    def name_prefix(self) -> str:
-        """Prefix for account-wide physical names (IoT rule names allow only ``[A-Za-z0-9_]``)."""
-        return self.stage.replace("-", "_")
 
     # ------------------------------------------------------------------
     @classmethod
@@ -327,6 +414,7 @@ class StageConfig:
             values[name] = parser(name, raw)
         config = cls(**values)
         config._check_combinations()
+        check_disjoint_roots(stage, config.topics.root, stages)
         return config
 
     def _check_combinations(self) -> None:
@@ -353,12 +441,12 @@ class StageConfig:
                     f"invalid context value certificate_arn={self.certificate_arn}: "
                     f"belongs to account {cert_account}, not account={self.account}"
                 )
-        if not self.plain_listener and not self.tls:
+        if self.plain_listener is False and not self.tls:
             raise ConfigError(
                 "invalid context value plain_listener=false: without domain_name and certificate_arn "
                 "the plain listener is the only way in"
             )
-        if self.plain_listener and self.tls and self.plain_port == self.tls_port:
+        if self.plain_listener_enabled and self.tls and self.plain_port == self.tls_port:
             raise ConfigError(f"invalid context value tls_port={self.tls_port}: equals plain_port")
         if self.vpc_id is not None and (self.account is None or self.region is None):
             raise ConfigError(
@@ -379,6 +467,36 @@ class StageConfig:
             raise ConfigError(
                 f"invalid context value max_connections_per_task={self.max_connections_per_task}: "
                 f"must be at least chargers_per_task={self.chargers_per_task} (the scaling target)"
+            )
+        if self.mqtt_connect_rate_per_task < MIN_CONNECT_RATE:
+            raise ConfigError(
+                f"invalid context value max_tasks={self.max_tasks}: the CONNECT budget of "
+                f"{self.connect_budget_per_second:g}/s leaves each task {self.mqtt_connect_rate_per_task:g}/s "
+                f"(at least {MIN_CONNECT_RATE:g}); raise iot_connect_quota after a quota increase"
+            )
+
+
+def default_topic_root(stage: str) -> str:
+    return f"ocpp-{stage}"
+
+
+def _levels_overlap(a: str, b: str) -> bool:
+    """Equal roots, or one the first levels of the other: IAM's ``*`` spans levels, so the policy
+    of ``a`` (``topic/a/*/in``) would also match ``b``'s topics."""
+    return a == b or b.startswith(a + "/") or a.startswith(b + "/")
+
+
+def check_disjoint_roots(stage: str, root: str, stages: Mapping[str, Any]) -> None:
+    """The stage's topic root shares no level prefix with another stage's root in ``cdk.json``."""
+    for other, values in stages.items():
+        if other == stage or not isinstance(values, Mapping):
+            continue
+        raw = values.get("topic_root")
+        other_root = raw.strip() if isinstance(raw, str) and raw.strip() else default_topic_root(other)
+        if _levels_overlap(root, other_root):
+            raise ConfigError(
+                f"invalid context value topic_root={root}: overlaps stage {other}'s topic root {other_root} "
+                "(stages in one account must never see each other's topics)"
             )
 
 
@@ -402,7 +520,7 @@ _PARSERS: dict[str, Parser] = {
     ),
     "vpc_id": _optional(_regex(_VPC_ID_RE, "a VPC id such as vpc-0123456789abcdef0", lower=True)),
     "nat_gateways": _int(0, 3),
-    "plain_listener": _bool,
+    "plain_listener": _optional(_bool),
     "plain_port": _int(1, 65535),
     "tls_port": _int(1, 65535),
     "bridge_cpu": _one_of_ints(frozenset(FARGATE_MEMORY_BY_CPU), "one of 256, 512, 1024, 2048, 4096, 8192, 16384"),
@@ -411,6 +529,13 @@ _PARSERS: dict[str, Parser] = {
     "min_tasks": _int(1, 1000),
     "max_tasks": _int(1, 1000),
     "chargers_per_task": _int(1, 100_000),
+    "topic_root": _optional(_topic_root),
+    "basic_ingest": _bool,
+    "iot_connect_quota": _int(1, 1_000_000),
+    "iot_connect_budget_percent": _int(1, 100),
+    "stages_per_account": _int(1, 100),
+    "deployment_batch_percent": _int(1, 100),
+    "lambda_python": _optional(_python),
     "max_connections_per_task": _int(1, 100_000),
     "cpu_target_percent": _int(10, 95),
     "drain_timeout_seconds": _int(1, FARGATE_MAX_STOP_TIMEOUT_S - STOP_TIMEOUT_SLACK_S),

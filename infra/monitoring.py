@@ -4,9 +4,12 @@ Top to bottom the dashboard follows a frame's path: chargers connected to the br
 in and out, the NLB and the tasks, the IoT rules, the processor and its EMF metrics, the
 operator calls, the dead-letter queues, then every alarm's state.
 
-Metric sources: the bridge's EMF metrics (``OCPP/Bridge``, ``Service=bridge``), the Lambda
-handlers' Powertools EMF metrics (``OCPP/CSMS``, dimension ``service`` = the function's service
-name: a SEARCH expression picks them up for every function), and AWS's own namespaces.
+Metric sources: the bridge's EMF metrics (``OCPP/Bridge``, ``Service=bridge``, ``Stage``), the
+Lambda handlers' Powertools EMF metrics (``OCPP/CSMS``, dimensions ``service`` = the function's
+service name and ``Stage``: a SEARCH expression picks them up for every function of this stage),
+and AWS's own namespaces (per resource, so per stage already). Two stages in one account share
+the EMF namespaces; the ``Stage`` dimension keeps each stage's graphs, alarms and autoscaling to
+its own tasks and functions (DESIGN §8).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.bridge_service import bridge_metric
+from infra.bridge_service import BROKER_REACHABLE, CONNECTED_CHARGERS, bridge_metric
 
 CSMS_METRICS_NAMESPACE = "OCPP/CSMS"
 PROCESSOR_EMF_METRICS = ("MessagesProcessed", "CallErrors", "DuplicateMessages", "HandlerFailures", "HookFailures")
@@ -38,11 +41,18 @@ ONE_MINUTE = cdk.Duration.minutes(1)
 FIVE_MINUTES = cdk.Duration.minutes(5)
 
 
-def csms_search(metric_name: str, statistic: str = "Sum", period: cdk.Duration = ONE_MINUTE) -> cw.MathExpression:
-    """Every ``service`` that emits ``metric_name`` (the processor, the API, the lifecycle handler)."""
+#: the Powertools default dimension the handlers add (lambdas/observability.py)
+STAGE_DIMENSION = "Stage"
+
+
+def csms_search(
+    metric_name: str, *, stage: str, statistic: str = "Sum", period: cdk.Duration = ONE_MINUTE
+) -> cw.MathExpression:
+    """Every ``service`` of this stage that emits ``metric_name`` (processor, API, lifecycle handler)."""
     return cw.MathExpression(
         expression=(
-            f"SEARCH('{{{CSMS_METRICS_NAMESPACE},service}} MetricName=\"{metric_name}\"', "
+            f"SEARCH('{{{CSMS_METRICS_NAMESPACE},{STAGE_DIMENSION},service}} "
+            f'MetricName="{metric_name}" {STAGE_DIMENSION}="{stage}"\', '
             f"'{statistic}', {int(period.to_seconds())})"
         ),
         using_metrics={},
@@ -109,7 +119,13 @@ class Monitoring(Construct):
         # so its average over a minute is the per-task mean (the scaling policy's input), and the
         # fleet total is that mean times the running tasks. A plain Sum would count each task
         # once per sample, and samples drift across minute boundaries.
-        connected_per_task = bridge_metric("ConnectedChargers", statistic="Average", label="Per task (average)")
+        connected_per_task = bridge_metric(
+            CONNECTED_CHARGERS, stage=stage, statistic="Average", label="Per task (average)"
+        )
+        # Per task, 1 or 0 at each flush: the minute's minimum is 0 as soon as one task lost IoT Core.
+        broker_reachable = bridge_metric(
+            BROKER_REACHABLE, stage=stage, statistic="Minimum", label="Broker reachable (worst task)"
+        )
         running_tasks = cw.Metric(
             namespace="ECS/ContainerInsights",
             metric_name="RunningTaskCount",
@@ -124,8 +140,8 @@ class Monitoring(Construct):
             label="Connected chargers",
             period=ONE_MINUTE,
         )
-        frames_in = bridge_metric("FramesIn", label="Frames in (chargers to CSMS)")
-        frames_out = bridge_metric("FramesOut", label="Frames out (CSMS to chargers)")
+        frames_in = bridge_metric("FramesIn", stage=stage, label="Frames in (chargers to CSMS)")
+        frames_out = bridge_metric("FramesOut", stage=stage, label="Frames out (CSMS to chargers)")
         healthy = target_group.metrics.healthy_host_count(period=ONE_MINUTE, statistic="Minimum", label="Healthy tasks")
         unhealthy = target_group.metrics.un_healthy_host_count(
             period=ONE_MINUTE, statistic="Maximum", label="Unhealthy tasks"
@@ -159,7 +175,21 @@ class Monitoring(Construct):
             metric=unhealthy,
             threshold=1,
             evaluation_periods=3,
-            description="NLB: a bridge task failed its /health check for 3 minutes (cannot reach IoT Core?)",
+            description="NLB: a bridge task failed its liveness check (/health/live) for 3 minutes: "
+            "the process stopped serving; ECS replaces it (IoT Core reachability is BridgeBrokerUnreachable)",
+        )
+        # The bridge keeps its sockets and queues through a broker outage (liveness is not
+        # readiness): this is how someone learns that frames are waiting. 3 of 5 minutes rides out
+        # a reconnect; no data means no task, which NoHealthyBridgeTask reports.
+        self._alarm(
+            "BridgeBrokerUnreachable",
+            metric=broker_reachable,
+            threshold=1,
+            comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+            evaluation_periods=5,
+            datapoints_to_alarm=3,
+            description="Bridge: a task could not reach IoT Core in 3 of the last 5 minutes "
+            "(NAT, VPC endpoint, IoT Core or its quota); chargers stay connected, their frames wait",
         )
         # No data here means no target group metrics at all: the bridge is gone.
         self._alarm(
@@ -214,7 +244,11 @@ class Monitoring(Construct):
             graph("Frames", [frames_in, frames_out], width=9),
         )
         self.dashboard.add_widgets(
-            graph("Bridge: refusals and reconnects", [bridge_metric(name) for name in BRIDGE_PROBLEM_METRICS]),
+            graph(
+                "Bridge: refusals and reconnects; IoT Core reachable (right)",
+                [bridge_metric(name, stage=stage) for name in BRIDGE_PROBLEM_METRICS],
+                right=[broker_reachable],
+            ),
             graph(
                 "NLB: bridge tasks and flows",
                 [healthy, unhealthy],
@@ -271,17 +305,20 @@ class Monitoring(Construct):
             ),
         )
         self.dashboard.add_widgets(
-            graph("Processor (EMF): messages and failures", [csms_search(name) for name in PROCESSOR_EMF_METRICS]),
+            graph(
+                "Processor (EMF): messages and failures",
+                [csms_search(name, stage=stage) for name in PROCESSOR_EMF_METRICS],
+            ),
             graph(
                 "Operator calls: created, completed, timed out",
-                [csms_search(name) for name in CALL_EMF_METRICS],
+                [csms_search(name, stage=stage) for name in CALL_EMF_METRICS],
                 right=[
                     cw.MathExpression(
                         expression="SUM(created) - SUM(completed) - SUM(timedOut)",
                         using_metrics={
-                            "created": csms_search("CallsCreated"),
-                            "completed": csms_search("CallsCompleted"),
-                            "timedOut": csms_search("CallsTimedOut"),
+                            "created": csms_search("CallsCreated", stage=stage),
+                            "completed": csms_search("CallsCompleted", stage=stage),
+                            "timedOut": csms_search("CallsTimedOut", stage=stage),
                         },
                         label="Opened minus closed (pending growth)",
                         period=ONE_MINUTE,
@@ -296,7 +333,7 @@ class Monitoring(Construct):
                 right=[
                     *(f.metric_errors(period=ONE_MINUTE, statistic="Sum") for f in other_functions),
                     *(f.metric_throttles(period=ONE_MINUTE, statistic="Sum") for f in other_functions),
-                    csms_search("ConnectionEvents"),  # the lifecycle handler's EMF count
+                    csms_search("ConnectionEvents", stage=stage),  # the lifecycle handler's EMF count
                 ],
                 width=8,
             ),
@@ -341,6 +378,7 @@ class Monitoring(Construct):
         description: str,
         comparison: cw.ComparisonOperator = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         evaluation_periods: int = 1,
+        datapoints_to_alarm: int | None = None,
         missing: cw.TreatMissingData = cw.TreatMissingData.NOT_BREACHING,
     ) -> cw.Alarm:
         alarm = cw.Alarm(
@@ -350,7 +388,7 @@ class Monitoring(Construct):
             threshold=threshold,
             comparison_operator=comparison,
             evaluation_periods=evaluation_periods,
-            datapoints_to_alarm=evaluation_periods,
+            datapoints_to_alarm=datapoints_to_alarm or evaluation_periods,
             treat_missing_data=missing,
             alarm_name=self._alarm_name(construct_id),
             alarm_description=description,

@@ -15,9 +15,15 @@ from constructs import Construct
 
 from infra.nag import acknowledge
 
-#: the bridge's WebSocket port, also serving GET /health (BRIDGE_PORT)
+#: the bridge's WebSocket port, also serving GET /health and GET /health/live (BRIDGE_PORT)
 BRIDGE_PORT = 9000
-HEALTH_PATH = "/health"
+#: The bridge's liveness path (``fargate_bridge.handshake.LIVE_PATH``, a test checks they agree):
+#: 200 whenever the process serves, whatever the broker. ECS replaces a task whose load-balancer
+#: health check fails (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/load-balancer-healthcheck.html),
+#: so checking readiness (``/health``, 503 while IoT Core is unreachable) would turn a short IoT
+#: Core or NAT hiccup into every charger socket of the fleet dropped. Broker reachability is the
+#: ``BrokerReachable`` metric and its alarm instead (infra/monitoring.py).
+LIVENESS_PATH = "/health/live"
 
 
 class Network(Construct):
@@ -102,9 +108,8 @@ class Network(Construct):
             deregistration_delay=deregistration_delay,
             health_check=elbv2.HealthCheck(
                 protocol=elbv2.Protocol.HTTP,
-                path=HEALTH_PATH,
+                path=LIVENESS_PATH,
                 port="traffic-port",
-                # 503 when the bridge cannot reach IoT Core: stop sending it new chargers.
                 healthy_http_codes="200",
                 interval=cdk.Duration.seconds(10),
                 timeout=cdk.Duration.seconds(5),

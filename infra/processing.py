@@ -1,7 +1,8 @@
 """Processing: the Lambda handlers and the IoT topic rules that invoke them (DESIGN §1, §7).
 
-One function per rule in :data:`lambdas.rules.RULES` (the SQL is the same string the local rule
-emulator evaluates), plus the operator API function. IoT rules invoke Lambda asynchronously; a
+One function per rule of the stage (``lambdas.rules.rules_for``: the stage's topic filters and
+rule names; the SQL is built by the same code the local rule emulator evaluates), plus the
+operator API function. IoT rules invoke Lambda asynchronously; a
 retry would arrive after the charger's call timed out, so there is none: a failed event goes to
 a dead-letter queue to be looked at, and a rule that cannot invoke at all sends the message to its
 error action (another queue).
@@ -20,7 +21,6 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.bundling import LAMBDA_RUNTIME
 from infra.nag import acknowledge
 from lambdas.rules import AWS_IOT_SQL_VERSION, LIFECYCLE_RULE, MESSAGE_RULE, RULES, RuleDefinition
 
@@ -72,8 +72,8 @@ class Processing(Construct):
         construct_id: str,
         *,
         code: lambda_.Code,
+        runtime: lambda_.Runtime,
         environment: Mapping[str, str],
-        name_prefix: str,
         processor_memory_mib: int,
         processor_reserved_concurrency: int | None,
         xray: bool,
@@ -83,6 +83,7 @@ class Processing(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._code = code
+        self._runtime = runtime
         self._environment = dict(environment)
         self._tracing = lambda_.Tracing.ACTIVE if xray else lambda_.Tracing.DISABLED
         self._log_retention = log_retention
@@ -95,7 +96,7 @@ class Processing(Construct):
 
         self.functions: dict[str, lambda_.Function] = {}
         self.topic_rules: dict[str, iot.CfnTopicRule] = {}
-        #: rule definition name -> physical rule name (the RuleName dimension of AWS/IoT metrics)
+        #: base rule name -> physical rule name (the RuleName dimension of AWS/IoT metrics)
         self.rule_names: dict[str, str] = {}
 
         for rule in rules:
@@ -141,11 +142,13 @@ class Processing(Construct):
 
         for rule in rules:
             function = self.functions[rule.handler]
-            physical_name = f"{name_prefix}_{rule.name}"
+            # The construct id comes from the base name: the stage is in the physical name only,
+            # so the logical ids (and the rules of a deployed stage) stay what they were.
+            base = rule.base_name or rule.name
             topic_rule = iot.CfnTopicRule(
                 self,
-                _construct_id(rule.name) + "Rule",
-                rule_name=physical_name,
+                _construct_id(base) + "Rule",
+                rule_name=rule.name,
                 topic_rule_payload=iot.CfnTopicRule.TopicRulePayloadProperty(
                     sql=rule.sql,
                     aws_iot_sql_version=AWS_IOT_SQL_VERSION,
@@ -168,14 +171,14 @@ class Processing(Construct):
             # The rule cannot create the permission on the role's policy: it needs it up front.
             topic_rule.node.add_dependency(self.rule_error_role)
             function.add_permission(
-                _construct_id(rule.name) + "Invoke",
+                _construct_id(base) + "Invoke",
                 principal=iam.ServicePrincipal("iot.amazonaws.com"),
                 action="lambda:InvokeFunction",
                 source_arn=topic_rule.attr_arn,
                 source_account=account,
             )
-            self.topic_rules[rule.name] = topic_rule
-            self.rule_names[rule.name] = physical_name
+            self.topic_rules[base] = topic_rule
+            self.rule_names[base] = rule.name
 
     def _function(
         self,
@@ -194,7 +197,7 @@ class Processing(Construct):
         function = lambda_.Function(
             self,
             construct_id,
-            runtime=LAMBDA_RUNTIME,
+            runtime=self._runtime,
             # Graviton: cheaper per GB-s, and every dependency is pure Python.
             architecture=lambda_.Architecture.ARM_64,
             handler=handler,
@@ -216,9 +219,9 @@ class Processing(Construct):
         acknowledge(
             function,
             "AwsSolutions-L1",
-            "Pinned to python3.11: the interpreter that bundles and byte-compiles the code, so the shipped "
-            "bytecode is used at cold start; "
-            "moving to a newer runtime is a deliberate change.",
+            f"{self._runtime.name}: the runtime of the interpreter that bundles and byte-compiles the code "
+            "(infra/bundling.py), so the shipped bytecode is used at cold start; a newer runtime is a "
+            "deliberate change (-c lambda_python=...).",
         )
         if self._tracing == lambda_.Tracing.ACTIVE:
             acknowledge(

@@ -1,7 +1,14 @@
-"""The CSMS stack: composes the constructs, wires them together and grants each the least it needs."""
+"""The CSMS stack: composes the constructs, wires them together and grants each the least it needs.
+
+One stage per stack; several stages may share an account and region (DESIGN §8). Everything
+account-wide is the stage's own: the topic root and MQTT client-id prefix (from which the IoT
+policy, the rule SQL, the bridge's and the Lambdas' environment all derive), the rule names, the
+alarm and dashboard names, and the ``Stage`` dimension of the EMF metrics.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +20,7 @@ from constructs import Construct
 
 from infra.api import OperatorApi
 from infra.bridge_service import BRIDGE_DOCKERFILE, BridgeService
-from infra.bundling import extension_packages, lambda_code
+from infra.bundling import current_python, extension_packages, lambda_code
 from infra.config import ConfigError, StageConfig
 from infra.iot_endpoint import IotDataEndpoint
 from infra.monitoring import CSMS_METRICS_NAMESPACE, Monitoring
@@ -21,7 +28,10 @@ from infra.nag import acknowledge
 from infra.network import BRIDGE_PORT, Network
 from infra.processing import Processing
 from infra.state import StateTable
+from lambdas import settings as lambda_settings
+from lambdas.rules import MESSAGE_RULE_NAME, rules_for
 from ocpp_core import keys
+from ocpp_core.topics import basic_ingest_topic
 
 TABLE_DATA_ACTIONS = [
     "dynamodb:GetItem",
@@ -35,6 +45,9 @@ TABLE_DATA_ACTIONS = [
 
 #: the path prefix chargers are told to use; the bridge takes the last segment as the charger id
 CHARGER_PATH_PREFIX = "/ocpp/"
+
+#: Past this, a full task's reconnect after an outage is slow enough to warn at synth.
+RECONNECT_WARNING_S = 600
 
 
 # CloudWatch Logs retention in days -> CDK's enum (whose Python values are names, not days).
@@ -80,6 +93,17 @@ class CsmsStack(cdk.Stack):
         removal = cdk.RemovalPolicy.RETAIN if config.retain_data else cdk.RemovalPolicy.DESTROY
         # Found before any asset is staged, so a missing extension package fails as bad config.
         extra_packages = extension_packages(repo_root, config.extensions)
+        python = current_python(config.lambda_python)
+        if not python.bytecode:
+            cdk.Annotations.of(self).add_warning_v2(
+                "ocpp:lambda-sources-only",
+                f"The Lambda runtime is {python.runtime_name} but this is Python "
+                f"{sys.version_info[0]}.{sys.version_info[1]}: the bundle ships sources only "
+                "(every cold start compiles them); synthesize with that Python to ship bytecode.",
+            )
+        topics = config.topics
+        rules = rules_for(topics, config.stage)
+        message_rule = next(rule for rule in rules if rule.base_name == MESSAGE_RULE_NAME)
         if not (repo_root / BRIDGE_DOCKERFILE).is_file():
             raise ConfigError(f"invalid repo_root={repo_root}: no {BRIDGE_DOCKERFILE} to build the bridge image from")
 
@@ -100,6 +124,8 @@ class CsmsStack(cdk.Stack):
             "OCPP_CALL_TIMEOUT": str(config.call_timeout),
             "IOT_DATA_ENDPOINT": self.iot_endpoint.url,
             "POWERTOOLS_METRICS_NAMESPACE": CSMS_METRICS_NAMESPACE,
+            lambda_settings.TOPIC_ROOT: topics.root,
+            lambda_settings.STAGE: config.stage,
             "POWERTOOLS_LOG_LEVEL": config.log_level,
             "LOG_LEVEL": config.log_level,
             # Without X-Ray the Powertools tracer must not try to reach the daemon.
@@ -110,9 +136,10 @@ class CsmsStack(cdk.Stack):
         self.processing = Processing(
             self,
             "Processing",
-            code=lambda_code(repo_root=repo_root, extra_packages=extra_packages),
+            code=lambda_code(repo_root=repo_root, python=python, extra_packages=extra_packages),
+            runtime=python.runtime,
             environment=environment,
-            name_prefix=config.name_prefix,
+            rules=rules,
             processor_memory_mib=config.processor_memory_mib,
             processor_reserved_concurrency=config.processor_reserved_concurrency,
             xray=config.xray,
@@ -127,7 +154,7 @@ class CsmsStack(cdk.Stack):
             "Network",
             vpc_id=config.vpc_id,
             nat_gateways=config.nat_gateways,
-            plain_port=config.plain_port if config.plain_listener else None,
+            plain_port=config.plain_port if config.plain_listener_enabled else None,
             tls_port=config.tls_port if config.tls else None,
             certificate_arn=config.certificate_arn,
             deregistration_delay=cdk.Duration.seconds(config.deregistration_delay_seconds),
@@ -138,6 +165,13 @@ class CsmsStack(cdk.Stack):
             self,
             "Bridge",
             repo_root=repo_root,
+            stage=config.stage,
+            topics=topics,
+            client_id_prefix=config.client_id_prefix,
+            basic_ingest_rule=message_rule.name if config.basic_ingest else None,
+            mqtt_connect_rate=config.mqtt_connect_rate_per_task,
+            mqtt_connect_burst=config.mqtt_connect_burst_per_task,
+            deployment_max_percent=config.deployment_max_percent,
             vpc=self.network.vpc,
             task_subnets=self.network.task_subnets,
             assign_public_ip=self.network.tasks_need_public_ip,
@@ -164,12 +198,27 @@ class CsmsStack(cdk.Stack):
         )
         # Chargers and the NLB's health checks reach the tasks only through the NLB's security group.
         self.bridge.service.connections.allow_from(
-            self.network.security_group, ec2.Port.tcp(BRIDGE_PORT), "NLB to bridge: WebSocket and /health"
+            self.network.security_group, ec2.Port.tcp(BRIDGE_PORT), "NLB to bridge: WebSocket and /health/live"
         )
+        if config.full_task_reconnect_seconds > RECONNECT_WARNING_S:
+            cdk.Annotations.of(self).add_warning_v2(
+                "ocpp:slow-reconnect",
+                f"Each bridge task may open {config.mqtt_connect_rate_per_task:g} MQTT connections/s "
+                f"(IoT Core quota {config.iot_connect_quota}/s x {config.iot_connect_budget_percent}% "
+                f"/ {config.stages_per_account} stages / {config.max_tasks} tasks): a task with "
+                f"{config.chargers_per_task} chargers takes {config.full_task_reconnect_seconds:.0f} s to "
+                "reconnect them after an outage. Ask for a higher 'Connect requests per second per account' "
+                "(Service Quotas, AWS IoT Core) and set iot_connect_quota.",
+            )
 
         # --- API ----------------------------------------------------------------------------------
         self.api = OperatorApi(
-            self, "OperatorApi", handler=processing.operator_api, log_retention=retention, removal_policy=removal
+            self,
+            "OperatorApi",
+            handler=processing.operator_api,
+            api_name=f"ocpp-csms-{config.stage}",
+            log_retention=retention,
+            removal_policy=removal,
         )
 
         # --- grants -------------------------------------------------------------------------------
@@ -186,46 +235,54 @@ class CsmsStack(cdk.Stack):
             iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[table.table_arn])
         )
 
-        publish_replies = iam.PolicyStatement(actions=["iot:Publish"], resources=[self.iot_arn("topic/ocpp/*/out")])
+        # Replies and operator calls: only this stage's out topics.
+        out_topics = topics.iam_resource("out")
+        publish_replies = iam.PolicyStatement(actions=["iot:Publish"], resources=[self.iot_arn(out_topics)])
         for function in (processing.message_processor, processing.operator_api):
             function.add_to_role_policy(publish_replies)
             acknowledge(
                 function,
-                _iot_finding(self, "topic/ocpp/*/out"),
-                "Replies and operator calls go to the charger's own topic ocpp/<id>/out; the id is data, "
-                "so the charger level is a wildcard. Only iot:Publish, only on the out topics.",
+                _iot_finding(self, out_topics),
+                f"Replies and operator calls go to the charger's own topic {topics.root}/<id>/out; the id is "
+                "data, so the charger level is a wildcard. Only iot:Publish, only on this stage's out topics.",
             )
 
-        # The bridge's MQTT connections are signed by its task role: one client id per charger.
+        # The bridge's MQTT connections are signed by its task role, one client per charger, with
+        # this stage's client-id prefix. What each permission is for: CONNECT (the will is on the
+        # events topic, which IoT Core checks at CONNECT too), publishing frames (through Basic
+        # Ingest straight to the message rule, or on the plain inbound topic) and presence events,
+        # subscribing to and receiving the replies. One role holds every charger's connection, so
+        # the policy cannot bind a topic to a client id (lambdas/rules.py says why the topic is
+        # trusted anyway).
         bridge_role = self.bridge.task_role
+        clients = f"client/{config.client_id_prefix}*"
+        inbound = (
+            "topic/" + basic_ingest_topic(message_rule.name, f"{topics.root}/*/in")
+            if config.basic_ingest
+            else topics.iam_resource("in")
+        )
+        events = topics.iam_resource("events")
+        out_filter = topics.iam_resource("out", filter_=True)
+        self.bridge_iot_resources = (clients, inbound, events, out_topics, out_filter)
         bridge_role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["iot:Connect"], resources=[self.iot_arn("client/*")])
+            iam.PolicyStatement(actions=["iot:Connect"], resources=[self.iot_arn(clients)])
         )
         bridge_role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["iot:Publish", "iot:Receive"],
-                resources=[
-                    self.iot_arn("topic/ocpp/*/in"),
-                    self.iot_arn("topic/ocpp/*/out"),
-                    self.iot_arn("topic/ocpp/*/events"),
-                ],
-            )
+            iam.PolicyStatement(actions=["iot:Publish"], resources=[self.iot_arn(inbound), self.iot_arn(events)])
         )
         bridge_role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["iot:Subscribe"], resources=[self.iot_arn("topicfilter/ocpp/*/out")])
+            iam.PolicyStatement(actions=["iot:Subscribe"], resources=[self.iot_arn(out_filter)])
         )
-        for resource in (
-            "client/*",
-            "topic/ocpp/*/in",
-            "topic/ocpp/*/out",
-            "topic/ocpp/*/events",
-            "topicfilter/ocpp/*/out",
-        ):
+        bridge_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["iot:Receive"], resources=[self.iot_arn(out_topics)])
+        )
+        for resource in self.bridge_iot_resources:
             acknowledge(
                 bridge_role,
                 _iot_finding(self, resource),
-                "The bridge connects one MQTT client per charger (client id = charger id) and uses only that "
-                "charger's ocpp/<id>/in|out|events topics; charger ids are data, so that level is a wildcard.",
+                f"The bridge connects one MQTT client per charger (client id {config.client_id_prefix}<id>) and "
+                f"uses only that charger's {topics.root}/<id>/in|out|events topics; charger ids are data, "
+                "so that level is a wildcard.",
             )
 
         # --- monitoring ---------------------------------------------------------------------------

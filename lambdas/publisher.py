@@ -10,9 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ocpp_core.topics import DEFAULT_TOPICS, Topics
 
-def outbound_topic(charge_point_id: str) -> str:
-    return f"ocpp/{charge_point_id}/out"
+
+def outbound_topic(charge_point_id: str, topics: Topics = DEFAULT_TOPICS) -> str:
+    """Where the bridge listens for the charger's frames: ``<root>/<cp>/out`` of the stage.
+
+    Pass the stage's ``Settings.topics``: the default root ``ocpp`` is the local stack's only.
+    """
+    return topics.outbound(charge_point_id)
 
 
 class Publisher(Protocol):

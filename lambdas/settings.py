@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ocpp_core.config import ProcessorConfig, UnknownChargerPolicy
+from ocpp_core.topics import DEFAULT_ROOT, TOPIC_ROOT_ENV, TopicRootError, Topics
 
 TABLE_NAME = "OCPP_TABLE_NAME"
 UNKNOWN_CHARGERS = "OCPP_UNKNOWN_CHARGERS"
@@ -23,6 +24,11 @@ MAX_WAIT = "OCPP_MAX_WAIT"
 EXTENSIONS = "OCPP_EXTENSIONS"
 DATA_TRANSFER_VENDORS = "OCPP_DATA_TRANSFER_VENDORS"
 IOT_DATA_ENDPOINT = "IOT_DATA_ENDPOINT"
+#: the stage's topic root (DESIGN §8); the name is ocpp_core.topics' contract
+TOPIC_ROOT = TOPIC_ROOT_ENV
+#: the stage name: the ``Stage`` dimension of the handlers' metrics
+STAGE = "OCPP_STAGE"
+DEFAULT_STAGE = "local"
 
 ALL_VARIABLES = (
     TABLE_NAME,
@@ -36,6 +42,8 @@ ALL_VARIABLES = (
     EXTENSIONS,
     DATA_TRANSFER_VENDORS,
     IOT_DATA_ENDPOINT,
+    TOPIC_ROOT,
+    STAGE,
 )
 
 
@@ -56,6 +64,14 @@ def _int(environ: Mapping[str, str], name: str, default: int, low: int, high: in
     return value
 
 
+def _topic_root(environ: Mapping[str, str]) -> str:
+    raw = environ.get(TOPIC_ROOT, "").strip() or DEFAULT_ROOT
+    try:
+        return Topics(raw).root
+    except TopicRootError as exc:
+        raise SettingsError(f"{TOPIC_ROOT}={raw!r}: {exc}") from None
+
+
 def _names(raw: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (raw or "").split(",") if part.strip())
 
@@ -74,6 +90,13 @@ class Settings:
     extensions: tuple[str, ...] = ()
     data_transfer_vendors: tuple[str, ...] = ()
     iot_data_endpoint: str | None = None
+    topic_root: str = DEFAULT_ROOT
+    stage: str = DEFAULT_STAGE
+
+    @property
+    def topics(self) -> Topics:
+        """The stage's MQTT topics (replies go to ``topics.outbound(cp)``)."""
+        return Topics(self.topic_root)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -96,6 +119,8 @@ class Settings:
             extensions=_names(env.get(EXTENSIONS)),
             data_transfer_vendors=_names(env.get(DATA_TRANSFER_VENDORS)),
             iot_data_endpoint=env.get(IOT_DATA_ENDPOINT, "").strip() or None,
+            topic_root=_topic_root(env),
+            stage=env.get(STAGE, "").strip() or DEFAULT_STAGE,
         )
 
     def processor_config(self) -> ProcessorConfig:

@@ -14,7 +14,8 @@ from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
 import app as cdk_app
-from infra.stack import CsmsStack
+from infra.config import StageConfig
+from infra.stack import CsmsStack, stack_name
 
 
 @dataclass
@@ -41,6 +42,43 @@ def synthesize(overrides: Mapping[str, Any], outdir: Path) -> Synthesized:
     template = Template.from_stack(stacks[0])
     assembly = app.synth()  # cached: the synthesis Template.from_stack did
     return Synthesized(app=app, stack=stacks[0], template=template, assembly_dir=Path(assembly.directory))
+
+
+def synthesize_stages(stages: Mapping[str, Mapping[str, Any]], outdir: Path) -> dict[str, Synthesized]:
+    """Several stages in one app, as one account holding them side by side (DESIGN §8).
+
+    ``stages`` maps a stage name to its ``-c`` overrides; each stack is built as ``build_app``
+    builds its one stack.
+    """
+    base = cdk_app.load_cdk_json_context()
+    app = cdk.App(context=base, outdir=str(outdir))
+    stacks: dict[str, CsmsStack] = {}
+    for stage, overrides in stages.items():
+        config = StageConfig.from_context({**base, **overrides, "stage": stage})
+        stacks[stage] = CsmsStack(app, stack_name(stage), config=config, repo_root=cdk_app.REPO_ROOT)
+    templates = {stage: Template.from_stack(stack) for stage, stack in stacks.items()}
+    assembly = app.synth()
+    return {
+        stage: Synthesized(
+            app=app, stack=stacks[stage], template=templates[stage], assembly_dir=Path(assembly.directory)
+        )
+        for stage in stages
+    }
+
+
+def bridge_environment(synth: Synthesized) -> dict[str, Any]:
+    (task,) = synth.resources("AWS::ECS::TaskDefinition").values()
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    return {item["Name"]: item["Value"] for item in container["Environment"]}
+
+
+def dashboard_metrics(synth: Synthesized) -> list[list[Any]]:
+    """Every metric row of every dashboard widget (CloudFormation tokens read as ``TOKEN``)."""
+    (dashboard,) = synth.resources("AWS::CloudWatch::Dashboard").values()
+    body = dashboard["Properties"]["DashboardBody"]
+    parts = body["Fn::Join"][1] if isinstance(body, dict) else [body]
+    document = json.loads("".join(part if isinstance(part, str) else "TOKEN" for part in parts))
+    return [row for widget in document["widgets"] for row in widget["properties"].get("metrics", [])]
 
 
 def nag_violations(stack: cdk.Stack) -> list[str]:

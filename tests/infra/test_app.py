@@ -67,3 +67,45 @@ def test_main_prints_one_line_and_exits_non_zero(tmp_path: Path) -> None:
         "error: invalid context value min_tasks=-1: expected a whole number from 1 to 1000"
     )
     assert not list(tmp_path.iterdir()), "nothing synthesized"
+
+
+def _older_pythons() -> list[str]:
+    """One interpreter from 3.8 to 3.10 on this machine (on PATH, or pyenv's), if there is one."""
+    import glob
+    import shutil
+
+    found = [p for p in (shutil.which(f"python3.{minor}") for minor in (10, 9, 8)) if p]
+    pyenv = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    for minor in (10, 9, 8):
+        found += sorted(glob.glob(os.path.join(pyenv, "versions", f"3.{minor}.*", "bin", "python")))
+    for path in found:
+        probe = subprocess.run(
+            [path, "-c", "import sys; print((3, 8) <= sys.version_info < (3, 11))"], capture_output=True, text=True
+        )
+        if probe.returncode == 0 and probe.stdout.strip() == "True":
+            return [path]
+    return []
+
+
+def test_an_older_python_gets_one_line_before_any_import() -> None:
+    # Simulated with this interpreter: app.py decides on sys.version_info before importing anything else.
+    code = (
+        "import runpy, sys; sys.version_info = (3, 10, 14, 'final', 0); runpy.run_path('app.py', run_name='__main__')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=cdk_app.REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: Python 3.11 or newer is needed to synthesize (this is Python 3.10)"
+
+
+@pytest.mark.parametrize(
+    "python", _older_pythons() or [pytest.param(None, marks=pytest.mark.skip("no Python < 3.11 here"))]
+)
+def test_a_real_older_python_gets_the_same_line(python: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    done = subprocess.run(
+        [python, "app.py"], cwd=cdk_app.REPO_ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("error: Python 3.11 or newer is needed to synthesize (this is Python 3.")

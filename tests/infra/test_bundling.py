@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,14 @@ from infra.bundling import (
     LAMBDA_DISTRIBUTIONS,
     LAMBDA_PACKAGES,
     BundlingError,
+    PythonChoice,
     bundle_into,
+    choose_python,
+    current_python,
     distribution_roots,
     extension_packages,
 )
-from infra.config import ConfigError
+from infra.config import ConfigError, StageConfig
 
 REPO_ROOT = cdk_app.REPO_ROOT
 
@@ -53,7 +57,7 @@ def test_the_bundle_leaves_out_what_the_runtime_has_or_does_not_need(bundle: Pat
     top = {p.name for p in bundle.iterdir()}
     assert not top & {"boto3", "botocore", "tests", "infra", "fargate_bridge", ".venv", "cdk.out", "bin"}
     # bytecode is ours, freshly compiled for the runtime: never copied from a working tree
-    assert all(p.name.endswith(".cpython-311.pyc") for p in bundle.rglob("*.pyc"))
+    assert all(p.name.endswith(f".{sys.implementation.cache_tag}.pyc") for p in bundle.rglob("*.pyc"))
 
 
 def test_the_bundle_ships_unchecked_hash_bytecode_for_every_module(bundle: Path) -> None:
@@ -98,3 +102,50 @@ def test_extension_modules_must_live_in_the_repository(tmp_path: Path) -> None:
     assert extension_packages(tmp_path, ("my_ext.hooks", "single", "lambdas.x", "my_ext")) == ("my_ext", "single")
     with pytest.raises(ConfigError, match=r"extensions=elsewhere\.hooks"):
         extension_packages(tmp_path, ("elsewhere.hooks",))
+
+
+# --- which Python the Lambdas run (README and docs promise any Python 3.11 or newer) ------------
+
+
+@pytest.mark.parametrize("minor", [11, 12, 13, 14])
+def test_any_lambda_python_synthesizes_for_its_own_runtime_with_bytecode(minor: int) -> None:
+    choice = choose_python((3, minor))
+    assert choice == PythonChoice((3, minor), bytecode=True)
+    assert choice.runtime_name == f"python3.{minor}" == choice.runtime.name
+
+
+def test_this_interpreter_picks_its_own_runtime() -> None:
+    assert current_python().runtime_name == f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    assert current_python().bytecode
+
+
+def test_a_python_newer_than_every_runtime_ships_sources_to_the_newest() -> None:
+    assert choose_python((3, 15)) == PythonChoice((3, 14), bytecode=False)
+
+
+def test_a_pinned_runtime_ships_bytecode_only_when_it_is_this_python() -> None:
+    assert choose_python((3, 12), pinned=(3, 11)) == PythonChoice((3, 11), bytecode=False)
+    assert choose_python((3, 11), pinned=(3, 11)) == PythonChoice((3, 11), bytecode=True)
+    with pytest.raises(ConfigError, match=r"^invalid context value lambda_python=3\.9: expected one of 3\.11, "):
+        choose_python((3, 11), pinned=(3, 9))
+
+
+@pytest.mark.parametrize("version", [(3, 10), (3, 8)])
+def test_an_older_python_is_one_line_saying_what_is_needed(version: tuple[int, int]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        choose_python(version)
+    assert str(caught.value) == f"Python 3.11 or newer is needed to synthesize (this is Python 3.{version[1]})"
+
+
+def test_lambda_python_is_a_context_value() -> None:
+    stages = {"dev": {}}
+    assert StageConfig.from_context({"stages": stages}).lambda_python is None
+    assert StageConfig.from_context({"stages": stages, "lambda_python": "3.12"}).lambda_python == (3, 12)
+    with pytest.raises(ConfigError, match=r"lambda_python=3\.12\.1"):
+        StageConfig.from_context({"stages": stages, "lambda_python": "3.12.1"})
+
+
+def test_a_sources_only_bundle_has_no_bytecode(tmp_path: Path) -> None:
+    bundle_into(tmp_path, repo_root=REPO_ROOT, distributions=("jmespath",), bytecode=False)
+    assert (tmp_path / "ocpp_core" / "processor.py").is_file()
+    assert not list(tmp_path.rglob("*.pyc")) and not list(tmp_path.rglob("__pycache__"))

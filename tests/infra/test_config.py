@@ -239,3 +239,73 @@ def test_the_anomaly_band_width_is_a_sane_number(value: float) -> None:
     else:
         with pytest.raises(ConfigError, match="connected_drop_std_devs="):
             config(connected_drop_std_devs=value)
+
+
+# --- secure by default -------------------------------------------------------------------------
+
+
+def test_with_a_certificate_the_plain_listener_is_off_unless_asked_for() -> None:
+    assert config().plain_listener_enabled  # no certificate: ws:// is the only way in
+    with_tls = {"domain_name": "ocpp.example.com", "certificate_arn": CERT}
+    assert not config(**with_tls).plain_listener_enabled  # passwords never travel in clear by default
+    assert config(**with_tls, plain_listener="true").plain_listener_enabled  # asked for
+    assert not config(**with_tls, plain_listener="false").plain_listener_enabled
+
+
+# --- stages in one account (DESIGN §8) -----------------------------------------------------------
+
+
+def test_each_stage_has_its_own_topic_root_and_client_id_prefix() -> None:
+    dev, prod = config(), config(stage="prod")
+    assert (dev.topics.root, prod.topics.root) == ("ocpp-dev", "ocpp-prod")
+    assert (dev.client_id_prefix, prod.client_id_prefix) == ("ocpp-dev.", "ocpp-prod.")
+    assert config(topic_root="fleet/dev").topics.root == "fleet/dev"
+
+
+def test_no_client_id_prefix_is_the_start_of_another_stages() -> None:
+    # '-' may be in a stage name, '.' may not: dev's prefix never matches stage dev-x's client ids
+    stages = {"dev": {}, "dev-x": {}}
+    dev = StageConfig.from_context({"stages": stages})
+    dev_x = StageConfig.from_context({"stages": stages, "stage": "dev-x"})
+    assert not (dev_x.client_id_prefix + "CP1").startswith(dev.client_id_prefix)
+    assert not (dev.client_id_prefix + "x.CP1").startswith(dev_x.client_id_prefix)
+
+
+@pytest.mark.parametrize("root", ["ocpp/+", "#", "$aws/x", "a//b", "a/b/c/d/e"])
+def test_a_topic_root_must_be_a_plain_topic_prefix(root: str) -> None:
+    assert "topic_root=" in error(topic_root=root)
+
+
+@pytest.mark.parametrize(("dev_root", "prod_root"), [("ocpp-prod", None), ("shared", "shared/prod"), ("a/b", "a")])
+def test_stages_in_cdk_json_never_share_topics(dev_root: str, prod_root: str | None) -> None:
+    stages = {"dev": {"topic_root": dev_root}, "prod": {} if prod_root is None else {"topic_root": prod_root}}
+    with pytest.raises(ConfigError, match="overlaps stage prod's topic root"):
+        StageConfig.from_context({"stages": stages})
+    # a root that merely starts with the same letters is another topic
+    StageConfig.from_context({"stages": {"dev": {"topic_root": "ocpp-prod-x"}, "prod": {}}})
+
+
+# --- IoT Core's CONNECT quota -----------------------------------------------------------------------
+
+
+def test_the_connect_rate_per_task_shares_the_account_budget_between_stages_and_tasks() -> None:
+    cfg = config(max_tasks="50")
+    assert cfg.connect_budget_per_second == 200.0  # 500/s x 80 % / 2 stages
+    assert cfg.mqtt_connect_rate_per_task == 4.0  # all 50 tasks reconnecting at once: 200/s
+    assert cfg.mqtt_connect_burst_per_task == 4
+    assert cfg.full_task_reconnect_seconds == 750.0
+    raised = config(max_tasks="50", iot_connect_quota="3000", stages_per_account="1")
+    assert raised.mqtt_connect_rate_per_task == 48.0
+
+
+def test_a_budget_too_small_for_the_tasks_is_refused() -> None:
+    message = error(max_tasks="1000", iot_connect_quota="1", iot_connect_budget_percent="1")
+    assert message.startswith("invalid context value max_tasks=1000: the CONNECT budget")
+
+
+@pytest.mark.parametrize(("min_tasks", "batch", "expected"), [(1, 25, 200), (2, 25, 150), (4, 25, 125), (10, 50, 150)])
+def test_deployments_replace_a_batch_of_tasks_but_at_least_one(min_tasks: int, batch: int, expected: int) -> None:
+    cfg = config(min_tasks=str(min_tasks), max_tasks="50", deployment_batch_percent=str(batch))
+    assert cfg.deployment_max_percent == expected
+    # ECS rounds the maximum down: it must leave room for one new task at min_tasks
+    assert min_tasks * cfg.deployment_max_percent // 100 > min_tasks

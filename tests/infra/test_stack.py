@@ -13,13 +13,28 @@ import pytest
 from aws_cdk.assertions import Annotations, Capture, Match
 
 from infra.api import ROUTES
+from infra.bundling import current_python
 from infra.processing import ASYNC_MAX_EVENT_AGE, OPERATOR_API_HANDLER
-from lambdas.rules import AWS_IOT_SQL_VERSION, RULES
+from lambdas.rules import AWS_IOT_SQL_VERSION, RULES, rules_for
 from ocpp_core import keys
+from ocpp_core.topics import Topics
 
-from .support import Synthesized, grants, iot_arn, nag_violations, policy_statements, synthesize, wildcard_findings
+from .support import (
+    Synthesized,
+    bridge_environment,
+    dashboard_metrics,
+    grants,
+    iot_arn,
+    nag_violations,
+    policy_statements,
+    synthesize,
+    wildcard_findings,
+)
 
 HANDLERS = {rule.handler for rule in RULES} | {OPERATOR_API_HANDLER}
+#: the dev stage's own topics and rules (DESIGN §8): never the local stack's ``ocpp``
+DEV_TOPICS = Topics("ocpp-dev")
+DEV_RULES = rules_for(DEV_TOPICS, "dev")
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +97,11 @@ def test_one_on_demand_table_with_the_shared_keys_ttl_and_pitr(synth: Synthesize
 # --- processing ---------------------------------------------------------------------------------
 
 
-def test_lambdas_are_python_3_11_on_arm64_with_the_settings_they_read(synth: Synthesized) -> None:
+def test_lambdas_run_the_synthesizing_python_on_arm64_with_the_settings_they_read(synth: Synthesized) -> None:
+    runtime = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    assert current_python().runtime_name == runtime  # this interpreter is a Lambda runtime: bytecode ships
     for handler, (_, props) in functions_by_handler(synth).items():
-        assert props["Runtime"] == "python3.11"
+        assert props["Runtime"] == runtime
         assert props["Architectures"] == ["arm64"]
         env = props["Environment"]["Variables"]
         assert env["OCPP_TABLE_NAME"] == {"Ref": next(iter(synth.resources("AWS::DynamoDB::Table")))}
@@ -92,6 +109,9 @@ def test_lambdas_are_python_3_11_on_arm64_with_the_settings_they_read(synth: Syn
         assert env["OCPP_HEARTBEAT_INTERVAL"] == "300"
         assert env["OCPP_CALL_TIMEOUT"] == "30"
         assert env["POWERTOOLS_METRICS_NAMESPACE"] == "OCPP/CSMS"
+        # the stage's topics (replies) and the Stage dimension of the handlers' metrics
+        assert env["OCPP_TOPIC_ROOT"] == "ocpp-dev"
+        assert env["OCPP_STAGE"] == "dev"
         assert env["POWERTOOLS_SERVICE_NAME"].startswith("ocpp-")
         assert env["POWERTOOLS_LOG_LEVEL"] == env["LOG_LEVEL"] == "INFO"
         assert "OCPP_EXTENSIONS" not in env  # none configured
@@ -154,15 +174,15 @@ def test_reserved_concurrency_is_unset_unless_configured(synth: Synthesized) -> 
 def test_one_topic_rule_per_rule_definition_with_the_shared_sql(synth: Synthesized) -> None:
     by_handler = functions_by_handler(synth)
     rules = synth.resources("AWS::IoT::TopicRule")
-    assert len(rules) == len(RULES)
-    for rule in RULES:
+    assert len(rules) == len(DEV_RULES)
+    for rule in DEV_RULES:
         sql = Capture()
         target = Capture()
         error_queue = Capture()
         synth.template.has_resource_properties(
             "AWS::IoT::TopicRule",
             {
-                "RuleName": f"dev_{rule.name}",
+                "RuleName": rule.name,
                 "TopicRulePayload": {
                     "Sql": sql,
                     "AwsIotSqlVersion": AWS_IOT_SQL_VERSION,
@@ -172,8 +192,10 @@ def test_one_topic_rule_per_rule_definition_with_the_shared_sql(synth: Synthesiz
                 },
             },
         )
-        # exactly the string the local rule emulator evaluates
+        # exactly the string lambdas.rules builds (and the local rule emulator evaluates), on the
+        # stage's own topics: the default root ocpp is the local stack's
         assert sql.as_string() == rule.sql
+        assert f"FROM '{DEV_TOPICS.root}/+/" in rule.sql and rule.name.startswith("dev_")
         assert target.as_string() == by_handler[rule.handler][0]
         assert synth.json["Resources"][error_queue.as_string()]["Type"] == "AWS::SQS::Queue"
 
@@ -184,14 +206,14 @@ def test_only_iot_core_may_invoke_the_rule_functions_and_only_from_its_rule(synt
         props["Properties"]["RuleName"]: logical_id
         for logical_id, props in synth.resources("AWS::IoT::TopicRule").items()
     }
-    for rule in RULES:
+    for rule in DEV_RULES:
         synth.template.has_resource_properties(
             "AWS::Lambda::Permission",
             {
                 "Action": "lambda:InvokeFunction",
                 "FunctionName": {"Fn::GetAtt": [by_handler[rule.handler][0], "Arn"]},
                 "Principal": "iot.amazonaws.com",
-                "SourceArn": {"Fn::GetAtt": [rule_ids[f"dev_{rule.name}"], "Arn"]},
+                "SourceArn": {"Fn::GetAtt": [rule_ids[rule.name], "Arn"]},
                 "SourceAccount": {"Ref": "AWS::AccountId"},
             },
         )
@@ -200,7 +222,7 @@ def test_only_iot_core_may_invoke_the_rule_functions_and_only_from_its_rule(synt
 # --- network and bridge ---------------------------------------------------------------------
 
 
-def test_nlb_plain_tcp_listener_to_a_tcp_target_group_checked_on_health(synth: Synthesized) -> None:
+def test_nlb_plain_tcp_listener_to_a_tcp_target_group_checked_on_liveness(synth: Synthesized) -> None:
     synth.template.has_resource_properties(
         "AWS::ElasticLoadBalancingV2::LoadBalancer", {"Type": "network", "Scheme": "internet-facing"}
     )
@@ -215,7 +237,8 @@ def test_nlb_plain_tcp_listener_to_a_tcp_target_group_checked_on_health(synth: S
             "Port": 9000,
             "TargetType": "ip",
             "HealthCheckProtocol": "HTTP",
-            "HealthCheckPath": "/health",
+            # liveness, not readiness: ECS replaces tasks failing it, broker or not (issue 12)
+            "HealthCheckPath": "/health/live",
             "HealthCheckPort": "traffic-port",
             "TargetGroupAttributes": attributes,
         },
@@ -232,10 +255,6 @@ def bridge_container(synth: Synthesized) -> dict[str, Any]:
     return container
 
 
-def bridge_environment(synth: Synthesized) -> dict[str, Any]:
-    return {item["Name"]: item["Value"] for item in bridge_container(synth)["Environment"]}
-
-
 def test_bridge_container_drains_within_its_stop_timeout_with_many_file_descriptors(synth: Synthesized) -> None:
     container = bridge_container(synth)
     assert container["StopTimeout"] == 60
@@ -243,6 +262,8 @@ def test_bridge_container_drains_within_its_stop_timeout_with_many_file_descript
     assert container["Ulimits"] == [{"Name": "nofile", "SoftLimit": 65536, "HardLimit": 65536}]
     assert container["PortMappings"] == [{"ContainerPort": 9000, "Protocol": "tcp"}]
     assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+    # ECS ignores an image's Docker HEALTHCHECK; the NLB's liveness check is the one that counts
+    assert "HealthCheck" not in container
 
 
 def test_bridge_environment_matches_its_contract(synth: Synthesized) -> None:
@@ -257,6 +278,40 @@ def test_bridge_environment_matches_its_contract(synth: Synthesized) -> None:
     assert env["BRIDGE_REQUIRE_PASSWORD"] == "true"
     assert env["BRIDGE_MAX_CONNECTIONS"] == "5000"
     assert env["BRIDGE_METRICS_NAMESPACE"] == "OCPP/Bridge"
+    # DESIGN §8: this stage's topics, MQTT sessions and metrics only
+    assert env["OCPP_STAGE"] == "dev"
+    assert env["OCPP_TOPIC_ROOT"] == "ocpp-dev"
+    assert env["BRIDGE_CLIENT_ID_PREFIX"] == "ocpp-dev."
+    # inbound frames through Basic Ingest, to the stage's message rule
+    assert env["BRIDGE_BASIC_INGEST_RULE"] == "dev_ocpp_inbound_messages" == DEV_RULES[0].name
+    # 500 CONNECT/s x 80 % / 2 stages / max_tasks=4: every task reconnecting at once stays within it
+    assert float(env["BRIDGE_MQTT_CONNECT_RATE"]) == 50.0
+    assert int(env["BRIDGE_MQTT_CONNECT_BURST"]) == 50
+
+
+def test_the_bridge_reads_the_environment_the_stack_gives_it(synth: Synthesized) -> None:
+    """The task's environment parses with the bridge's own Settings (tokens given stand-in values)."""
+    from fargate_bridge.settings import Settings as BridgeSettings
+
+    env = {k: v if isinstance(v, str) else "stand-in" for k, v in bridge_environment(synth).items()}
+    env["BRIDGE_IOT_ENDPOINT"] = "abc-ats.iot.eu-west-1.amazonaws.com"
+    env["AWS_REGION"] = "eu-west-1"
+    settings = BridgeSettings.from_env(env)
+    assert settings.topic_root == "ocpp-dev"
+    assert settings.client_id_prefix == "ocpp-dev."
+    assert settings.basic_ingest_rule == "dev_ocpp_inbound_messages"
+    assert settings.stage == "dev"
+    assert settings.mqtt_connect_rate == 50.0 and settings.mqtt_connect_burst == 50
+    assert settings.port == 9000 and settings.plain_port is None  # TLS ends at the NLB
+
+
+def test_the_lambdas_read_the_environment_the_stack_gives_them(synth: Synthesized) -> None:
+    from lambdas.settings import Settings as LambdaSettings
+
+    for _, props in functions_by_handler(synth).values():
+        env = {k: v if isinstance(v, str) else "stand-in" for k, v in props["Environment"]["Variables"].items()}
+        settings = LambdaSettings.from_env(env)
+        assert settings.topics == DEV_TOPICS and settings.stage == "dev"
 
 
 def test_bridge_image_context_excludes_everything_it_is_not_built_from(synth: Synthesized) -> None:
@@ -267,6 +322,13 @@ def test_bridge_image_context_excludes_everything_it_is_not_built_from(synth: Sy
     present = {p.name for p in context.iterdir()}
     assert not present & {".venv", "cdk.out", "tests", ".git", "lambdas", "infra", "docs", "app.py"}
     assert not list(context.rglob("__pycache__"))
+    # ECS ignores a HEALTHCHECK in the image; one there would only mislead (it checked readiness)
+    instructions = [
+        line.split()[0]
+        for line in (context / "fargate_bridge" / "Dockerfile").read_text().splitlines()
+        if line.strip() and not line.startswith((" ", "#"))
+    ]
+    assert "HEALTHCHECK" not in instructions and "CMD" in instructions
 
 
 def test_service_keeps_capacity_during_deployments_and_scales_on_cpu_and_chargers(synth: Synthesized) -> None:
@@ -274,8 +336,13 @@ def test_service_keeps_capacity_during_deployments_and_scales_on_cpu_and_charger
         "AWS::ECS::Service",
         {
             "LaunchType": "FARGATE",
+            # one task at a time with min_tasks=1 (ECS rounds 125 % of one task down to one)
             "DeploymentConfiguration": Match.object_like(
-                {"MinimumHealthyPercent": 100, "DeploymentCircuitBreaker": {"Enable": True, "Rollback": True}}
+                {
+                    "MinimumHealthyPercent": 100,
+                    "MaximumPercent": 200,
+                    "DeploymentCircuitBreaker": {"Enable": True, "Rollback": True},
+                }
             ),
             "LoadBalancers": [Match.object_like({"ContainerName": "bridge", "ContainerPort": 9000})],
         },
@@ -300,7 +367,8 @@ def test_service_keeps_capacity_during_deployments_and_scales_on_cpu_and_charger
                     "CustomizedMetricSpecification": {
                         "Namespace": "OCPP/Bridge",
                         "MetricName": "ConnectedChargers",
-                        "Dimensions": [{"Name": "Service", "Value": "bridge"}],
+                        # the stage's own tasks only: never the other stage's chargers
+                        "Dimensions": [{"Name": "Service", "Value": "bridge"}, {"Name": "Stage", "Value": "dev"}],
                         "Statistic": "Average",
                     },
                     "TargetValue": 3000,
@@ -395,13 +463,14 @@ def test_bridge_task_role_has_exactly_its_iot_and_registry_permissions(synth: Sy
         return action, json.dumps(resource, sort_keys=True)
 
     expected = {
-        pair("iot:Connect", iot_arn("client/*")),
-        *(
-            pair(a, iot_arn(f"topic/ocpp/*/{t}"))
-            for a in ("iot:Publish", "iot:Receive")
-            for t in ("in", "out", "events")
-        ),
-        pair("iot:Subscribe", iot_arn("topicfilter/ocpp/*/out")),
+        # only this stage's client ids: a dev charger never takes over its prod session
+        pair("iot:Connect", iot_arn("client/ocpp-dev.*")),
+        # frames through Basic Ingest to the stage's message rule, presence events (and the will)
+        pair("iot:Publish", iot_arn("topic/$aws/rules/dev_ocpp_inbound_messages/ocpp-dev/*/in")),
+        pair("iot:Publish", iot_arn("topic/ocpp-dev/*/events")),
+        # the replies, and nothing else
+        pair("iot:Subscribe", iot_arn("topicfilter/ocpp-dev/*/out")),
+        pair("iot:Receive", iot_arn("topic/ocpp-dev/*/out")),
         pair("dynamodb:GetItem", table),
     }
     assert grants(synth.json, role) == expected
@@ -414,7 +483,7 @@ def test_lambdas_publish_only_to_the_out_topics(synth: Synthesized) -> None:
         if handler == "lambdas.lifecycle.handler":
             assert iot == set()
         else:
-            assert iot == {("iot:Publish", json.dumps(iot_arn("topic/ocpp/*/out"), sort_keys=True))}
+            assert iot == {("iot:Publish", json.dumps(iot_arn("topic/ocpp-dev/*/out"), sort_keys=True))}
 
 
 def test_functions_read_and_write_the_table_and_nothing_else_of_dynamodb(synth: Synthesized) -> None:
@@ -457,6 +526,7 @@ def dashboard_body(synth: Synthesized) -> str:
     "needle",
     [
         "ConnectedChargers",
+        "BrokerReachable",
         "FramesIn",
         "FramesOut",
         "AuthFailures",
@@ -512,6 +582,7 @@ def metric_names(props: dict[str, Any]) -> set[str]:
         ("Throttles", 3, "notBreaching"),
         ("ApproximateNumberOfMessagesVisible", 2, "notBreaching"),  # both dead-letter queues
         ("UnHealthyHostCount", 1, "notBreaching"),
+        ("BrokerReachable", 1, "notBreaching"),  # no data: no task, NoHealthyBridgeTask says so
         ("HealthyHostCount", 1, "breaching"),  # no data: the bridge is gone
         ("ConnectedChargers", 1, "notBreaching"),  # the drop alarm
     ],
@@ -520,6 +591,43 @@ def test_alarms_cover(synth: Synthesized, metric: str, count: int, missing: str)
     matching = [p for p in alarms(synth).values() if metric in metric_names(p)]
     assert len(matching) == count
     assert {p["TreatMissingData"] for p in matching} == {missing}
+
+
+def alarm_metrics(props: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metrics an alarm reads, as ``{Namespace, MetricName, Dimensions, Stat, Period}``."""
+    if "MetricName" in props:
+        return [
+            {k: props.get(k) for k in ("Namespace", "MetricName", "Dimensions", "Period")}
+            | {"Stat": props.get("Statistic")}
+        ]
+    return [
+        {**m["MetricStat"]["Metric"], "Stat": m["MetricStat"]["Stat"], "Period": m["MetricStat"]["Period"]}
+        for m in props.get("Metrics", [])
+        if "MetricStat" in m
+    ]
+
+
+def test_an_unreachable_broker_alarms_on_the_bridges_gauge_not_on_target_health(synth: Synthesized) -> None:
+    (alarm,) = [p for p in alarms(synth).values() if "BrokerReachable" in metric_names(p)]
+    (metric,) = alarm_metrics(alarm)
+    assert (metric["Namespace"], metric["Stat"], metric["Period"]) == ("OCPP/Bridge", "Minimum", 60)
+    assert metric["Dimensions"] == [{"Name": "Service", "Value": "bridge"}, {"Name": "Stage", "Value": "dev"}]
+    assert alarm["ComparisonOperator"] == "LessThanThreshold" and alarm["Threshold"] == 1
+    assert (alarm["DatapointsToAlarm"], alarm["EvaluationPeriods"]) == (3, 5)
+    (unhealthy,) = [p for p in alarms(synth).values() if "UnHealthyHostCount" in metric_names(p)]
+    assert "/health/live" in unhealthy["AlarmDescription"] and "IoT Core" in unhealthy["AlarmDescription"]
+
+
+def test_every_metric_of_the_shared_namespaces_names_the_stage(synth: Synthesized) -> None:
+    """Alarms, scaling and dashboard read the dev stage's EMF metrics only (DESIGN §8)."""
+    stage_dimension = {"Name": "Stage", "Value": "dev"}
+    own = [m for p in alarms(synth).values() for m in alarm_metrics(p) if m["Namespace"].startswith("OCPP/")]
+    assert own and all(stage_dimension in m["Dimensions"] for m in own)
+    rows = dashboard_metrics(synth)
+    bridge_rows = [row for row in rows if row[0] == "OCPP/Bridge"]
+    assert bridge_rows and all(row[2:6] == ["Service", "bridge", "Stage", "dev"] for row in bridge_rows)
+    searches = [row[0]["expression"] for row in rows if "SEARCH(" in str(row[0])]
+    assert searches and all("{OCPP/CSMS,Stage,service}" in e and 'Stage="dev"' in e for e in searches)
 
 
 def test_a_sudden_drop_in_connected_chargers_alarms_below_an_anomaly_band(synth: Synthesized) -> None:

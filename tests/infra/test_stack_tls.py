@@ -1,22 +1,30 @@
-"""The prod stage with a domain and certificate (TLS at the NLB), in a concrete account and region."""
+"""The prod stage with a domain and certificate (TLS at the NLB), in a concrete account and region.
+
+Also what prod does that dev does not: no plain listener by default once there is a certificate,
+a pinned Lambda runtime (the same template from any laptop), a deployment that replaces a batch
+of its 2 to 50 tasks at a time, and a warning about IoT Core's CONNECT quota at that scale.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 
 import pytest
-from aws_cdk.assertions import Match
+from aws_cdk.assertions import Annotations, Match
 
 from lambdas.rules import RULES
 
-from .support import Synthesized, nag_violations, synthesize, wildcard_findings
+from .support import Synthesized, bridge_environment, nag_violations, synthesize, wildcard_findings
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 DOMAIN = "ocpp.example.com"
 IOT_HOST = "abc123example-ats.iot.eu-west-1.amazonaws.com"
 CERT = f"arn:aws:acm:{REGION}:{ACCOUNT}:certificate/12345678-90ab-cdef-1234-567890abcdef"
+#: a runtime other than this interpreter's: the bundle then ships sources only
+PINNED_PYTHON = "3.13" if sys.version_info[:2] != (3, 13) else "3.12"
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +36,8 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
             "region": REGION,
             "domain_name": DOMAIN,
             "certificate_arn": CERT,
-            "plain_listener": "false",  # security profile 2 only
+            # no plain_listener: with a certificate it is off unless asked for (secure by default)
+            "lambda_python": PINNED_PYTHON,
             "xray": "true",
             "alarm_email": "ops@example.com",
             "processor_reserved_concurrency": "50",
@@ -40,7 +49,8 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
 
 def test_tls_listener_terminates_with_the_certificate_and_forwards_tcp(synth: Synthesized) -> None:
     listeners = synth.resources("AWS::ElasticLoadBalancingV2::Listener")
-    assert [p["Properties"]["Protocol"] for p in listeners.values()] == ["TLS"]  # plain one turned off
+    # no ws:// listener: Basic-auth passwords never travel in clear unless plain_listener=true
+    assert [p["Properties"]["Protocol"] for p in listeners.values()] == ["TLS"]
     synth.template.has_resource_properties(
         "AWS::ElasticLoadBalancingV2::Listener",
         {
@@ -52,7 +62,7 @@ def test_tls_listener_terminates_with_the_certificate_and_forwards_tcp(synth: Sy
         },
     )
     synth.template.has_resource_properties(
-        "AWS::ElasticLoadBalancingV2::TargetGroup", {"Protocol": "TCP", "HealthCheckPath": "/health"}
+        "AWS::ElasticLoadBalancingV2::TargetGroup", {"Protocol": "TCP", "HealthCheckPath": "/health/live"}
     )
 
 
@@ -127,7 +137,41 @@ def test_rule_names_carry_the_stage(synth: Synthesized) -> None:
 
 def test_iam_arns_name_the_region_and_account(synth: Synthesized) -> None:
     text = json.dumps(synth.json)
-    assert f":iot:{REGION}:{ACCOUNT}:client/*" in text
+    assert f":iot:{REGION}:{ACCOUNT}:client/ocpp-prod.*" in text
+
+
+def test_a_pinned_lambda_runtime_ships_sources_without_bytecode(synth: Synthesized) -> None:
+    functions = [
+        p["Properties"]
+        for p in synth.resources("AWS::Lambda::Function").values()
+        if p["Properties"].get("Handler", "").startswith("lambdas.")
+    ]
+    assert {props["Runtime"] for props in functions} == {f"python{PINNED_PYTHON}"}
+    (key,) = {props["Code"]["S3Key"] for props in functions}
+    asset = synth.assembly_dir / ("asset." + key.removesuffix(".zip"))
+    assert (asset / "ocpp_core" / "processor.py").is_file()
+    assert not list(asset.rglob("*.pyc")), "bytecode of this interpreter would not load on another runtime"
+    warnings = Annotations.from_stack(synth.stack).find_warning("*", Match.string_like_regexp("sources only"))
+    assert warnings
+
+
+def test_a_deployment_replaces_a_quarter_of_the_tasks_at_a_time(synth: Synthesized) -> None:
+    # min_tasks=2: 125 % of 2 tasks rounds down to 2, so 150 % (one more task) is the least that moves
+    synth.template.has_resource_properties(
+        "AWS::ECS::Service",
+        {"DeploymentConfiguration": Match.object_like({"MinimumHealthyPercent": 100, "MaximumPercent": 150})},
+    )
+
+
+def test_fifty_tasks_share_the_connect_budget_and_synth_warns_about_the_quota(synth: Synthesized) -> None:
+    env = bridge_environment(synth)
+    # 500/s x 80 % / 2 stages / 50 tasks: all 50 reconnecting at once make 200/s, within the budget
+    assert float(env["BRIDGE_MQTT_CONNECT_RATE"]) == 4.0
+    assert int(env["BRIDGE_MQTT_CONNECT_BURST"]) == 4
+    (warning,) = Annotations.from_stack(synth.stack).find_warning(
+        "*", Match.string_like_regexp("Connect requests per second per account")
+    )
+    assert "750 s" in json.dumps(warning.entry.data)
 
 
 def test_cdk_nag_finds_nothing_unacknowledged(synth: Synthesized) -> None:
