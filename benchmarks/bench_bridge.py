@@ -257,7 +257,9 @@ async def _health_ok(port: int, timeout: float) -> bool:
 
 
 @contextlib.contextmanager
-def _bridge_process(port: int, mqtt_port: int, chargers: int) -> Iterator[subprocess.Popen[bytes]]:
+def _bridge_process(
+    port: int, mqtt_port: int, chargers: int, env_overrides: dict[str, str | None] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         **os.environ,
         "BRIDGE_HOST": HOST,
@@ -271,7 +273,15 @@ def _bridge_process(port: int, mqtt_port: int, chargers: int) -> Iterator[subpro
         "BRIDGE_LOG_LEVEL": "WARNING",
         "BRIDGE_METRICS_INTERVAL": "3600",
         "BRIDGE_REGISTRY_TABLE": "",
+        # Load generators send CALLs back to back; the per-charger rate limit is not measured here.
+        "BRIDGE_FRAME_RATE": "100000",
+        "BRIDGE_FRAME_BURST": "100000",
     }
+    for name, value in (env_overrides or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "fargate_bridge"],

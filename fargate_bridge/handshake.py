@@ -18,7 +18,13 @@ from websockets.headers import parse_authorization_basic
 from ocpp_core.ids import charge_point_id_from_path
 from ocpp_core.versions import SUBPROTOCOL_PREFERENCE, OcppVersion
 
+#: Readiness: 200 when the broker is reachable, 503 otherwise (DESIGN §3).
 HEALTH_PATH = "/health"
+#: Liveness: 200 whenever the process serves (its event loop answers), whatever the broker. The
+#: NLB target group checks this one: ECS replaces a task whose target health check fails, so a
+#: check that follows the broker would turn an IoT Core or NAT hiccup into every socket dropped
+#: (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_services.html).
+LIVE_PATH = "/health/live"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,10 @@ def parse_basic_credentials(authorization: str | None) -> tuple[str, str] | None
 
 def is_health_check(path: str) -> bool:
     return path.split("?", 1)[0] == HEALTH_PATH
+
+
+def is_liveness_check(path: str) -> bool:
+    return path.split("?", 1)[0] == LIVE_PATH
 
 
 def evaluate_request(path: str, subprotocol_headers: Iterable[str], authorization: str | None) -> Admission | Rejection:

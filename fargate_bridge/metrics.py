@@ -15,6 +15,8 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 CONNECTED_CHARGERS = "ConnectedChargers"
+#: 1 when the bridge reached its broker at the last check, else 0 (a gauge: alarm when < 1).
+BROKER_REACHABLE = "BrokerReachable"
 FRAMES_IN = "FramesIn"
 FRAMES_OUT = "FramesOut"
 AUTH_FAILURES = "AuthFailures"
@@ -22,34 +24,60 @@ HANDSHAKE_REJECTIONS = "HandshakeRejections"
 MQTT_RECONNECTS = "MqttReconnects"
 QUEUE_DROPS = "QueueDrops"
 TAKE_OVERS = "TakeOvers"
+#: Opening handshakes that did not complete in BRIDGE_HANDSHAKE_TIMEOUT (also logged, one line each).
+HANDSHAKE_TIMEOUTS = "HandshakeTimeouts"
+#: Sockets closed (1008) because the charger sent frames faster than BRIDGE_FRAME_RATE.
+RATE_LIMITED = "RateLimited"
+#: Sockets closed (1008) because the charger stopped reading its replies (BRIDGE_OUTBOX_LIMIT_BYTES).
+SLOW_READERS = "SlowReaders"
+#: Frames answered by the bridge with a CALLERROR because their envelope exceeds IoT Core's limit.
+OVERSIZED_FRAMES = "OversizedFrames"
+#: SUBSCRIBEs to a charger's replies that failed (each is retried, then the socket closed with 1011).
+SUBSCRIBE_FAILURES = "SubscribeFailures"
 
-GAUGES = (CONNECTED_CHARGERS,)
-COUNTERS = (FRAMES_IN, FRAMES_OUT, AUTH_FAILURES, HANDSHAKE_REJECTIONS, MQTT_RECONNECTS, QUEUE_DROPS, TAKE_OVERS)
+GAUGES = (CONNECTED_CHARGERS, BROKER_REACHABLE)
+COUNTERS = (
+    FRAMES_IN,
+    FRAMES_OUT,
+    AUTH_FAILURES,
+    HANDSHAKE_REJECTIONS,
+    HANDSHAKE_TIMEOUTS,
+    MQTT_RECONNECTS,
+    QUEUE_DROPS,
+    TAKE_OVERS,
+    RATE_LIMITED,
+    SLOW_READERS,
+    OVERSIZED_FRAMES,
+    SUBSCRIBE_FAILURES,
+)
 SERVICE = "bridge"
+#: Every document carries both: two stages in one account never mix their metrics (DESIGN §8).
+DIMENSIONS = ("Service", "Stage")
 
 
 def emf_document(
-    namespace: str, timestamp_ms: int, values: dict[str, float], *, service: str = SERVICE
+    namespace: str, timestamp_ms: int, values: dict[str, float], *, service: str = SERVICE, stage: str = "local"
 ) -> dict[str, Any]:
-    """An EMF log event with dimension ``Service`` (pure)."""
+    """An EMF log event with the dimension set ``[Service, Stage]`` (pure)."""
     return {
         "_aws": {
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [
                 {
                     "Namespace": namespace,
-                    "Dimensions": [["Service"]],
+                    "Dimensions": [list(DIMENSIONS)],
                     "Metrics": [{"Name": name, "Unit": "Count"} for name in values],
                 }
             ],
         },
         "Service": service,
+        "Stage": stage,
         **values,
     }
 
 
 class Metrics:
-    """Counters reset at each flush; the gauge is read from a callback at flush time.
+    """Counters reset at each flush; gauges are read from callbacks at flush time.
 
     Increments come from the event loop thread only; the lock is for the flush at exit, which
     may run from a signal path.
@@ -62,10 +90,14 @@ class Metrics:
         stream: TextIO | None = None,
         gauge: Callable[[], int] | None = None,
         clock: Callable[[], float] = time.time,
+        stage: str = "local",
     ):
         self.namespace = namespace
+        self.stage = stage
         self._stream = stream
-        self._gauge = gauge
+        self._gauges: dict[str, Callable[[], float]] = {}
+        if gauge is not None:
+            self._gauges[CONNECTED_CHARGERS] = gauge
         self._clock = clock
         self._lock = threading.Lock()
         self._counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
@@ -75,17 +107,20 @@ class Metrics:
         self._counters[name] += value
         self.totals[name] += value
 
-    def set_gauge(self, gauge: Callable[[], int]) -> None:
-        self._gauge = gauge
+    def set_gauge(self, gauge: Callable[[], float], name: str = CONNECTED_CHARGERS) -> None:
+        self._gauges[name] = gauge
 
     def collect(self) -> dict[str, Any]:
         """The EMF document for the counts since the last collect, and reset them."""
         with self._lock:
-            values: dict[str, float] = {CONNECTED_CHARGERS: self._gauge() if self._gauge is not None else 0}
+            values: dict[str, float] = {}
+            for name in GAUGES:
+                gauge = self._gauges.get(name)
+                values[name] = gauge() if gauge is not None else 0
             values.update(self._counters)
             for name in self._counters:
                 self._counters[name] = 0
-        return emf_document(self.namespace, int(self._clock() * 1000), values)
+        return emf_document(self.namespace, int(self._clock() * 1000), values, stage=self.stage)
 
     def flush(self) -> None:
         line = json.dumps(self.collect(), separators=(",", ":"))

@@ -129,10 +129,11 @@ class LinkListener(Protocol):
 class _Relay:
     """The CRT-side callbacks of one client. Holds the listener weakly (see module docstring)."""
 
-    __slots__ = ("__weakref__", "_listener", "_poster")
+    __slots__ = ("__weakref__", "_link", "_listener", "_poster")
 
     def __init__(self, listener: LinkListener, poster: LoopPoster):
         self._listener: weakref.ref[LinkListener] = weakref.ref(listener)
+        self._link: weakref.ref[MqttLink] | None = None
         self._poster = poster
 
     def _post(self, name: str, *args: Any) -> None:
@@ -140,12 +141,18 @@ class _Relay:
         if listener is not None:
             self._poster.post(getattr(listener, name), *args)
 
+    def _post_link(self, name: str) -> None:
+        link = self._link() if self._link is not None else None
+        if link is not None:
+            self._poster.post(getattr(link, name))
+
     def on_publish(self, data: mqtt5.PublishReceivedData) -> None:
         packet = data.publish_packet
         if packet is not None:
             self._post("on_mqtt_message", packet.topic, bytes(packet.payload or b""))
 
     def on_attempting(self, data: mqtt5.LifecycleAttemptingConnectData) -> None:
+        self._post_link("_on_attempting")
         self._post("on_mqtt_attempting")
 
     def on_success(self, data: mqtt5.LifecycleConnectSuccessData) -> None:
@@ -162,6 +169,7 @@ class _Relay:
         self._post("on_mqtt_disconnected", code, str(data.exception) if data.exception is not None else None)
 
     def on_stopped(self, data: mqtt5.LifecycleStoppedData) -> None:
+        self._post_link("_on_stopped")
         self._post("on_mqtt_stopped")
 
 
@@ -223,7 +231,23 @@ class MqttFactory:
         except Exception as exc:  # noqa: BLE001 - handed to the CRT, which fails the attempt with it
             transform_args.set_done(exc)
 
-    def client_options(self, client_id: str, will: mqtt5.PublishPacket, relay: _Relay) -> mqtt5.ClientOptions:
+    def reconnect_max_ms(self, fleet_size: int) -> int:
+        """Longest reconnection delay for a client of a task holding ``fleet_size`` chargers.
+
+        Delays are drawn with full jitter, so after an outage the fleet's CONNECTs spread over
+        this window: it is at least ``fleet_size / BRIDGE_MQTT_CONNECT_RATE`` seconds, so that a
+        task reconnects everyone at about its CONNECT budget (IoT Core: 500/s per account by
+        default, https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits),
+        and no more than ``BRIDGE_MQTT_RECONNECT_MAX_MS`` when that is longer. A small task is
+        thus back within seconds of the broker's return instead of up to half a minute.
+        """
+        s = self.settings
+        paced = int(1000 * fleet_size / s.mqtt_connect_rate)
+        return max(s.mqtt_reconnect_max_ms, s.mqtt_reconnect_min_ms, paced)
+
+    def client_options(
+        self, client_id: str, will: mqtt5.PublishPacket, relay: _Relay, fleet_size: int = 0
+    ) -> mqtt5.ClientOptions:
         s = self.settings
         return mqtt5.ClientOptions(
             host_name=s.broker_host,
@@ -255,7 +279,7 @@ class MqttFactory:
             offline_queue_behavior=mqtt5.ClientOperationQueueBehaviorType.FAIL_NON_QOS1_PUBLISH_ON_DISCONNECT,
             retry_jitter_mode=mqtt5.ExponentialBackoffJitterMode.FULL,
             min_reconnect_delay_ms=s.mqtt_reconnect_min_ms,
-            max_reconnect_delay_ms=s.mqtt_reconnect_max_ms,
+            max_reconnect_delay_ms=self.reconnect_max_ms(fleet_size),
             ping_timeout_ms=10_000,
             connack_timeout_ms=10_000,
             on_publish_callback_fn=relay.on_publish,
@@ -267,10 +291,15 @@ class MqttFactory:
             disable_metrics=True,  # no SDK metrics in the CONNECT username
         )
 
-    def new_link(self, client_id: str, will_topic: str, will_payload: bytes, listener: LinkListener) -> MqttLink:
+    def new_link(
+        self, client_id: str, will_topic: str, will_payload: bytes, listener: LinkListener, fleet_size: int = 0
+    ) -> MqttLink:
         will = mqtt5.PublishPacket(topic=will_topic, payload=will_payload, qos=QOS1)
         relay = _Relay(listener, self.poster)
-        return MqttLink(client_id, mqtt5.Client(self.client_options(client_id, will, relay)), self.poster, relay)
+        options = self.client_options(client_id, will, relay, fleet_size)
+        link = MqttLink(client_id, mqtt5.Client(options), self.poster, relay)
+        relay._link = weakref.ref(link)
+        return link
 
 
 def _with_ca(options: io.TlsContextOptions, settings: Settings) -> io.TlsContextOptions:
@@ -282,7 +311,18 @@ def _with_ca(options: io.TlsContextOptions, settings: Settings) -> io.TlsContext
 class MqttLink:
     """One charger's MQTT5 client. Methods are called on the loop thread; completions come back there."""
 
-    __slots__ = ("_client", "_poster", "_relay", "_started", "_stopping", "client_id")
+    __slots__ = (
+        "__weakref__",
+        "_attempted",
+        "_client",
+        "_poster",
+        "_relay",
+        "_started",
+        "_stopped",
+        "_stopping",
+        "_waiters",
+        "client_id",
+    )
 
     def __init__(self, client_id: str, client: mqtt5.Client, poster: LoopPoster, relay: _Relay):
         self.client_id = client_id
@@ -291,6 +331,51 @@ class MqttLink:
         self._relay = relay  # kept alive with the client
         self._started = False
         self._stopping = False
+        self._attempted = False  # the client reported its first connection attempt
+        self._stopped = False  # the client reported "stopped"
+        self._waiters: list[asyncio.Future[None]] = []
+
+    # Lifecycle notes from the relay (loop thread).
+    def _on_attempting(self) -> None:
+        self._attempted = True
+        self._wake()
+
+    def _on_stopped(self) -> None:
+        self._stopped = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _until(self, condition: Callable[[], bool], timeout: float) -> bool:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not condition():
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return False
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, remaining)
+            except TimeoutError:
+                return condition()
+        return True
+
+    async def shutdown(self, timeout: float, *, with_will: bool = False) -> bool:
+        """Stop the client and wait (at most ``timeout`` s each step) until it reports stopped.
+
+        A stop that reaches the CRT before the start has taken effect leaves the client stopped
+        without a "stopped" event; once it reports an attempt, a stop always ends with one.
+        That takes milliseconds. True once stopped.
+        """
+        if not self._started or self._stopped:
+            return True
+        await self._until(lambda: self._attempted, timeout)
+        self.stop(with_will=with_will)
+        return await self._until(lambda: self._stopped, timeout)
 
     @property
     def started(self) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -126,8 +127,16 @@ def _plain(item: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Any] | Non
 class RegistryReader:
     """Async, cached, single-flight reads of a blocking :class:`ChargerRegistry`."""
 
-    def __init__(self, registry: ChargerRegistry, *, ttl: float = 30.0, max_entries: int = 50_000):
+    def __init__(
+        self,
+        registry: ChargerRegistry,
+        *,
+        ttl: float = 30.0,
+        max_entries: int = 50_000,
+        executor: Executor | None = None,
+    ):
         self.registry = registry
+        self._executor = executor  # None: the loop's default pool
         self._cache: TtlCache[str, ChargerCredentials | None] = TtlCache(ttl, max_entries)
         self._pending: dict[str, asyncio.Future[ChargerCredentials | None]] = {}
 
@@ -144,7 +153,8 @@ class RegistryReader:
         future: asyncio.Future[ChargerCredentials | None] = asyncio.get_running_loop().create_future()
         self._pending[charge_point_id] = future
         try:
-            value = await asyncio.to_thread(self.registry.lookup, charge_point_id)
+            loop = asyncio.get_running_loop()
+            value = await loop.run_in_executor(self._executor, self.registry.lookup, charge_point_id)
         except Exception as exc:
             if not isinstance(exc, RegistryUnavailable):
                 exc = RegistryUnavailable(f"registry read failed for {charge_point_id}: {exc!r}")

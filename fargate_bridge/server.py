@@ -16,6 +16,7 @@ import logging
 import signal
 import ssl
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
 from websockets.asyncio.server import Server, ServerConnection
@@ -30,13 +31,15 @@ from ocpp_core.versions import SUBPROTOCOL_PREFERENCE
 
 from . import metrics as m
 from .auth import Authenticator, AuthPolicy, Verdict
-from .handshake import Admission, Rejection, evaluate_request, is_health_check
+from .handshake import Admission, Rejection, evaluate_request, is_health_check, is_liveness_check
+from .lifecycle import CLOSE_GOING_AWAY, DEFAULT_RETRY, REASON_SHUTDOWN, SubscribeRetry
 from .metrics import Metrics
 from .mqtt import LoopPoster, MqttFactory
 from .registry import ChargerRegistry, DynamoChargerRegistry, InMemoryChargerRegistry, RegistryReader
-from .session import CLOSE_GOING_AWAY, REASON_SHUTDOWN, ChargerSession
+from .session import ChargerSession
 from .settings import Settings
 from .throttle import FailureBackoff, MinInterval, TokenBucket
+from .topics import naming
 
 logger = logging.getLogger(__name__)
 
@@ -53,17 +56,25 @@ def registry_from_settings(settings: Settings) -> ChargerRegistry:
 
 
 class BridgeConnection(ServerConnection):
-    """A server connection that carries its admission and counts itself while it lives."""
+    """A server connection that carries its admission and counts itself while it lives.
+
+    It also notices an opening handshake that never completed (no request, or one still being
+    authenticated, at ``BRIDGE_HANDSHAKE_TIMEOUT``): websockets aborts those silently, so the
+    bridge logs and counts each one here.
+    """
 
     def __init__(self, protocol: ServerProtocol, server: Server, *, bridge: Bridge, **kwargs: Any):
         super().__init__(protocol, server, **kwargs)
         self.bridge = bridge
         self.admission: Admission | None = None
+        self.answered = False  # process_request ran to an answer (a response or an admission)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         if self.admission is not None:
             self.bridge._admitted -= 1
+        elif not self.answered:
+            self.bridge.handshake_abandoned(self)
 
 
 class Bridge:
@@ -75,21 +86,33 @@ class Bridge:
         registry: ChargerRegistry | None = None,
         *,
         metrics_stream: TextIO | None = None,
+        subscribe_retry: SubscribeRetry = DEFAULT_RETRY,
     ):
         self.settings = settings
+        self.naming = naming(settings)
+        self.subscribe_retry = subscribe_retry
         self.registry = registry if registry is not None else registry_from_settings(settings)
-        self.metrics = Metrics(settings.metrics_namespace, stream=metrics_stream, gauge=lambda: len(self.sessions))
+        self.metrics = Metrics(
+            settings.metrics_namespace, stream=metrics_stream, gauge=lambda: len(self.sessions), stage=settings.stage
+        )
+        self.metrics.set_gauge(lambda: 1 if self._health[1] else 0, m.BROKER_REACHABLE)
+        # Registry reads and password hashes block: they get threads of their own, sized for a
+        # storm, instead of Python's default pool (min(32, cores + 4) threads, shared with
+        # everything else that calls to_thread).
+        self._executor = ThreadPoolExecutor(settings.registry_threads, thread_name_prefix="bridge-registry")
         self.authenticator = Authenticator(
-            RegistryReader(self.registry, ttl=settings.registry_cache_ttl),
+            RegistryReader(self.registry, ttl=settings.registry_cache_ttl, executor=self._executor),
             AuthPolicy(settings.unknown_chargers, settings.require_password),
             # The delay must stay well inside the handshake timeout.
             backoff=FailureBackoff(cap=min(4.0, settings.handshake_timeout / 3)),
+            executor=self._executor,
         )
         self.sessions: dict[str, ChargerSession] = {}
         self._admitted = 0
         self._bucket = TokenBucket(settings.mqtt_connect_rate, settings.mqtt_connect_burst)
         self._per_id: MinInterval[str] = MinInterval(CLIENT_ID_CONNECT_INTERVAL)
         self._server: Server | None = None
+        self._plain_server: Server | None = None
         self._metrics_task: asyncio.Task[None] | None = None
         self._health: tuple[float, bool] = (0.0, False)
         self._health_probe: asyncio.Task[bool] | None = None
@@ -97,6 +120,7 @@ class Bridge:
         self._stopped: asyncio.Event | None = None
         self.mqtt: MqttFactory
         self.port: int = settings.port
+        self.plain_port: int | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -114,34 +138,43 @@ class Bridge:
         def create_connection(protocol: ServerProtocol, server: Server, **kwargs: Any) -> BridgeConnection:
             return BridgeConnection(protocol, server, bridge=self, **kwargs)
 
-        self._server = await websockets_serve(
-            self._handle,
-            s.host,
-            s.port,
-            subprotocols=[Subprotocol(v.value) for v in SUBPROTOCOL_PREFERENCE],
-            process_request=self._process_request,
-            # OCPP chargers rarely negotiate permessage-deflate, and its buffers would cost far
-            # more memory per connection than everything else here.
-            compression=None,
-            open_timeout=s.handshake_timeout,
-            ping_interval=s.ping_interval,
-            ping_timeout=s.ping_timeout,
-            close_timeout=5.0,
-            max_size=s.max_frame_bytes,
-            max_queue=16,
-            ssl=ssl_context,
-            create_connection=create_connection,  # type: ignore[arg-type]
-            server_header=None,
-        )
-        sockets = self._server.sockets
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        def listen(port: int, context: ssl.SSLContext | None) -> Any:
+            return websockets_serve(
+                self._handle,
+                s.host,
+                port,
+                subprotocols=[Subprotocol(v.value) for v in SUBPROTOCOL_PREFERENCE],
+                process_request=self._process_request,
+                # OCPP chargers rarely negotiate permessage-deflate, and its buffers would cost
+                # far more memory per connection than everything else here.
+                compression=None,
+                open_timeout=s.handshake_timeout,
+                ping_interval=s.ping_interval,
+                ping_timeout=s.ping_timeout,
+                close_timeout=5.0,
+                max_size=s.max_frame_bytes,
+                max_queue=16,
+                ssl=context,
+                create_connection=create_connection,  # type: ignore[arg-type]
+                server_header=None,
+                # A storm of chargers opens sockets faster than the loop accepts them: with
+                # websockets' default backlog (100) the kernel drops the overflow's handshakes.
+                backlog=s.listen_backlog,
+            )
+
+        self._server = await listen(s.port, ssl_context)
+        self.port = _bound_port(self._server, s.port)
+        if ssl_context is not None and s.plain_port is not None:
+            # Secure by default: a plain listener next to TLS only when asked (BRIDGE_PLAIN_PORT).
+            self._plain_server = await listen(s.plain_port, None)
+            self.plain_port = _bound_port(self._plain_server, s.plain_port)
         self._metrics_task = asyncio.create_task(self._publish_metrics())
         logger.info(
-            "bridge listening on %s://%s:%s, broker %s:%s (auth %s)",
+            "bridge listening on %s://%s:%s%s, broker %s:%s (auth %s)",
             "wss" if ssl_context else "ws",
             s.host,
             self.port,
+            f" and ws://{s.host}:{self.plain_port}" if self.plain_port is not None else "",
             s.broker_host,
             s.mqtt_port,
             s.mqtt_auth.value,
@@ -158,17 +191,22 @@ class Bridge:
         server = self._server
         count = len(self.sessions)
         logger.info("bridge stopping: closing %s connections", count)
+        servers = [srv for srv in (server, self._plain_server) if srv is not None]
         try:
-            if server is not None:
+            if servers:
                 for session in list(self.sessions.values()):
                     session.shut_down(reason)
-                server.close(close_connections=True, code=CLOSE_GOING_AWAY, reason=reason)
+                for srv in servers:
+                    srv.close(close_connections=True, code=CLOSE_GOING_AWAY, reason=reason)
                 try:
-                    await asyncio.wait_for(server.wait_closed(), self.settings.drain_timeout)
+                    await asyncio.wait_for(
+                        asyncio.gather(*(srv.wait_closed() for srv in servers)), self.settings.drain_timeout
+                    )
                 except TimeoutError:
                     logger.warning("drain timed out after %.1f s: aborting what is left", self.settings.drain_timeout)
                     self._abort_all()
         finally:
+            self._executor.shutdown(wait=False, cancel_futures=True)
             if self._metrics_task is not None:
                 self._metrics_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -180,11 +218,7 @@ class Bridge:
 
     def _abort_all(self) -> None:
         for session in list(self.sessions.values()):
-            if session.link is not None:
-                session.link.stop()
-            transport = session.ws.transport
-            if transport is not None:
-                transport.abort()
+            session.abort()
 
     async def wait_stopped(self) -> None:
         assert self._stopped is not None, "start() first"
@@ -207,14 +241,33 @@ class Bridge:
 
     # --- sessions ------------------------------------------------------------------------------
     async def connect_slot(self, charge_point_id: str) -> None:
-        """Wait for a turn to CONNECT: account-wide rate (token bucket) and per client id."""
-        delay = max(self._bucket.reserve(), self._per_id.reserve(charge_point_id))
+        """Wait for a turn to CONNECT: per client id first, then the task's rate (token bucket).
+
+        In that order, a charger reconnecting in a tight loop only waits on its own id: each of
+        its sockets is replaced (and its wait cancelled) before it takes one of the tokens the
+        other chargers' boots need, and the waits it gave up never push its next turn back.
+        """
+        while (wait := self._per_id.wait(charge_point_id)) > 0:
+            await asyncio.sleep(wait)
+        self._per_id.mark(charge_point_id)
+        delay = self._bucket.reserve()
         if delay > 0:
             await asyncio.sleep(delay)
 
     def session_ended(self, session: ChargerSession) -> None:
-        if self.sessions.get(session.cp) is session:
-            del self.sessions[session.cp]
+        if self.sessions.get(session.charge_point_id) is session:
+            del self.sessions[session.charge_point_id]
+
+    def handshake_abandoned(self, connection: BridgeConnection) -> None:
+        """A socket closed before its opening handshake was answered: timed out or abandoned."""
+        self.metrics.incr(m.HANDSHAKE_TIMEOUTS)
+        request = connection.request
+        logger.info(
+            "handshake not completed from %s (%s)",
+            _remote(connection),
+            f"request for {request.path[:200]} not answered in time" if request is not None else "no request",
+            extra={"event": "handshake_timeout", "remote": _remote(connection)},
+        )
 
     @property
     def connected_count(self) -> int:
@@ -226,18 +279,18 @@ class Bridge:
             await ws.close(1011, "not admitted")
             return
         try:
-            session = ChargerSession(self, ws, admission)
-            previous = self.sessions.get(session.cp)
-            self.sessions[session.cp] = session
+            cp = admission.charge_point_id
+            previous = self.sessions.get(cp)
+            session = ChargerSession(self, ws, admission, predecessor=previous)
+            self.sessions[cp] = session
             if previous is not None:
                 self.metrics.incr(m.TAKE_OVERS)
                 logger.info(
                     "charger %s reconnected: replacing connection %s",
-                    session.cp,
+                    cp,
                     previous.connection_id,
-                    extra={"chargePointId": session.cp, "event": "takeover"},
+                    extra={"chargePointId": cp, "event": "takeover"},
                 )
-                session.predecessor = previous
                 previous.replace()
             await session.run()
         except Exception:
@@ -245,6 +298,14 @@ class Bridge:
 
     # --- handshake -----------------------------------------------------------------------------
     async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        response = await self._decide_request(connection, request)
+        if isinstance(connection, BridgeConnection):
+            connection.answered = True
+        return response
+
+    async def _decide_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if is_liveness_check(request.path):
+            return self._liveness_response()
         if is_health_check(request.path):
             return await self._health_response()
         decision = evaluate_request(
@@ -301,22 +362,18 @@ class Bridge:
         return response
 
     # --- health --------------------------------------------------------------------------------
+    def _liveness_response(self) -> Response:
+        """200 whenever this loop answers: what the load balancer checks (see handshake.LIVE_PATH)."""
+        body = json.dumps({"status": "stopping" if self._stopping else "ok", "connections": len(self.sessions)})
+        return _json_response(http.HTTPStatus.OK, body.encode())
+
     async def _health_response(self) -> Response:
         ok = await self.broker_reachable()
         body = json.dumps(
             {"status": "ok" if ok else "unavailable", "broker": ok, "connections": len(self.sessions)}
         ).encode()
         status = http.HTTPStatus.OK if ok and not self._stopping else http.HTTPStatus.SERVICE_UNAVAILABLE
-        headers = Headers(
-            [
-                ("Date", email.utils.formatdate(usegmt=True)),
-                ("Connection", "close"),
-                ("Content-Length", str(len(body))),
-                ("Content-Type", "application/json"),
-                ("Cache-Control", "no-store"),
-            ]
-        )
-        return Response(status.value, status.phrase, headers, body)
+        return _json_response(status, body)
 
     async def broker_reachable(self) -> bool:
         """A TCP connection to the broker opens (cached for a second; probes are shared)."""
@@ -350,7 +407,27 @@ class Bridge:
     async def _publish_metrics(self) -> None:
         while True:
             await asyncio.sleep(self.settings.metrics_interval)
+            with contextlib.suppress(Exception):
+                await self.broker_reachable()  # fresh BrokerReachable for this flush
             self.metrics.flush()
+
+
+def _json_response(status: http.HTTPStatus, body: bytes) -> Response:
+    headers = Headers(
+        [
+            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Connection", "close"),
+            ("Content-Length", str(len(body))),
+            ("Content-Type", "application/json"),
+            ("Cache-Control", "no-store"),
+        ]
+    )
+    return Response(status.value, status.phrase, headers, body)
+
+
+def _bound_port(server: Server, requested: int) -> int:
+    sockets = server.sockets
+    return int(sockets[0].getsockname()[1]) if sockets else requested
 
 
 def _remote(connection: ServerConnection) -> str:

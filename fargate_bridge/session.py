@@ -1,14 +1,19 @@
 """One charger connection: its WebSocket, its MQTT client, and the frames in between.
 
+The session's life is the state machine of :mod:`fargate_bridge.lifecycle`: this class turns
+what happens (socket closed, CONNACK, SUBACK, timers) into its events and carries out the actions
+:func:`~fargate_bridge.lifecycle.step` returns. It decides nothing about phases itself.
+
 Ordering: frames from the charger are encoded and handed to the MQTT client in the order
 received, by this one coroutine; awscrt keeps QoS 1 publishes in order, also across a
-reconnection (unacknowledged ones are re-sent first). While the client is not connected
-(before the first CONNACK, or after losing the broker) frames wait in ``pending`` instead,
-and go out after the subscription is renewed, so a reply cannot beat the subscription.
-``pending`` plus the publishes awaiting their PUBACK is bounded by ``BRIDGE_QUEUE_LIMIT``;
-beyond it the charger is closed with 1013 rather than frames being dropped silently.
+reconnection (unacknowledged ones are re-sent first). Until the subscription to the replies is
+confirmed on the current MQTT connection (phase OPEN) frames wait in ``pending`` instead, so a
+reply cannot beat its subscription. ``pending`` plus the publishes awaiting their PUBACK is
+bounded by ``BRIDGE_QUEUE_LIMIT``; beyond it the charger is closed with 1013 rather than frames
+being dropped silently.
 
-Replies are forwarded in the order MQTT delivers them, by one writer task at a time.
+Replies are forwarded in the order MQTT delivers them, by one writer task at a time; at most
+``BRIDGE_OUTBOX_LIMIT_BYTES`` wait for a charger that does not read its socket, then it is closed.
 """
 
 from __future__ import annotations
@@ -27,30 +32,62 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
+from ocpp_core.versions import OcppVersion
+
 from . import metrics as m
+from .frames import MAX_MQTT_PAYLOAD, oversize_reply
 from .handshake import Admission
+from .lifecycle import (
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_POLICY_VIOLATION,
+    CLOSE_TRY_AGAIN_LATER,
+    CLOSE_UNSUPPORTED_DATA,
+    REASON_REPLACED,
+    REASON_SHUTDOWN,
+    REASON_WILL,
+    Action,
+    Announce,
+    CloseSocket,
+    CountReconnect,
+    Event,
+    Fail,
+    Forward,
+    MqttConnected,
+    MqttLost,
+    Phase,
+    Replaced,
+    ResubscribeDue,
+    ScheduleResubscribe,
+    SessionState,
+    ShutDown,
+    SlotGranted,
+    SocketClosed,
+    StartClient,
+    StopClient,
+    Subscribe,
+    Subscribed,
+    SubscribeFailed,
+    SubscribeRetry,
+    TakenOver,
+    Teardown,
+    TornDown,
+    step,
+)
 from .mqtt import SESSION_TAKEN_OVER, AckCounter, MqttFactory, MqttLink, PublishOutcome
 from .settings import Settings
-from .topics import EnvelopeEncoder, encode_event, events_topic, inbound_topic, outbound_topic
+from .throttle import FrameRate
+from .topics import EnvelopeEncoder, Naming, encode_event
 
 if TYPE_CHECKING:
     from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
-# Close codes (RFC 6455 §7.4; 4000-4999 are for applications).
-CLOSE_GOING_AWAY = 1001
-CLOSE_UNSUPPORTED_DATA = 1003
-CLOSE_INTERNAL_ERROR = 1011
-CLOSE_TRY_AGAIN_LATER = 1013
-CLOSE_REPLACED = 4000
-
-REASON_REPLACED = "replaced by a newer connection"
-REASON_TAKEN_OVER = "replaced by a newer connection on another bridge task"
 REASON_QUEUE_FULL = "MQTT backlog full, try again later"
 REASON_BINARY = "binary frames are not supported"
-REASON_SHUTDOWN = "bridge shutting down"
-REASON_WILL = "bridge lost its MQTT connection"
+REASON_RATE = "too many frames: slow down"
+REASON_SLOW_READER = "replies not read: closing"
+REASON_BRIDGE_ERROR = "bridge error"
 
 #: Seconds before a takeover gives up waiting for the older connection to finish.
 PREDECESSOR_TIMEOUT = 15.0
@@ -60,8 +97,13 @@ class SessionHost(Protocol):
     """What a session needs from the bridge."""
 
     settings: Settings
+    naming: Naming
     mqtt: MqttFactory
     metrics: Metrics
+    subscribe_retry: SubscribeRetry
+
+    @property
+    def connected_count(self) -> int: ...
 
     def connect_slot(self, charge_point_id: str) -> Awaitable[None]: ...
     def session_ended(self, session: ChargerSession) -> None: ...
@@ -90,222 +132,450 @@ def _close_description(ws: ServerConnection) -> str:
 
 
 class ChargerSession:
+    """Public API (what the server uses): :meth:`run`, :meth:`replace`, :meth:`shut_down`,
+    :meth:`abort`, and the read-only ``charge_point_id``, ``connection_id``, ``phase``,
+    ``finished``. The ``on_mqtt_*`` methods are the MQTT client's listener."""
+
     __slots__ = (
         "__weakref__",
-        "_attempted",
+        "_acks",
         "_closer",
-        "_stopped",
+        "_encoder",
+        "_host",
+        "_link",
+        "_link_up",
+        "_outbox",
+        "_outbox_bytes",
+        "_pending",
+        "_predecessor",
+        "_rate",
+        "_resubscribe",
+        "_setup_task",
+        "_state",
+        "_submitted",
         "_teardown_task",
+        "_topic_in",
+        "_topic_out",
+        "_version",
         "_writer",
-        "acks",
-        "announced",
-        "attempted",
-        "close_reason",
-        "closing",
-        "connected",
+        "_ws",
+        "charge_point_id",
         "connection_id",
-        "cp",
-        "encoder",
-        "ever_connected",
         "finished",
-        "host",
-        "link",
-        "mqtt_stopped",
-        "outbox",
-        "pending",
-        "predecessor",
         "protocol",
-        "setup_task",
-        "submitted",
-        "taken_over",
-        "topic_in",
-        "topic_out",
-        "ws",
     )
 
-    def __init__(self, host: SessionHost, ws: ServerConnection, admission: Admission):
-        self.host = host
-        self.ws = ws
-        self.cp = admission.charge_point_id
+    def __init__(
+        self,
+        host: SessionHost,
+        ws: ServerConnection,
+        admission: Admission,
+        predecessor: ChargerSession | None = None,
+    ):
+        self._host = host
+        self._ws = ws
+        self.charge_point_id = admission.charge_point_id
+        self._version: OcppVersion = admission.protocol
         self.protocol = admission.protocol.value
         self.connection_id = uuid.uuid4().hex
-        self.encoder = EnvelopeEncoder(self.cp, self.protocol, self.connection_id)
-        self.link: MqttLink | None = None
-        self.predecessor: ChargerSession | None = None
-        self.pending: deque[bytes] = deque()
-        self.submitted = 0  # frames handed to the MQTT client; minus acks.completed = in flight
-        self.acks = AckCounter(host.mqtt.poster, self._on_frame_failed)
-        self.topic_in = inbound_topic(self.cp)
-        self.topic_out = outbound_topic(self.cp)
-        self.outbox: deque[str] = deque()
-        self.connected = False  # MQTT, as last reported to the loop
-        self.ever_connected = False
-        self.announced = False  # a ``connected`` event went out, so a ``disconnected`` one is due
-        self.attempted = False  # the client reported its first connection attempt
-        self.mqtt_stopped = False
-        self.closing = False
-        self.taken_over = False
-        self.close_reason: str | None = None
-        self.setup_task: asyncio.Task[None] | None = None
-        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._encoder = EnvelopeEncoder(self.charge_point_id, self.protocol, self.connection_id)
+        self._state = SessionState()
+        self._link: MqttLink | None = None
+        self._link_up = False  # the MQTT connection is up, whatever the phase (teardown flush)
+        self._predecessor = predecessor
+        self._pending: deque[bytes] = deque()
+        self._submitted = 0  # frames handed to the MQTT client; minus acks.completed = in flight
+        self._acks = AckCounter(host.mqtt.poster, self._on_frame_failed)
+        self._topic_in = host.naming.inbound(self.charge_point_id)
+        self._topic_out = host.naming.outbound(self.charge_point_id)
+        self._outbox: deque[str] = deque()
+        self._outbox_bytes = 0  # characters, in fact: close enough to bytes for a bound
+        settings = host.settings
+        self._rate = FrameRate(settings.frame_rate, settings.frame_burst, time.monotonic())
+        self._setup_task: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
         self._teardown_task: asyncio.Task[None] | None = None
-        self._stopped: asyncio.Future[None] | None = None
-        self._attempted: asyncio.Future[None] | None = None
+        self._resubscribe: asyncio.TimerHandle | None = None
+        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    # --- lifecycle -------------------------------------------------------------------------
+    # --- read-only views ------------------------------------------------------------------------
+    @property
+    def state(self) -> SessionState:
+        return self._state
+
+    @property
+    def phase(self) -> Phase:
+        return self._state.phase
+
+    @property
+    def connected(self) -> bool:
+        """The MQTT connection is up (CONNACK received, not lost since)."""
+        return self._state.phase.mqtt_connected
+
+    @property
+    def queued(self) -> int:
+        """Frames waiting for the subscription (not yet handed to the MQTT client)."""
+        return len(self._pending)
+
+    @property
+    def inflight(self) -> int:
+        return self._submitted - self._acks.completed
+
+    # --- public API -----------------------------------------------------------------------------
     async def run(self) -> None:
         """The connection handler's body: returns when the socket is closed and MQTT is torn down."""
-        self.setup_task = asyncio.create_task(self._setup())
+        self._setup_task = asyncio.create_task(self._setup())
         try:
             await self._receive()
         except ConnectionClosed:
             pass
         except Exception:
-            logger.exception("connection of %s failed", self.cp, extra=self._extra())
+            logger.exception("connection of %s failed", self.charge_point_id, extra=self._extra())
         finally:
-            await asyncio.shield(self._start_teardown())
+            self._dispatch(SocketClosed())
+            await asyncio.shield(self.finished)
 
-    async def _setup(self) -> None:
-        try:
-            if self.predecessor is not None:
-                # The older socket's MQTT client must be gone before ours connects with the same
-                # client id, or the broker would bounce the session between them.
-                try:
-                    await asyncio.wait_for(asyncio.shield(self.predecessor.finished), PREDECESSOR_TIMEOUT)
-                except TimeoutError:
-                    logger.warning("older connection of %s did not finish in time", self.cp, extra=self._extra())
-                self.predecessor = None
-            await self.host.connect_slot(self.cp)
-            if self.closing:
-                return
-            will = encode_event("disconnected", self.cp, self.protocol, self.connection_id, now_ms(), REASON_WILL)
-            self.link = self.host.mqtt.new_link(self.cp, events_topic(self.cp), will, self)
-            self.link.start()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("could not start the MQTT client of %s", self.cp, extra=self._extra())
-            self._close_ws(CLOSE_INTERNAL_ERROR, "bridge error")
-
-    async def _receive(self) -> None:
-        limit = self.host.settings.queue_limit
-        metrics = self.host.metrics
-        debug = logger.isEnabledFor(logging.DEBUG)
-        async for message in self.ws:
-            if self.closing:
-                return  # replaced or taken over: what the old socket still sends is not forwarded
-            if not isinstance(message, str):
-                self.close_reason = REASON_BINARY
-                await self.ws.close(CLOSE_UNSUPPORTED_DATA, REASON_BINARY)
-                return
-            metrics.incr(m.FRAMES_IN)
-            if debug:
-                logger.debug("frame in from %s: %s", self.cp, message[:500], extra=self._extra())
-            if len(self.pending) + self.submitted - self.acks.completed >= limit:
-                metrics.incr(m.QUEUE_DROPS)
-                logger.warning(
-                    "backlog of %s reached %s frames: closing with 1013", self.cp, limit, extra=self._extra()
-                )
-                self.close_reason = REASON_QUEUE_FULL
-                await self.ws.close(CLOSE_TRY_AGAIN_LATER, REASON_QUEUE_FULL)
-                return
-            payload = self.encoder.encode(now_ms(), message)
-            if self.connected:
-                self._submit(payload)
-            else:
-                self.pending.append(payload)
-
-    def replace(self, reason: str = REASON_REPLACED) -> asyncio.Future[None]:
+    def replace(self) -> asyncio.Future[None]:
         """A newer socket for the same id arrived: close this one and tear down its MQTT client."""
-        if not self.closing:
-            self.close_reason = reason
-            self._close_ws(CLOSE_REPLACED, reason)
-            self._start_teardown()
+        self._dispatch(Replaced())
         return self.finished
 
     def shut_down(self, reason: str = REASON_SHUTDOWN) -> None:
         """Bridge stopping: the server closes the socket (1001); this records why, for the event."""
-        if self.close_reason is None:
-            self.close_reason = reason
+        self._dispatch(ShutDown(reason))
+
+    def abort(self) -> None:
+        """Drain timed out: drop the socket and the MQTT client without waiting for anything."""
+        if self._link is not None:
+            self._link.stop()
+        transport = self._ws.transport
+        if transport is not None:
+            transport.abort()
+
+    # --- the state machine ------------------------------------------------------------------------
+    def _dispatch(self, event: Event) -> None:
+        transition = step(self._state, event, self._host.subscribe_retry)
+        self._state = transition.state
+        for action in transition.actions:
+            try:
+                self._perform(action)
+            except Exception:
+                logger.exception("%s of %s failed", type(action).__name__, self.charge_point_id, extra=self._extra())
+
+    def _perform(self, action: Action) -> None:
+        match action:
+            case StartClient():
+                try:
+                    self._start_client()
+                except Exception:
+                    logger.exception("could not start the MQTT client of %s", self.charge_point_id, extra=self._extra())
+                    self._dispatch(Fail(CLOSE_INTERNAL_ERROR, REASON_BRIDGE_ERROR))
+            case Subscribe(generation=generation):
+                self._subscribe(generation)
+            case ScheduleResubscribe(generation=generation, delay=delay):
+                self._resubscribe = asyncio.get_running_loop().call_later(
+                    delay, self._dispatch, ResubscribeDue(generation)
+                )
+            case Announce(reason=reason, first=first):
+                self._announce(reason, first)
+            case Forward():
+                self._forward()
+            case CountReconnect():
+                self._host.metrics.incr(m.MQTT_RECONNECTS)
+                logger.info(
+                    "MQTT session of %s re-established",
+                    self.charge_point_id,
+                    extra=self._extra(event="mqtt_reconnected"),
+                )
+            case CloseSocket(code=code, reason=reason):
+                self._close_ws(code, reason)
+            case StopClient():
+                if self._link is not None:
+                    self._link.stop()
+            case Teardown():
+                if self._teardown_task is None:
+                    self._teardown_task = asyncio.create_task(self._teardown(action))
+
+    # --- setup ------------------------------------------------------------------------------------
+    async def _setup(self) -> None:
+        try:
+            predecessor, self._predecessor = self._predecessor, None
+            if predecessor is not None:
+                # The older socket's MQTT client must be gone before ours connects with the same
+                # client id, or the broker would bounce the session between them.
+                try:
+                    await asyncio.wait_for(asyncio.shield(predecessor.finished), PREDECESSOR_TIMEOUT)
+                except TimeoutError:
+                    logger.warning(
+                        "older connection of %s did not finish in time", self.charge_point_id, extra=self._extra()
+                    )
+            # CONNECT pacing: the socket simply waits its turn (its frames queue meanwhile).
+            await self._host.connect_slot(self.charge_point_id)
+            self._dispatch(SlotGranted())
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("could not start the MQTT client of %s", self.charge_point_id, extra=self._extra())
+            self._dispatch(Fail(CLOSE_INTERNAL_ERROR, REASON_BRIDGE_ERROR))
+
+    def _start_client(self) -> None:
+        cp = self.charge_point_id
+        will = encode_event("disconnected", cp, self.protocol, self.connection_id, now_ms(), REASON_WILL)
+        naming = self._host.naming
+        self._link = self._host.mqtt.new_link(
+            naming.client_id(cp), naming.events(cp), will, self, fleet_size=self._host.connected_count
+        )
+        self._link.start()
+
+    # --- frames from the charger --------------------------------------------------------------------
+    async def _receive(self) -> None:
+        limit = self._host.settings.queue_limit
+        metrics = self._host.metrics
+        debug = logger.isEnabledFor(logging.DEBUG)
+        async for message in self._ws:
+            if not self._state.phase.live:
+                # Replaced, taken over or failing: what the socket still sends is not forwarded,
+                # but it is read, or the charger's close frame would wait behind it (websockets
+                # stops reading while its queue of unread frames is full) until close_timeout.
+                continue
+            if not isinstance(message, str):
+                self._dispatch(Fail(CLOSE_UNSUPPORTED_DATA, REASON_BINARY))
+                continue
+            metrics.incr(m.FRAMES_IN)
+            if debug:
+                logger.debug("frame in from %s: %s", self.charge_point_id, message[:500], extra=self._extra())
+            if not self._rate.allow(time.monotonic()):
+                # Every frame is a paid Lambda invocation on AWS; OCPP allows one outstanding CALL.
+                metrics.incr(m.RATE_LIMITED)
+                logger.warning(
+                    "%s sends more than %s frames/s: closing with 1008",
+                    self.charge_point_id,
+                    self._host.settings.frame_rate,
+                    extra=self._extra(event="rate_limited"),
+                )
+                self._dispatch(Fail(CLOSE_POLICY_VIOLATION, REASON_RATE))
+                continue
+            if len(self._pending) + self.inflight >= limit:
+                metrics.incr(m.QUEUE_DROPS)
+                logger.warning(
+                    "backlog of %s reached %s frames: closing with 1013",
+                    self.charge_point_id,
+                    limit,
+                    extra=self._extra(),
+                )
+                self._dispatch(Fail(CLOSE_TRY_AGAIN_LATER, REASON_QUEUE_FULL))
+                continue
+            payload = self._encoder.encode(now_ms(), message)
+            if len(payload) > MAX_MQTT_PAYLOAD:
+                self._refuse_oversized(message, len(payload))
+            elif self._state.phase is Phase.OPEN:
+                self._submit(payload)
+            else:
+                self._pending.append(payload)
+
+    def _refuse_oversized(self, frame: str, size: int) -> None:
+        self._host.metrics.incr(m.OVERSIZED_FRAMES)
+        reply = oversize_reply(frame, self._version, size)
+        logger.warning(
+            "frame of %s is %s bytes once wrapped (IoT Core takes %s): %s",
+            self.charge_point_id,
+            size,
+            MAX_MQTT_PAYLOAD,
+            "answered with a CALLERROR" if reply else "dropped (no CALL id to answer)",
+            extra=self._extra(event="frame_too_large"),
+        )
+        if reply is not None:
+            self._deliver(reply)
+
+    def _forward(self) -> None:
+        while self._pending and self._link is not None:
+            self._submit(self._pending.popleft())
+
+    def _submit(self, payload: bytes) -> None:
+        assert self._link is not None
+        try:
+            self._link.publish_counted(self._topic_in, payload, self._acks)
+        except (RuntimeError, AwsCrtError) as exc:
+            self._host.metrics.incr(m.QUEUE_DROPS)
+            logger.error("MQTT client of %s refused a frame: %s", self.charge_point_id, exc, extra=self._extra())
+        else:
+            self._submitted += 1
+
+    def _on_frame_failed(self, outcome: str) -> None:
+        logger.warning(
+            "frame from %s not accepted by the broker: %s", self.charge_point_id, outcome, extra=self._extra()
+        )
+
+    # --- replies to the charger ----------------------------------------------------------------------
+    def _deliver(self, text: str) -> None:
+        # websockets' send() waits while the socket's write buffer is above its high-water mark,
+        # so what a charger that stopped reading leaves behind piles up here: bound it.
+        if self._outbox_bytes + len(text) > self._host.settings.outbox_limit_bytes:
+            self._outbox.clear()
+            self._outbox_bytes = 0
+            self._host.metrics.incr(m.SLOW_READERS)
+            logger.warning(
+                "%s does not read its replies (over %s bytes waiting): closing with 1008",
+                self.charge_point_id,
+                self._host.settings.outbox_limit_bytes,
+                extra=self._extra(event="slow_reader"),
+            )
+            self._dispatch(Fail(CLOSE_POLICY_VIOLATION, REASON_SLOW_READER))
+            return
+        self._outbox.append(text)
+        self._outbox_bytes += len(text)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write())
+
+    async def _write(self) -> None:
+        metrics = self._host.metrics
+        debug = logger.isEnabledFor(logging.DEBUG)
+        try:
+            while self._outbox:
+                text = self._outbox.popleft()
+                self._outbox_bytes -= len(text)
+                await self._ws.send(text)
+                metrics.incr(m.FRAMES_OUT)
+                if debug:
+                    logger.debug("frame out to %s: %s", self.charge_point_id, text[:500], extra=self._extra())
+        except ConnectionClosed:
+            if self._outbox:
+                logger.info(
+                    "%s replies for %s dropped: socket closed",
+                    len(self._outbox),
+                    self.charge_point_id,
+                    extra=self._extra(),
+                )
+            self._outbox.clear()
+            self._outbox_bytes = 0
+        except Exception:
+            logger.exception("sending to %s failed", self.charge_point_id, extra=self._extra())
+            self._outbox.clear()
+            self._outbox_bytes = 0
+        finally:
+            self._writer = None
+
+    # --- MQTT actions --------------------------------------------------------------------------------
+    def _subscribe(self, generation: int) -> None:
+        assert self._link is not None
+
+        def done(outcome: PublishOutcome) -> None:
+            if outcome is None:
+                self._dispatch(Subscribed(generation))
+                return
+            if self._state.phase is Phase.SUBSCRIBING and self._state.generation == generation:
+                self._host.metrics.incr(m.SUBSCRIBE_FAILURES)
+                logger.error(
+                    "subscription of %s to its replies failed: %s",
+                    self.charge_point_id,
+                    outcome,
+                    extra=self._extra(event="subscribe_failed"),
+                )
+            self._dispatch(SubscribeFailed(generation, outcome))
+
+        try:
+            self._link.subscribe(self._topic_out, done)
+        except (RuntimeError, AwsCrtError) as exc:
+            done(str(exc) or type(exc).__name__)
+
+    def _announce(self, reason: str | None, first: bool) -> None:
+        """The ``connected`` event, stamped when it is published (DESIGN §2)."""
+        assert self._link is not None
+        payload = encode_event("connected", self.charge_point_id, self.protocol, self.connection_id, now_ms(), reason)
+        self._link.publish(self._host.naming.events(self.charge_point_id), payload, self._on_event_acked)
+        if first:
+            logger.info(
+                "charger %s connected (%s, connection %s)",
+                self.charge_point_id,
+                self.protocol,
+                self.connection_id,
+                extra=self._extra(event="connected", protocol=self.protocol),
+            )
+
+    def _on_event_acked(self, outcome: PublishOutcome) -> None:
+        if outcome is not None:
+            logger.warning("connected event of %s not accepted: %s", self.charge_point_id, outcome, extra=self._extra())
 
     def _close_ws(self, code: int, reason: str) -> None:
-        if self._closer is None and self.ws.state is not State.CLOSED:
-            self._closer = asyncio.create_task(self.ws.close(code, reason))
+        if self._closer is None and self._ws.state is not State.CLOSED:
+            self._closer = asyncio.create_task(self._ws.close(code, reason))
 
-    def _start_teardown(self) -> asyncio.Task[None]:
-        if self._teardown_task is None:
-            self.closing = True
-            self._teardown_task = asyncio.create_task(self._teardown())
-        return self._teardown_task
-
-    async def _teardown(self) -> None:
-        reason = self.close_reason or _close_description(self.ws)
-        grace = min(5.0, self.host.settings.drain_timeout / 3)
+    # --- teardown --------------------------------------------------------------------------------------
+    async def _teardown(self, plan: Teardown) -> None:
+        reason = plan.reason or _close_description(self._ws)
+        grace = min(5.0, self._host.settings.drain_timeout / 3)
         try:
-            if self.setup_task is not None and not self.setup_task.done():
-                self.setup_task.cancel()
+            if self._resubscribe is not None:
+                self._resubscribe.cancel()
+            setup = self._setup_task
+            if setup is not None and not setup.done():
+                setup.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await self.setup_task  # its own errors are logged inside
-            link = self.link
+                    await setup  # its own errors are logged inside
+            link = self._link
             if link is not None:
                 will = False
-                if not self.taken_over:
+                if plan.flush:
                     await self._flush(grace)
-                    if self.announced:
-                        will = not await self._publish_disconnected(reason, grace)
-                dropped = len(self.pending) + self.inflight
-                if dropped and not self.taken_over:
-                    self.host.metrics.incr(m.QUEUE_DROPS, dropped)
+                if plan.publish_disconnected:
+                    will = not await self._publish_disconnected(link, reason, grace)
+                dropped = len(self._pending) + self.inflight
+                if dropped and plan.flush:
+                    self._host.metrics.incr(m.QUEUE_DROPS, dropped)
                     logger.warning(
                         "%s frames of %s not confirmed by the broker at disconnect",
                         dropped,
-                        self.cp,
+                        self.charge_point_id,
                         extra=self._extra(),
                     )
-                await self._stop_link(link, grace, with_will=will)
-            elif self.pending:
-                self.host.metrics.incr(m.QUEUE_DROPS, len(self.pending))
+                if not await link.shutdown(grace, with_will=will):
+                    logger.warning("MQTT client of %s did not stop in time", self.charge_point_id, extra=self._extra())
+            elif self._pending:
+                self._host.metrics.incr(m.QUEUE_DROPS, len(self._pending))
         except Exception:
-            logger.exception("teardown of %s failed", self.cp, extra=self._extra())
+            logger.exception("teardown of %s failed", self.charge_point_id, extra=self._extra())
         finally:
-            self.pending.clear()
-            self.outbox.clear()
-            self.host.session_ended(self)
+            self._pending.clear()
+            self._outbox.clear()
+            self._outbox_bytes = 0
+            self._host.session_ended(self)
+            self._dispatch(TornDown())
             if not self.finished.done():
                 self.finished.set_result(None)
             logger.info(
                 "charger %s disconnected (%s)",
-                self.cp,
+                self.charge_point_id,
                 reason,
-                extra=self._extra(event="disconnected", reason=reason, code=self.ws.close_code),
+                extra=self._extra(event="disconnected", reason=reason, code=self._ws.close_code),
             )
 
-    @property
-    def inflight(self) -> int:
-        return self.submitted - self.acks.completed
-
     async def _flush(self, timeout: float) -> None:
-        """Give frames already accepted from the charger a chance to reach the broker."""
+        """Give frames already accepted from the charger a chance to reach the broker.
+
+        Frames still waiting for a subscription go out as soon as the MQTT connection is up: the
+        socket is closing, so no reply is expected any more.
+        """
         deadline = time.monotonic() + timeout
         # Polled: completions are counted on the CRT thread (see AckCounter), and this runs
         # once per disconnection.
-        while (self.pending or self.inflight) and time.monotonic() < deadline:
+        while (self._pending or self.inflight) and time.monotonic() < deadline:
+            if self._pending and self._link_up:
+                self._forward()
             await asyncio.sleep(0.01)
 
-    async def _publish_disconnected(self, reason: str, timeout: float) -> bool:
-        """Publish the ``disconnected`` event; True once the broker confirmed it."""
-        assert self.link is not None
+    async def _publish_disconnected(self, link: MqttLink, reason: str, timeout: float) -> bool:
+        """Publish the ``disconnected`` event, stamped now; True once the broker confirmed it."""
         done: asyncio.Future[PublishOutcome] = asyncio.get_running_loop().create_future()
 
         def acked(outcome: PublishOutcome) -> None:
             if not done.done():
                 done.set_result(outcome)
 
-        payload = encode_event("disconnected", self.cp, self.protocol, self.connection_id, now_ms(), reason)
+        cp = self.charge_point_id
+        payload = encode_event("disconnected", cp, self.protocol, self.connection_id, now_ms(), reason)
         try:
-            self.link.publish(events_topic(self.cp), payload, acked)
+            link.publish(self._host.naming.events(cp), payload, acked)
             outcome = await asyncio.wait_for(done, timeout)
         except TimeoutError:
             outcome = "no PUBACK in time"
@@ -315,164 +585,58 @@ class ChargerSession:
             return True
         # Not confirmed: the client stops with "disconnect with will", so a broker that is still
         # there publishes the will (same event, reason REASON_WILL) in its place.
-        logger.warning("disconnected event of %s not confirmed: %s", self.cp, outcome, extra=self._extra())
+        logger.warning("disconnected event of %s not confirmed: %s", cp, outcome, extra=self._extra())
         return False
 
-    async def _stop_link(self, link: MqttLink, timeout: float, *, with_will: bool = False) -> None:
-        if not link.started or self.mqtt_stopped:
-            return
-        loop = asyncio.get_running_loop()
-        if not self.attempted:
-            # A stop that reaches the CRT before the start has taken effect leaves the client
-            # stopped without a "stopped" event; once it reports an attempt, a stop always
-            # ends with one. That takes milliseconds.
-            self._attempted = loop.create_future()
-            try:
-                await asyncio.wait_for(self._attempted, timeout)
-            except TimeoutError:
-                pass
-            finally:
-                self._attempted = None
-        self._stopped = loop.create_future()
-        link.stop(with_will=with_will)
-        try:
-            await asyncio.wait_for(self._stopped, timeout)
-        except TimeoutError:
-            logger.warning("MQTT client of %s did not stop in time", self.cp, extra=self._extra())
-        finally:
-            self._stopped = None
-            self.connected = False
-
-    # --- frames ------------------------------------------------------------------------------
-    def _submit(self, payload: bytes) -> None:
-        assert self.link is not None
-        try:
-            self.link.publish_counted(self.topic_in, payload, self.acks)
-        except (RuntimeError, AwsCrtError) as exc:
-            self.host.metrics.incr(m.QUEUE_DROPS)
-            logger.error("MQTT client of %s refused a frame: %s", self.cp, exc, extra=self._extra())
-        else:
-            self.submitted += 1
-
-    def _on_frame_failed(self, outcome: str) -> None:
-        logger.warning("frame from %s not accepted by the broker: %s", self.cp, outcome, extra=self._extra())
-
-    def _deliver(self, text: str) -> None:
-        self.outbox.append(text)
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write())
-
-    async def _write(self) -> None:
-        metrics = self.host.metrics
-        debug = logger.isEnabledFor(logging.DEBUG)
-        try:
-            while self.outbox:
-                text = self.outbox.popleft()
-                await self.ws.send(text)
-                metrics.incr(m.FRAMES_OUT)
-                if debug:
-                    logger.debug("frame out to %s: %s", self.cp, text[:500], extra=self._extra())
-        except ConnectionClosed:
-            if self.outbox:
-                logger.info("%s replies for %s dropped: socket closed", len(self.outbox), self.cp, extra=self._extra())
-            self.outbox.clear()
-        except Exception:
-            logger.exception("sending to %s failed", self.cp, extra=self._extra())
-            self.outbox.clear()
-        finally:
-            self._writer = None
-
-    # --- MQTT events (LinkListener; on the loop thread) ---------------------------------------
+    # --- MQTT events (LinkListener; on the loop thread) ---------------------------------------------
     def on_mqtt_attempting(self) -> None:
-        self.attempted = True
-        if self._attempted is not None and not self._attempted.done():
-            self._attempted.set_result(None)
+        pass  # the link tracks it (see MqttLink.shutdown)
 
     def on_mqtt_connected(self, rejoined: bool) -> None:
-        link = self.link
-        if link is None or self.taken_over or self.finished.done():
-            return
-        if self.ever_connected:
-            self.host.metrics.incr(m.MQTT_RECONNECTS)
-            logger.info("MQTT session of %s re-established", self.cp, extra=self._extra(event="mqtt_reconnected"))
-        self.connected = True
-        if not rejoined:
-            # Clean session: renew the subscription before anything else goes out, so the
-            # replies to the frames below cannot arrive before it.
-            link.subscribe(self.topic_out, self._on_subscribed)
-        if not self.closing:
-            reason = "mqtt reconnected" if self.ever_connected else None
-            link.publish(
-                events_topic(self.cp),
-                encode_event("connected", self.cp, self.protocol, self.connection_id, now_ms(), reason),
-                self._on_event_acked,
-            )
-            if not self.announced:
-                self.announced = True
-                logger.info(
-                    "charger %s connected (%s, connection %s)",
-                    self.cp,
-                    self.protocol,
-                    self.connection_id,
-                    extra=self._extra(event="connected", protocol=self.protocol),
-                )
-        self.ever_connected = True
-        while self.pending and self.connected:
-            self._submit(self.pending.popleft())
-
-    def _on_subscribed(self, outcome: PublishOutcome) -> None:
-        if outcome is not None and not self.closing:
-            logger.error("subscription of %s to its replies failed: %s", self.cp, outcome, extra=self._extra())
-
-    def _on_event_acked(self, outcome: PublishOutcome) -> None:
-        if outcome is not None:
-            logger.warning("connected event of %s not accepted: %s", self.cp, outcome, extra=self._extra())
+        self._link_up = True
+        self._dispatch(MqttConnected(rejoined))
 
     def on_mqtt_connect_failed(self, error: str) -> None:
-        if self.closing:
-            return
-        logger.warning("MQTT connection of %s failed: %s", self.cp, error, extra=self._extra())
+        if self._state.phase.live:
+            logger.warning("MQTT connection of %s failed: %s", self.charge_point_id, error, extra=self._extra())
 
     def on_mqtt_disconnected(self, reason_code: int | None, error: str | None) -> None:
-        was_connected, self.connected = self.connected, False
-        if reason_code == SESSION_TAKEN_OVER and not self.closing:
+        self._link_up = False
+        if reason_code == SESSION_TAKEN_OVER and self._state.phase.live:
             # IoT Core's client-id takeover: a newer socket for this charger reached another
             # task. That one wins; reconnecting here would steal the session back.
-            self.taken_over = True
-            self.host.metrics.incr(m.TAKE_OVERS)
-            logger.info("MQTT session of %s taken over elsewhere: closing", self.cp, extra=self._extra())
-            if self.link is not None:
-                self.link.stop()
-            self.close_reason = REASON_TAKEN_OVER
-            self._close_ws(CLOSE_REPLACED, REASON_TAKEN_OVER)
-            self._start_teardown()
-        elif was_connected and not self.closing:
+            self._host.metrics.incr(m.TAKE_OVERS)
+            logger.info("MQTT session of %s taken over elsewhere: closing", self.charge_point_id, extra=self._extra())
+            self._dispatch(TakenOver())
+            return
+        if self._state.phase.mqtt_connected:
             logger.warning(
                 "MQTT connection of %s lost (%s): frames wait for the reconnection",
-                self.cp,
+                self.charge_point_id,
                 error if reason_code is None else f"DISCONNECT {reason_code}",
                 extra=self._extra(),
             )
+        self._dispatch(MqttLost())
 
     def on_mqtt_message(self, topic: str, payload: bytes) -> None:
-        if topic != self.topic_out:
+        if topic != self._topic_out:
             return
         try:
             text = payload.decode("utf-8")
         except UnicodeDecodeError:
-            logger.warning("reply for %s is not UTF-8 text: dropped", self.cp, extra=self._extra())
+            logger.warning("reply for %s is not UTF-8 text: dropped", self.charge_point_id, extra=self._extra())
             return
-        if self.closing or self.ws.state is not State.OPEN:
-            logger.info("reply for %s dropped: socket closing", self.cp, extra=self._extra())
+        if not self._state.phase.live or self._ws.state is not State.OPEN:
+            logger.info("reply for %s dropped: socket closing", self.charge_point_id, extra=self._extra())
             return
         self._deliver(text)
 
     def on_mqtt_stopped(self) -> None:
-        self.connected = False
-        self.mqtt_stopped = True
-        if self._stopped is not None and not self._stopped.done():
-            self._stopped.set_result(None)
+        self._link_up = False
 
-    # --- helpers -------------------------------------------------------------------------------
+    # --- helpers -------------------------------------------------------------------------------------
     def _extra(self, **fields: object) -> dict[str, object]:
-        return {"chargePointId": self.cp, "connectionId": self.connection_id, **fields}
+        return {"chargePointId": self.charge_point_id, "connectionId": self.connection_id, **fields}
+
+
+__all__ = ["REASON_REPLACED", "REASON_SHUTDOWN", "ChargerSession", "SessionHost", "describe_close"]

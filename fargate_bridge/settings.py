@@ -11,9 +11,12 @@ from __future__ import annotations
 import enum
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
+
+from ocpp_core.topics import DEFAULT_ROOT, TOPIC_ROOT_ENV, TopicRootError, check_root
 
 from .errors import SettingsError
 
@@ -57,6 +60,17 @@ class Env:
     METRICS_NAMESPACE = "BRIDGE_METRICS_NAMESPACE"
     METRICS_INTERVAL = "BRIDGE_METRICS_INTERVAL"
     LOG_LEVEL = "BRIDGE_LOG_LEVEL"
+    PLAIN_PORT = "BRIDGE_PLAIN_PORT"
+    FRAME_RATE = "BRIDGE_FRAME_RATE"
+    FRAME_BURST = "BRIDGE_FRAME_BURST"
+    OUTBOX_LIMIT_BYTES = "BRIDGE_OUTBOX_LIMIT_BYTES"
+    LISTEN_BACKLOG = "BRIDGE_LISTEN_BACKLOG"
+    REGISTRY_THREADS = "BRIDGE_REGISTRY_THREADS"
+    # Stages in one account (DESIGN §8): the names are shared with infra/ and the Lambdas.
+    TOPIC_ROOT = TOPIC_ROOT_ENV
+    CLIENT_ID_PREFIX = "BRIDGE_CLIENT_ID_PREFIX"
+    BASIC_INGEST_RULE = "BRIDGE_BASIC_INGEST_RULE"
+    STAGE = "OCPP_STAGE"
 
 
 class MqttAuth(enum.StrEnum):
@@ -76,6 +90,13 @@ _DEFAULT_MQTT_PORT = {MqttAuth.NONE: 1883, MqttAuth.SIGV4: 443, MqttAuth.X509: 8
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: IoT Core client ids are at most 128 bytes; charger ids at most 48 (DESIGN §2).
+_CLIENT_ID_PREFIX = re.compile(r"[A-Za-z0-9_.:-]{0,64}")
+#: IoT rule names: letters, digits and underscores, at most 128
+#: (https://docs.aws.amazon.com/iot/latest/apireference/API_CreateTopicRule.html).
+_RULE_NAME = re.compile(r"[A-Za-z0-9_]{1,128}")
+#: A stage name is a CloudWatch dimension value and part of resource names.
+_STAGE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +126,7 @@ class Settings:
     mqtt_connect_burst: int = 100
     mqtt_keepalive: int = 60
     mqtt_reconnect_min_ms: int = 1_000
-    mqtt_reconnect_max_ms: int = 30_000
+    mqtt_reconnect_max_ms: int = 3_000
     mqtt_session_expiry: int = 60
     mqtt_threads: int = 1
     queue_limit: int = 256
@@ -113,6 +134,21 @@ class Settings:
     metrics_namespace: str = "OCPP/Bridge"
     metrics_interval: float = 10.0
     log_level: str = "INFO"
+    #: Extra plain ``ws://`` listener next to the TLS one; None: no plain listener with TLS.
+    plain_port: int | None = None
+    #: Frames per second a charger may send (token bucket); beyond it the socket is closed (1008).
+    frame_rate: float = 10.0
+    frame_burst: int = 20
+    #: Bytes of replies waiting for a charger that does not read its socket; beyond: closed (1008).
+    outbox_limit_bytes: int = 1_048_576
+    #: TCP listen backlog (websockets' default is 100: a storm of SYNs overflows it).
+    listen_backlog: int = 4096
+    #: Threads for registry reads and password hashes (not Python's shared default pool).
+    registry_threads: int = 16
+    topic_root: str = DEFAULT_ROOT
+    client_id_prefix: str = ""
+    basic_ingest_rule: str | None = None
+    stage: str = "local"
 
     @property
     def broker_host(self) -> str:
@@ -162,7 +198,8 @@ class Settings:
             # IoT Core accepts keepalives of 30 to 1200 s; mosquitto anything.
             mqtt_keepalive=env.integer(Env.MQTT_KEEPALIVE, 60, low=5, high=1200),
             mqtt_reconnect_min_ms=env.integer(Env.MQTT_RECONNECT_MIN_MS, 1_000, low=10, high=600_000),
-            mqtt_reconnect_max_ms=env.integer(Env.MQTT_RECONNECT_MAX_MS, 30_000, low=10, high=3_600_000),
+            # At least (chargers / BRIDGE_MQTT_CONNECT_RATE) s in any case: see MqttFactory.reconnect_max_ms.
+            mqtt_reconnect_max_ms=env.integer(Env.MQTT_RECONNECT_MAX_MS, 3_000, low=10, high=3_600_000),
             mqtt_session_expiry=env.integer(Env.MQTT_SESSION_EXPIRY, 60, low=0, high=86_400),
             mqtt_threads=env.integer(Env.MQTT_THREADS, 1, low=1, high=64),
             queue_limit=env.integer(Env.QUEUE_LIMIT, 256, low=1, high=1_000_000),
@@ -170,6 +207,16 @@ class Settings:
             metrics_namespace=env.text(Env.METRICS_NAMESPACE, "OCPP/Bridge"),
             metrics_interval=env.number(Env.METRICS_INTERVAL, 10.0, low=0.05, high=3600.0),
             log_level=env.choice_str(Env.LOG_LEVEL, _LOG_LEVELS, "INFO"),
+            plain_port=env.optional_integer(Env.PLAIN_PORT, low=0, high=65535),
+            frame_rate=env.number(Env.FRAME_RATE, 10.0, low=0.01, high=100_000.0),
+            frame_burst=env.integer(Env.FRAME_BURST, 20, low=1, high=1_000_000),
+            outbox_limit_bytes=env.integer(Env.OUTBOX_LIMIT_BYTES, 1_048_576, low=1024, high=1 << 30),
+            listen_backlog=env.integer(Env.LISTEN_BACKLOG, 4096, low=1, high=65535),
+            registry_threads=env.integer(Env.REGISTRY_THREADS, 16, low=1, high=256),
+            topic_root=env.text(Env.TOPIC_ROOT, DEFAULT_ROOT),
+            client_id_prefix=env.text(Env.CLIENT_ID_PREFIX, ""),
+            basic_ingest_rule=env.optional(Env.BASIC_INGEST_RULE),
+            stage=env.text(Env.STAGE, "local"),
         )
         settings.check()
         return settings
@@ -193,6 +240,18 @@ class Settings:
         if self.tls_cert is not None:
             _require_file(Env.TLS_CERT, self.tls_cert, "")
             _require_file(Env.TLS_KEY, self.tls_key, "")
+        if self.plain_port is not None and self.tls_cert is None:
+            raise SettingsError(Env.PLAIN_PORT, f"only with {Env.TLS_CERT} ({Env.PORT} is plain without it)")
+        try:
+            check_root(self.topic_root)
+        except TopicRootError as exc:
+            raise SettingsError(Env.TOPIC_ROOT, str(exc)) from None
+        if not _CLIENT_ID_PREFIX.fullmatch(self.client_id_prefix):
+            raise SettingsError(Env.CLIENT_ID_PREFIX, "at most 64 of A-Z a-z 0-9 _ . : -")
+        if self.basic_ingest_rule is not None and not _RULE_NAME.fullmatch(self.basic_ingest_rule):
+            raise SettingsError(Env.BASIC_INGEST_RULE, "an IoT rule name: 1 to 128 of A-Z a-z 0-9 _")
+        if not _STAGE.fullmatch(self.stage):
+            raise SettingsError(Env.STAGE, "1 to 32 of A-Z a-z 0-9 _ -")
 
 
 def _require_file(variable: str, path: str | None, why: str) -> None:
@@ -231,6 +290,11 @@ class _Reader:
         if not low <= value <= high:
             raise SettingsError(name, f"must be between {low} and {high}, got {value}")
         return value
+
+    def optional_integer(self, name: str, *, low: int, high: int) -> int | None:
+        if self.optional(name) is None:
+            return None
+        return self.integer(name, 0, low=low, high=high)
 
     def number(self, name: str, default: float, *, low: float, high: float) -> float:
         value = self._parse(name, default, float, "a number")

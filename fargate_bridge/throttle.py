@@ -64,6 +64,32 @@ class TokenBucket:
         return -self._tokens / self.rate + self._jitter * self._rng() / self.rate
 
 
+class FrameRate:
+    """A charger's frames per second: a token bucket that refuses rather than queues.
+
+    One per session, so it is slotted and takes the time as an argument (no clock object).
+    """
+
+    __slots__ = ("_last", "_tokens", "burst", "rate")
+
+    def __init__(self, rate: float, burst: int, now: float):
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate = rate
+        self.burst = float(burst)
+        self._tokens = float(burst)
+        self._last = now
+
+    def allow(self, now: float) -> bool:
+        """Take one token if there is one; False when the charger is over its rate."""
+        self._tokens = min(self.burst, self._tokens + max(0.0, now - self._last) * self.rate)
+        self._last = max(self._last, now)
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+
 class MinInterval(Generic[K]):
     """At most one event per key every ``interval`` seconds (IoT Core: 1 CONNECT/s per client id).
 
@@ -80,9 +106,24 @@ class MinInterval(Generic[K]):
         now = self._clock() if now is None else now
         start = max(now, self._next.pop(key, now))
         self._next[key] = start + self.interval
+        self._trim()
+        return start - now
+
+    def wait(self, key: K, now: float | None = None) -> float:
+        """Seconds until ``key`` may go, without reserving (see :meth:`mark`)."""
+        now = self._clock() if now is None else now
+        return max(0.0, self._next.get(key, now) - now)
+
+    def mark(self, key: K, now: float | None = None) -> None:
+        """``key`` goes now. Waiters that give up never push the next turn back, unlike reserve()."""
+        now = self._clock() if now is None else now
+        self._next.pop(key, None)
+        self._next[key] = now + self.interval
+        self._trim()
+
+    def _trim(self) -> None:
         while len(self._next) > self._max_keys:
             self._next.popitem(last=False)
-        return start - now
 
 
 class FailureBackoff(Generic[K]):

@@ -1,26 +1,69 @@
-"""Topics and payloads the bridge publishes (DESIGN §2, a contract). Pure functions."""
+"""Topics, client ids and payloads the bridge publishes (DESIGN §2 and §8, a contract). Pure.
+
+Topic names come from :mod:`ocpp_core.topics` (one definition for the bridge, the Lambdas, the
+rules and the IoT policy); :class:`Naming` adds what only the bridge decides: the MQTT client id
+(stage prefix + charger id) and, with Basic Ingest, the topic inbound frames are published to.
+Every topic and client id the bridge uses is built by a :class:`Naming` made from the settings.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Literal
+
+from ocpp_core.topics import DEFAULT_TOPICS, Topics, basic_ingest_topic
+
+from .settings import Settings
 
 EventKind = Literal["connected", "disconnected"]
 
 
+@dataclass(frozen=True, slots=True)
+class Naming:
+    """Where one stage's bridge publishes and subscribes, and under which MQTT client id."""
+
+    topics: Topics = DEFAULT_TOPICS
+    client_id_prefix: str = ""
+    #: IoT rule receiving inbound frames through Basic Ingest, or None for the plain topic.
+    basic_ingest_rule: str | None = None
+
+    def client_id(self, charge_point_id: str) -> str:
+        """Prefix + charger id: a dev charger never takes over the prod session of the same id."""
+        return self.client_id_prefix + charge_point_id
+
+    def inbound(self, charge_point_id: str) -> str:
+        """Where the charger's frames go: the plain ``<root>/<cp>/in``, or its Basic Ingest form.
+
+        Basic Ingest hands the message straight to that rule, without the messaging charge and
+        without the broker (nobody can subscribe to it); the same rule SQL matches it, the prefix
+        ``$aws/rules/<rule>/`` added in front of the usual topic
+        (https://docs.aws.amazon.com/iot/latest/developerguide/iot-basic-ingest.html).
+        """
+        topic = self.topics.inbound(charge_point_id)
+        return basic_ingest_topic(self.basic_ingest_rule, topic) if self.basic_ingest_rule else topic
+
+    def outbound(self, charge_point_id: str) -> str:
+        return self.topics.outbound(charge_point_id)
+
+    def events(self, charge_point_id: str) -> str:
+        """Presence events stay on the plain topic (other consumers may subscribe to them)."""
+        return self.topics.events(charge_point_id)
+
+
 def inbound_topic(charge_point_id: str) -> str:
-    """Frames from the charger, wrapped in an envelope, for the processor."""
-    return f"ocpp/{charge_point_id}/in"
+    """Frames from the charger on the default root (``ocpp/{cp}/in``)."""
+    return DEFAULT_TOPICS.inbound(charge_point_id)
 
 
 def outbound_topic(charge_point_id: str) -> str:
-    """OCPP-J frames for the charger, forwarded verbatim."""
-    return f"ocpp/{charge_point_id}/out"
+    """OCPP-J frames for the charger on the default root (``ocpp/{cp}/out``)."""
+    return DEFAULT_TOPICS.outbound(charge_point_id)
 
 
 def events_topic(charge_point_id: str) -> str:
-    """``connected`` / ``disconnected`` events (the latter is also the MQTT will)."""
-    return f"ocpp/{charge_point_id}/events"
+    """Presence events on the default root (``ocpp/{cp}/events``)."""
+    return DEFAULT_TOPICS.events(charge_point_id)
 
 
 def envelope(
@@ -79,3 +122,8 @@ def encode_event(
     return json.dumps(
         event(kind, charge_point_id, protocol, connection_id, at_ms, reason), separators=(",", ":")
     ).encode()
+
+
+def naming(settings: Settings) -> Naming:
+    """The one place a stage's topics and client ids are derived from the settings."""
+    return Naming(Topics(settings.topic_root), settings.client_id_prefix, settings.basic_ingest_rule)

@@ -44,6 +44,9 @@ def bridge_settings(broker: MosquittoProcess | None = None, **overrides: Any) ->
         drain_timeout=6.0,
         metrics_interval=3600.0,
         registry_cache_ttl=0.0,
+        # Tests send frames back to back; the per-charger rate limit has tests of its own.
+        frame_rate=100_000.0,
+        frame_burst=100_000,
     )
     return replace(base, **overrides)
 
@@ -148,8 +151,10 @@ def processor(broker: MosquittoProcess, **kwargs: Any) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def running_bridge(settings: Settings, registry: ChargerRegistry | None = None) -> AsyncIterator[Bridge]:
-    bridge = Bridge(settings, registry)
+async def running_bridge(
+    settings: Settings, registry: ChargerRegistry | None = None, **kwargs: Any
+) -> AsyncIterator[Bridge]:
+    bridge = Bridge(settings, registry, **kwargs)
     await bridge.start()
     try:
         yield bridge
@@ -203,3 +208,26 @@ class GatedProxy:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class Responder(Processor):
+    """The processor's seat, answering every CALL on ``<root>/+/in`` with a CALLRESULT (on the CRT thread)."""
+
+    def __init__(self, broker: MosquittoProcess, root: str = "ocpp", client_id: str = "test-responder"):
+        self.root = root
+        super().__init__(broker, filters=(f"{root}/+/in",), client_id=client_id)
+
+    def _on_publish(self, data: mqtt5.PublishReceivedData) -> None:
+        super()._on_publish(data)
+        packet = data.publish_packet
+        if packet is None:
+            return
+        try:
+            envelope = json.loads(bytes(packet.payload or b""))
+            frame = json.loads(envelope["frame"])
+        except (ValueError, KeyError, TypeError):
+            return
+        if isinstance(frame, list) and len(frame) >= 3 and frame[0] == 2:
+            reply = json.dumps([3, frame[1], {}]).encode()
+            topic = f"{self.root}/{envelope['chargePointId']}/out"
+            self._client.publish(mqtt5.PublishPacket(topic=topic, payload=reply, qos=QOS1))

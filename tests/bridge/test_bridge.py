@@ -8,14 +8,16 @@ import ssl
 import subprocess
 import time
 import uuid
+from dataclasses import replace
 
 import pytest
 from awscrt import mqtt5
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
 
 import fargate_bridge.auth as auth_module
 from fargate_bridge import ChargerCredentials, InMemoryChargerRegistry
+from fargate_bridge.lifecycle import Phase
 from fargate_bridge.settings import UnknownChargers
 from ocpp_core.passwords import hash_password
 
@@ -85,8 +87,11 @@ def test_frames_both_ways_with_the_envelope_contract(mosquitto):
                     assert bridge.connected_count == 1
                     assert bridge.metrics.totals["FramesIn"] == 1
                     assert bridge.metrics.totals["FramesOut"] == 1
+                closed_at = time.time_ns() // 1_000_000
                 events = await eventually(lambda: proc.events(cp) if len(proc.events(cp)) == 2 else None)
                 assert [e["event"] for e in events] == ["connected", "disconnected"]
+                # Stamped when published (the will, fixed at CONNECT, only stands in for a crash).
+                assert events[1]["at"] >= closed_at - 50 and events[1]["at"] >= events[0]["at"]
                 assert events[1]["connectionId"] == env["connectionId"]
                 assert events[1]["reason"] == "closed by the charger with 1000"
                 await eventually(lambda: bridge.connected_count == 0, what="session gone")
@@ -251,7 +256,7 @@ def test_mqtt_session_taken_over_elsewhere_closes_the_socket(mosquitto):
                 assert "another bridge task" in closed.value.rcvd.reason
                 await eventually(lambda: bridge.connected_count == 0, what="session gone")
                 await asyncio.wait_for(asyncio.shield(session.finished), 5)
-                assert session.link is not None and not session.connected
+                assert session.phase is Phase.CLOSED and session.state.taken_over
                 assert bridge.metrics.totals["TakeOvers"] == 1
                 assert bridge.metrics.totals["MqttReconnects"] == 0
                 # The winner owns presence now: the loser publishes no disconnected event.
@@ -355,6 +360,18 @@ def test_tls_termination(mosquitto, tmp_path):
             async with connect(
                 f"wss://127.0.0.1:{bridge.port}/ocpp/{cp}", subprotocols=["ocpp1.6"], ssl=client_context
             ) as ws:
+                assert ws.subprotocol == "ocpp1.6"
+            # Secure by default: no plain listener next to TLS, and the TLS port refuses plain HTTP.
+            assert bridge.plain_port is None
+            with pytest.raises(InvalidMessage):  # no HTTP answer in clear
+                async with connect(
+                    f"ws://127.0.0.1:{bridge.port}/ocpp/{new_id()}", subprotocols=["ocpp1.6"], open_timeout=2
+                ):
+                    pass
+        # Asked for: a plain listener as well (BRIDGE_PLAIN_PORT), e.g. the local stack's 9000 next to 9443.
+        async with running_bridge(replace(settings, plain_port=0)) as bridge:
+            assert bridge.plain_port not in (None, bridge.port)
+            async with connect(f"ws://127.0.0.1:{bridge.plain_port}/ocpp/{new_id()}", subprotocols=["ocpp1.6"]) as ws:
                 assert ws.subprotocol == "ocpp1.6"
 
     run(scenario())

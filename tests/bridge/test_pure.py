@@ -21,7 +21,7 @@ from fargate_bridge.handshake import (
     parse_basic_credentials,
 )
 from fargate_bridge.logs import JsonFormatter
-from fargate_bridge.metrics import COUNTERS, Metrics, emf_document
+from fargate_bridge.metrics import COUNTERS, GAUGES, Metrics, emf_document
 from fargate_bridge.registry import ChargerCredentials, credentials_from_item
 from fargate_bridge.session import describe_close
 from fargate_bridge.settings import UnknownChargers
@@ -294,36 +294,45 @@ def test_credentials_from_registry_items():
 
 # --- metrics and logs ------------------------------------------------------------------------------------
 def test_emf_document_shape():
-    doc = emf_document("OCPP/Bridge", 123, {"ConnectedChargers": 2, "FramesIn": 5})
+    doc = emf_document("OCPP/Bridge", 123, {"ConnectedChargers": 2, "FramesIn": 5}, stage="prod")
     directive = doc["_aws"]["CloudWatchMetrics"][0]
     assert doc["_aws"]["Timestamp"] == 123
     assert directive["Namespace"] == "OCPP/Bridge"
-    assert directive["Dimensions"] == [["Service"]]
+    # Two stages in one account never read each other's metrics (DESIGN §8).
+    assert directive["Dimensions"] == [["Service", "Stage"]]
     assert [metric["Name"] for metric in directive["Metrics"]] == ["ConnectedChargers", "FramesIn"]
-    assert doc["Service"] == "bridge" and doc["FramesIn"] == 5
+    assert doc["Service"] == "bridge" and doc["Stage"] == "prod" and doc["FramesIn"] == 5
 
 
 def test_metrics_flush_resets_counters_and_reads_the_gauge():
     stream = io.StringIO()
-    metrics = Metrics("NS", stream=stream, gauge=lambda: 7, clock=lambda: 1.5)
+    metrics = Metrics("NS", stream=stream, gauge=lambda: 7, clock=lambda: 1.5, stage="dev")
+    metrics.set_gauge(lambda: 1, "BrokerReachable")
     metrics.incr("FramesIn", 3)
     metrics.incr("TakeOvers")
     metrics.flush()
     metrics.flush()
     first, second = (json.loads(line) for line in stream.getvalue().splitlines())
     names = [m["Name"] for m in first["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
-    assert names == ["ConnectedChargers", *COUNTERS]
+    assert names == [*GAUGES, *COUNTERS]
     assert set(names) == {
         "ConnectedChargers",
+        "BrokerReachable",
         "FramesIn",
         "FramesOut",
         "AuthFailures",
         "HandshakeRejections",
+        "HandshakeTimeouts",
         "MqttReconnects",
         "QueueDrops",
         "TakeOvers",
+        "RateLimited",
+        "SlowReaders",
+        "OversizedFrames",
+        "SubscribeFailures",
     }
-    assert (first["ConnectedChargers"], first["FramesIn"], first["TakeOvers"]) == (7, 3, 1)
+    assert (first["ConnectedChargers"], first["BrokerReachable"], first["FramesIn"], first["TakeOvers"]) == (7, 1, 3, 1)
+    assert first["Stage"] == "dev"
     assert first["_aws"]["Timestamp"] == 1500
     assert (second["FramesIn"], second["TakeOvers"]) == (0, 0)
     assert metrics.totals["FramesIn"] == 3

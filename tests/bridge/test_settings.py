@@ -126,3 +126,47 @@ def test_bad_values_name_the_variable(env, variable):
     message = str(caught.value)
     assert message.startswith(variable + ":")
     assert "\n" not in message
+
+
+def test_stage_settings():
+    s = Settings.from_env({})
+    assert (s.topic_root, s.client_id_prefix, s.basic_ingest_rule, s.stage) == ("ocpp", "", None, "local")
+    s = Settings.from_env(
+        {
+            "OCPP_TOPIC_ROOT": "prod/ocpp",
+            "BRIDGE_CLIENT_ID_PREFIX": "prod-",
+            "BRIDGE_BASIC_INGEST_RULE": "prod_ocpp_in",
+            "OCPP_STAGE": "prod",
+        }
+    )
+    assert (s.topic_root, s.client_id_prefix, s.basic_ingest_rule, s.stage) == (
+        "prod/ocpp",
+        "prod-",
+        "prod_ocpp_in",
+        "prod",
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"OCPP_TOPIC_ROOT": "ocpp/+"}, "OCPP_TOPIC_ROOT"),
+        ({"OCPP_TOPIC_ROOT": "$aws/x"}, "OCPP_TOPIC_ROOT"),
+        ({"BRIDGE_CLIENT_ID_PREFIX": "a/b"}, "BRIDGE_CLIENT_ID_PREFIX"),
+        ({"BRIDGE_BASIC_INGEST_RULE": "with-dash"}, "BRIDGE_BASIC_INGEST_RULE"),
+        ({"OCPP_STAGE": "a b"}, "OCPP_STAGE"),
+        ({"BRIDGE_PLAIN_PORT": "9001"}, "BRIDGE_PLAIN_PORT"),  # only next to a TLS listener
+        ({"BRIDGE_FRAME_RATE": "0"}, "BRIDGE_FRAME_RATE"),
+    ],
+)
+def test_invalid_stage_and_abuse_settings(env, variable):
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env)
+    assert caught.value.variable == variable
+
+
+def test_abuse_defaults():
+    s = Settings.from_env({})
+    assert (s.frame_rate, s.frame_burst, s.outbox_limit_bytes) == (10.0, 20, 1_048_576)
+    assert s.listen_backlog >= 1024 and s.plain_port is None
+    assert s.mqtt_reconnect_max_ms <= 5_000  # back within seconds of the broker's return
