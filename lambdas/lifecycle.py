@@ -18,6 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from ocpp_core.ids import is_valid_charge_point_id
 from ocpp_core.keys import TTL_ATTRIBUTE
+from ocpp_core.ports import StateStore
 from ocpp_core.presence import CONNECTION_TTL_S
 from ocpp_core.versions import OcppVersion
 
@@ -26,6 +27,11 @@ from .runtime import dependencies
 
 
 def handle(event: Any) -> str:
+    return apply_event(dependencies().store, event)
+
+
+def apply_event(store: StateStore, event: Any) -> str:
+    """Apply one bridge event (the rule's event shape) to ``store``: the outcome's name."""
     if not isinstance(event, dict):
         logger.warning("dropped lifecycle event: not an object")
         return "dropped"
@@ -45,7 +51,6 @@ def handle(event: Any) -> str:
     if event.get("topicChargePointId", cp) != cp:
         logger.warning("dropped lifecycle event whose body names another charger than its topic")
         return "dropped"
-    deps = dependencies()
     rule_at = event.get("ruleTimestamp")
     order_at = rule_at if isinstance(rule_at, int) and not isinstance(rule_at, bool) else at
     connection_changes: dict[str, Any] = {TTL_ATTRIBUTE: order_at // 1000 + CONNECTION_TTL_S}
@@ -58,7 +63,7 @@ def handle(event: Any) -> str:
             charger_changes["protocol"] = protocol.value
     else:
         connection_changes["disconnectReason"] = reason if isinstance(reason, str) else None
-    applied = deps.store.record_connection(
+    applied = store.record_connection(
         cp,
         connection_id,
         connected=kind == "connected",

@@ -51,7 +51,7 @@ def handle(event: Any) -> Outcome:
         extra={"chargePointId": outcome.charge_point_id, "uniqueId": outcome.unique_id, "outcome": outcome.kind},
     )
     if outcome.reply is not None and outcome.charge_point_id is not None:
-        deps.publisher.publish(outbound_topic(outcome.charge_point_id), outcome.reply)
+        deps.publisher.publish(outbound_topic(outcome.charge_point_id, deps.settings.topics), outcome.reply)
     failures = outcome.run_after_hooks()
     metrics.add_metric(name="MessagesProcessed", unit=MetricUnit.Count, value=1)
     counted = _COUNTED.get(outcome.kind)

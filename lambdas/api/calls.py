@@ -87,7 +87,7 @@ def post_call(ctx: ApiContext, request: Request, params: dict[str, str]) -> Resp
         raise _refused(cp, refusal) from None
     unique_id = str(new.record["uniqueId"])
 
-    topic = outbound_topic(cp)
+    topic = outbound_topic(cp, deps.settings.topics)
     try:
         deps.publisher.publish(topic, new.frame, expiry_s=new.expiry_s)
     except Exception as error:

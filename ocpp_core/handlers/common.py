@@ -85,7 +85,6 @@ def record_boot(
         ctx.charge_point_id,
         ItemUpdate(
             set=changes,
-            set_if_absent={"createdAt": ctx.received_at_ms, "lastSeen": ctx.received_at_ms},
             newer=Newer("bootOrder", ctx.order_key),
         ),
     )

@@ -18,7 +18,7 @@ from ocpp_core import calls
 from ocpp_core.errors import ErrorKind, error_code
 from ocpp_core.extensions import Extensions
 from ocpp_core.versions import OcppVersion
-from tests.fakes import FakeClock, SeqIds
+from tests.fakes import FakeClock, SeqIds, mark_connected
 
 from .support import FakeLambdaContext, load_event
 
@@ -38,7 +38,8 @@ def metrics_of(emf: dict[str, Any]) -> dict[str, Any]:
     """{metric name: value} of one EMF document, checked against its declaration."""
     [directive] = emf["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == NAMESPACE
-    assert directive["Dimensions"] == [["service"]] and emf["service"] == "ocpp-csms"
+    assert directive["Dimensions"] == [["Stage", "service"]] and emf["service"] == "ocpp-csms"
+    assert emf["Stage"] == "local"  # stages in one account never share metrics (DESIGN §8)
     assert isinstance(emf["_aws"]["Timestamp"], int)
     names = [m["Name"] for m in directive["Metrics"]]
     assert all(m["Unit"] == "Count" for m in directive["Metrics"])
@@ -74,6 +75,15 @@ def _scenario_garbage(deps: Dependencies) -> dict[str, Any]:
 
 
 def _scenario_duplicate(deps: Dependencies) -> dict[str, Any]:
+    # Built-in handlers are idempotent and need no record; a frame that reaches an extension's
+    # hook is claimed, and its redelivery is the duplicate that is counted.
+    extensions = Extensions()
+
+    @extensions.after("BootNotification")
+    def crm(ctx: Any, request: Any, response: Any) -> None:
+        return None
+
+    deps.extensions = extensions
     invoke_processor(load_event("boot_notification_16"))
     return load_event("boot_notification_16")
 
@@ -89,7 +99,8 @@ def _scenario_unmatched(deps: Dependencies) -> dict[str, Any]:
 
 
 def _scenario_result(deps: Dependencies) -> dict[str, Any]:
-    deps.store.update_charger("CP-16", {"registered": True, "protocol": "ocpp1.6", "connected": True})
+    deps.store.update_charger("CP-16", {"registered": True, "protocol": "ocpp1.6"})
+    mark_connected(deps.store, "CP-16", "conn-1", deps.clock.now_ms())
     calls.start_call(deps.store, SeqIds(), deps.clock.now_ms(), "CP-16", "Reset", {"type": "Soft"}, timeout_s=30)
     return load_event("call_result_16")
 
