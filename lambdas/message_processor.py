@@ -1,11 +1,12 @@
-"""Lambda: the IoT rule on ``ocpp/+/in`` (``lambdas.rules.MESSAGE_RULE``) invokes this.
+"""Lambda: the IoT rule on ``<root>/+/in`` (``lambdas.rules.rules_for``) invokes this.
 
 The event is the rule's output: the bridge's envelope plus ``topicChargePointId`` and
 ``ruleTimestamp``. One frame per invocation: process it, publish the reply to
-``ocpp/{cp}/out``, then run the ``after`` hooks. A failed publish raises, so the
-invocation fails visibly (Lambda ``Errors``; on AWS the event goes to the failure queue, as
-async retries are off: infra/processing.py). The state change is kept, and the idempotency
-record makes any redelivery of the same frame send the same stored reply.
+``<root>/{cp}/out`` (the stage's topics), then run the ``after`` hooks. A failed publish raises,
+so the invocation fails visibly (Lambda ``Errors``; on AWS the event goes to the failure queue:
+infra/processing.py). The state change is kept; a redelivery of the same frame runs the
+idempotent handlers again, changing nothing, and gets the same reply byte for byte (or, for a
+frame an extension claimed, the stored reply).
 """
 
 from __future__ import annotations

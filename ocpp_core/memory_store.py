@@ -57,6 +57,8 @@ def apply_update(item: dict[str, Any] | None, update: ItemUpdate) -> dict[str, A
     """``item`` after ``update`` (a new dict), or None if the update's condition does not hold."""
     if item is None and update.must_exist:
         return None
+    if update.is_empty():
+        return item  # nothing to write: no item is created (as on DynamoDB)
     if update.newer is not None and not _holds(update.newer, (item or {}).get(update.newer.attribute)):
         return None
     result = dict(item or {})
@@ -132,7 +134,10 @@ class InMemoryStore:
 
     def update_charger_fields(self, charge_point_id: str, update: ItemUpdate) -> bool:
         with self._lock:
-            result = apply_update(self.chargers.get(charge_point_id), update)
+            stored = self.chargers.get(charge_point_id)
+            result = apply_update(stored, update)
+            if update.is_empty():
+                return stored is not None or not update.must_exist
             if result is None:
                 return False
             result.setdefault("chargePointId", charge_point_id)
@@ -255,7 +260,10 @@ class InMemoryStore:
     def update_transaction(self, charge_point_id: str, transaction_id: str, update: ItemUpdate) -> bool:
         with self._lock:
             key = (charge_point_id, transaction_id)
-            result = apply_update(self.transactions.get(key), update)
+            stored = self.transactions.get(key)
+            result = apply_update(stored, update)
+            if update.is_empty():
+                return stored is not None or not update.must_exist
             if result is None:
                 return False
             self.transactions[key] = result

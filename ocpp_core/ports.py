@@ -96,7 +96,7 @@ class ItemUpdate:
     must_exist: bool = False
 
     def is_empty(self) -> bool:
-        return not (self.set or self.set_if_absent or self.add_to_set or self.newer)
+        return not (self.set or self.set_if_absent or any(self.add_to_set.values()) or self.newer)
 
 
 class MessageLog(Protocol):

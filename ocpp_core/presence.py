@@ -16,7 +16,8 @@ What is kept, each write moved forward only, never read first:
 
 A charger is connected when its current connection's latest ``connected`` is newer than its
 latest ``disconnected``. Every order of the same events gives the same answer, which is the one
-in-order delivery gives (tests/core/test_presence.py checks each permutation).
+in-order delivery gives (tests/lambdas/test_store_contract.py checks each permutation of several
+event histories on both adapters; tests/lambdas/test_unordered_delivery.py, whole histories).
 """
 
 from __future__ import annotations

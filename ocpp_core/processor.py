@@ -19,8 +19,6 @@ is claimed first (``MSG#<frame digest>``, a short lease, completed with the repl
 gets the stored reply and the hooks run once.
 
 CALLRESULT / CALLERROR frames complete the CSMS call they answer (``calls``).
-
-CALLRESULT / CALLERROR frames complete the CSMS call they answer (``calls``).
 """
 
 from __future__ import annotations

@@ -111,6 +111,8 @@ _BATCH_GET_ATTEMPTS = 6
 #: keys of a charger map written by one UpdateItem: an expression string is at most 4 KB
 #: (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html)
 _MAP_KEYS_PER_UPDATE = 100
+#: a map key's attribute name is the key behind this prefix: any key (even ``pk``) is kept as given
+_MAP_KEY = "k:"
 
 
 def _listed(charge_point_id: str) -> dict[str, str]:
@@ -183,6 +185,8 @@ class DynamoStore:
         )
 
     def _apply(self, pk: str, sk: str, update: ItemUpdate) -> bool:
+        if update.is_empty():  # nothing to write (DynamoDB refuses an empty update expression)
+            return not update.must_exist or self._get(pk, sk) is not None
         try:
             self._update(pk, sk, update)
         except ClientError:
@@ -342,13 +346,14 @@ class DynamoStore:
     def set_charger_map_entries(self, charge_point_id: str, name: str, entries: Mapping[str, Any]) -> None:
         """One attribute per key of the map's own item (``MAP#<name>``), so that no write reads
         the map and the charger item stays small (an update costs the size of its item)."""
-        items = [(key, value) for key, value in entries.items() if key not in _KEY_ATTRIBUTES]
+        items = [(_MAP_KEY + key, value) for key, value in entries.items()]
         pk, sk = keys.charger_pk(charge_point_id), keys.map_sk(name)
         for start in range(0, len(items), _MAP_KEYS_PER_UPDATE):
             self._update(pk, sk, ItemUpdate(set=dict(items[start : start + _MAP_KEYS_PER_UPDATE])))
 
     def get_charger_map(self, charge_point_id: str, name: str) -> dict[str, Any]:
-        return self._get(keys.charger_pk(charge_point_id), keys.map_sk(name)) or {}
+        item = self._get(keys.charger_pk(charge_point_id), keys.map_sk(name)) or {}
+        return {key.removeprefix(_MAP_KEY): value for key, value in item.items() if key.startswith(_MAP_KEY)}
 
     def record_connection(
         self,

@@ -14,6 +14,7 @@ from typing import Any
 
 from ocpp_core.calls import public_view
 from ocpp_core.handlers import transactions
+from ocpp_core.handlers.common import ORDER_SUFFIX
 from ocpp_core.timefmt import format_ms, parse_ms
 
 #: never shown: the password hash, and storage internals (TTL in epoch seconds, table keys)
@@ -40,8 +41,13 @@ def present(record: Mapping[str, Any], *, drop: frozenset[str] = frozenset()) ->
     return {
         key: (_time(value) if is_epoch_ms_field(key) else value)
         for key, value in record.items()
-        if key not in HIDDEN and key not in drop
+        if key not in HIDDEN and key not in drop and not _orders_writes(key)
     }
+
+
+def _orders_writes(name: str) -> bool:
+    """Attributes that only order conditional writes (``bootOrder``, a status's ``order``)."""
+    return name == "order" or name.endswith(ORDER_SUFFIX)
 
 
 def connector_view(status: Mapping[str, Any]) -> dict[str, Any]:

@@ -85,6 +85,9 @@ def record_boot(
         ctx.charge_point_id,
         ItemUpdate(
             set=changes,
+            # A charger the boot creates has no lastSeen yet (the pipeline's touch found nothing): set
+            # it here, so that a redelivery of that first boot, whose touch now succeeds, changes nothing.
+            set_if_absent={"lastSeen": ctx.received_at_ms},
             newer=Newer("bootOrder", ctx.order_key),
         ),
     )

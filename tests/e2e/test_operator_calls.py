@@ -110,10 +110,10 @@ def test_operator_calls_are_answered_by_stations(stack: E2EStack, version: OcppV
     if version is OcppVersion.V16:
         assert results["GetConfiguration"]["response"]["configurationKey"][0]["key"] == "HeartbeatInterval"
         # the CSMS keeps what the charger reported, updated by the accepted change
-        assert charger["configuration"]["HeartbeatInterval"]["value"] == "120"
+        assert store.get_charger_map(cp, "configuration")["HeartbeatInterval"]["value"] == "120"
         started = wait_for(lambda: [t for t in store.list_transactions(cp) if t.get("idTag") == "DEMO-TAG"])
     else:
-        assert charger["variables"]["OCPPCommCtrlr/HeartbeatInterval"]
+        assert store.get_charger_map(cp, "variables")["OCPPCommCtrlr/HeartbeatInterval"]
         remote_id = CALLS[version][-1][1]["remoteStartId"]
         started = wait_for(lambda: [t for t in store.list_transactions(cp) if t.get("remoteStartId") == remote_id])
     assert started, store.list_transactions(cp)

@@ -17,7 +17,6 @@ import json
 import uuid
 from typing import Any
 
-import pytest
 import websockets
 
 from .conftest import E2EStack, wait_for
@@ -49,10 +48,6 @@ async def _pipelined_statuses(url: str, cp: str) -> list[Any]:
         return answers
 
 
-@pytest.mark.aws_delivery_xfail(
-    reason="issue 11: put_status is an unconditional put, so the older StatusNotification processed last "
-    "overwrites the newer one (some connectors end Charging); needs a write conditional on the charger's timestamp"
-)
 def test_the_newer_status_wins_whatever_the_processing_order(stack: E2EStack) -> None:
     cp = "UNORDERED-STATUS"
     answers = asyncio.run(asyncio.wait_for(_pipelined_statuses(stack.ws_url, cp), timeout=60))

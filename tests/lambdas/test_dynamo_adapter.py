@@ -16,7 +16,7 @@ from hypothesis import given, settings
 
 from lambdas.adapters.dynamo import DynamoStore, deserialize_item, serialize_item
 from ocpp_core import keys
-from ocpp_core.ports import StoreError
+from ocpp_core.ports import ItemUpdate, Newer, StoreError
 from tests.fakes import START_MS, FakeClock
 from tests.strategies import json_values
 
@@ -47,11 +47,21 @@ def test_items_sit_under_the_documented_keys_and_carry_expires_at_where_they_exp
 ) -> None:
     s = dynamo_store
     s.update_charger("CP1", {"registered": True})
-    s.put_status("CP1", "C1", {"status": "Available"})
-    s.update_transaction("CP1", "7", {"status": "Active"})
-    s.put_meter_values("CP1", "mv-1", START_MS, {"transactionId": "7"})
-    s.put_event("CP1", "SecurityEvent", "e1", START_MS, {"kind": "SecurityEvent"}, NOW_S + 90 * 86400)
-    s.put_event("CP1", "StatusNotification", "e2", START_MS, {"kind": "StatusNotification"}, None)
+    s.set_charger_map_entries("CP1", "variables", {"A/B": "1"})
+    s.record_connection(
+        "CP1",
+        "conn-1",
+        connected=True,
+        at_ms=START_MS,
+        charger_changes={},
+        connection_changes={"expiresAt": NOW_S + 30},
+    )
+    s.update_status("CP1", "C1", {"status": "Available"}, "1")
+    s.update_transaction("CP1", "7", ItemUpdate(set={"status": "Active"}))
+    assert s.start_transaction("CP1", "start-8", "8", {"status": "Active"}) == "8"
+    s.put_meter_values("CP1", "mv-1", {"transactionId": "7", "receivedAt": START_MS})
+    s.put_event("CP1", "SecurityEvent", "e1", {"kind": "SecurityEvent"}, NOW_S + 90 * 86400)
+    s.put_event("CP1", "StatusNotification", "e2", {"kind": "StatusNotification"}, None)
     assert s.claim_message("CP1", "m1", START_MS, NOW_S + 86400) is None
     assert s.claim_message("CP1", "m2", START_MS, NOW_S + 86400) is None
     s.complete_message("CP1", "m2", "reply", NOW_S + 86400)
@@ -63,11 +73,15 @@ def test_items_sit_under_the_documented_keys_and_carry_expires_at_where_they_exp
     expiry = {(item[keys.PK]["S"], item[keys.SK]["S"]): item.get(keys.TTL_ATTRIBUTE) for item in table_items(dynamodb)}
     assert expiry == {
         ("CP#CP1", "CHARGER"): None,
+        ("CP#CP1", "MAP#variables"): None,
+        ("CP#CP1", "CONN#conn-1"): {"N": str(NOW_S + 30)},
         ("CP#CP1", "STATUS#C1"): None,
         ("CP#CP1", "TX#7"): None,
-        ("CP#CP1", f"MV#{START_MS:015d}#mv-1"): None,
-        ("CP#CP1", f"EVT#SecurityEvent#{START_MS:015d}#e1"): {"N": str(NOW_S + 90 * 86400)},
-        ("CP#CP1", f"EVT#StatusNotification#{START_MS:015d}#e2"): None,
+        ("CP#CP1", "TX#8"): None,
+        ("CP#CP1", "TXSTART#start-8"): None,
+        ("CP#CP1", "MV#mv-1"): None,
+        ("CP#CP1", "EVT#SecurityEvent#e1"): {"N": str(NOW_S + 90 * 86400)},
+        ("CP#CP1", "EVT#StatusNotification#e2"): None,
         ("CP#CP1", "MSG#m1"): {"N": str(NOW_S + 86400)},
         ("CP#CP1", "MSG#m2"): {"N": str(NOW_S + 86400)},
         # The lock's own deadline is untilMs; the TTL only sweeps it up an hour later.
@@ -85,11 +99,21 @@ def test_expired_items_linger_in_the_table_but_read_as_absent(
     dynamo_store: DynamoStore, dynamodb: Any, clock: FakeClock
 ) -> None:
     dynamo_store.put_call("CP1", "c1", {"status": "pending", "expiresAt": NOW_S + 60})
-    dynamo_store.put_event("CP1", "SecurityEvent", "e1", START_MS, {"kind": "SecurityEvent"}, NOW_S + 60)
+    dynamo_store.put_event("CP1", "SecurityEvent", "e1", {"kind": "SecurityEvent"}, NOW_S + 60)
+    dynamo_store.record_connection(
+        "CP1",
+        "conn-1",
+        connected=True,
+        at_ms=START_MS,
+        charger_changes={},
+        connection_changes={"expiresAt": NOW_S + 60},
+    )
     clock.advance(60)
     assert raw_item(dynamodb, "CP#CP1", "CALL#c1") is not None, "moto, like DynamoDB at first, keeps it"
+    assert raw_item(dynamodb, "CP#CP1", "CONN#conn-1") is not None
     assert dynamo_store.get_call("CP1", "c1") is None
     assert dynamo_store.list_events("CP1") == []
+    assert dynamo_store.get_connections([("CP1", "conn-1")]) == {}
     # ... and a conditional claim over a lingering expired idempotency record succeeds.
     assert dynamo_store.claim_message("CP1", "m1", START_MS, NOW_S + 10) is None
     assert dynamo_store.claim_message("CP1", "m1", START_MS + 10_000, NOW_S + 100) is None
@@ -111,9 +135,21 @@ def test_failures_other_than_a_lost_condition_raise_store_error(dynamo_store: Dy
     with pytest.raises(StoreError):
         missing.claim_message("CP1", "m1", START_MS, NOW_S + 60)  # not "already claimed"
     with pytest.raises(StoreError):
-        missing.set_presence("CP1", False, "conn", START_MS, {})  # not "stale"
+        missing.record_connection(  # not "stale"
+            "CP1", "conn", connected=False, at_ms=START_MS, charger_changes={}, connection_changes={}
+        )
     with pytest.raises(StoreError):
-        missing.touch_charger("CP1", {"lastSeen": 1})  # not "unknown charger"
+        missing.touch_charger("CP1", 1, {})  # not "unknown charger" nor "older frame"
+    with pytest.raises(StoreError):
+        missing.update_charger_fields("CP1", ItemUpdate(set={"a": 1}, newer=Newer("o", 1)))  # not "older"
+    with pytest.raises(StoreError):
+        missing.update_status("CP1", "C1", {"status": "Available"}, "1")  # not "older"
+    with pytest.raises(StoreError):
+        missing.update_transaction("CP1", "7", ItemUpdate(set={"a": 1}, must_exist=True))  # not "absent"
+    with pytest.raises(StoreError):
+        missing.start_transaction("CP1", "k", "7", {})  # not "already started"
+    with pytest.raises(StoreError):
+        missing.get_connections([("CP1", "conn")])
     with pytest.raises(StoreError):
         missing.complete_call("CP1", "c1", {"status": "accepted"})  # not "already completed"
     with pytest.raises(StoreError):
@@ -148,14 +184,18 @@ def test_listings_follow_every_page(dynamodb: Any, clock: FakeClock) -> None:
     store = DynamoStore(paged, TABLE, clock_s=clock.now_s)
     for i in range(7):
         store.update_charger(f"CP{i}", {"registered": True})
-        store.put_status("CP0", f"C{i}", {"connectorId": i})
-        store.update_transaction("CP0", str(i), {"chargePointId": "CP0", "transactionId": str(i), "startedAt": i})
-        store.put_event("CP0", "SecurityEvent", f"e{i}", START_MS + i, {"n": i}, None)
+        store.update_status("CP0", f"C{i}", {"connectorId": i}, "1")
+        store.update_transaction(
+            "CP0", str(i), ItemUpdate(set={"chargePointId": "CP0", "transactionId": str(i), "startedAt": i})
+        )
+        store.put_event("CP0", "SecurityEvent", f"e{i}", {"n": i, "receivedAt": START_MS + i}, None)
+        store.put_meter_values("CP0", f"m{i}", {"n": i, "receivedAt": START_MS + i})
     assert [c["chargePointId"] for c in store.list_chargers()] == [f"CP{i}" for i in range(7)]
     assert [s["connectorId"] for s in store.list_statuses("CP0")] == list(range(7))
     assert [t["transactionId"] for t in store.list_transactions("CP0")] == [str(i) for i in range(7)]
     assert [t["transactionId"] for t in store.list_transactions()] == [str(i) for i in range(7)]
     assert [e["n"] for e in store.list_events("CP0")] == list(range(7))
+    assert [m["n"] for m in store.list_meter_values("CP0")] == list(range(7))
     assert paged.pages > 10
 
 
@@ -226,7 +266,7 @@ def _normal(value: Any) -> Any:
 
 def test_a_payload_with_such_numbers_is_stored_on_moto_and_listed_back(dynamo_store: DynamoStore) -> None:
     payload = {"vendorId": "v", "data": {"big": 10**40, "tiny": 1e-200, "huge": 1.5e300, "ok": [0.5, 7]}}
-    dynamo_store.put_event("CP1", "DataTransfer", "dt-1", START_MS, {"payload": payload}, None)
+    dynamo_store.put_event("CP1", "DataTransfer", "dt-1", {"payload": payload}, None)
     [event] = dynamo_store.list_events("CP1", "DataTransfer")
     assert event["payload"] == payload
 
@@ -249,7 +289,7 @@ def test_chargers_are_listed_from_the_keys_only_index_in_batches(dynamodb: Any, 
     ids = [f"CP{n:04d}" for n in range(230)]  # more than one BatchGetItem (100 keys)
     for cp in ids:
         store.update_charger(cp, {"registered": True})
-        store.put_status(cp, "C1", {"status": "Available"})
+        store.update_status(cp, "C1", {"status": "Available"}, "1")
     assert [c["chargePointId"] for c in store.list_chargers()] == ids
     page = store.list_chargers(after="CP0099", limit=150)
     assert [c["chargePointId"] for c in page] == ids[100:230][:150]
@@ -258,3 +298,52 @@ def test_chargers_are_listed_from_the_keys_only_index_in_batches(dynamodb: Any, 
     # Only charger items carry the index keys.
     listed = [i for i in table_items(dynamodb) if keys.LIST_PK in i]
     assert len(listed) == 230 and all(i[keys.SK] == {"S": keys.CHARGER_SK} for i in listed)
+
+
+def test_connections_are_read_in_batches_and_each_pair_once(dynamodb: Any, clock: FakeClock) -> None:
+    store = DynamoStore(_NoScans(dynamodb), TABLE, clock_s=clock.now_s)
+    pairs = [(f"CP{n:04d}", f"conn-{n}") for n in range(230)]  # more than one BatchGetItem (100 keys)
+    for cp, connection_id in pairs:
+        store.record_connection(
+            cp, connection_id, connected=True, at_ms=START_MS, charger_changes={}, connection_changes={}
+        )
+    found = store.get_connections([*pairs, *pairs[:5], ("CP-none", "conn-x")])  # duplicates are asked once
+    assert set(found) == set(pairs)
+    assert found[("CP0042", "conn-42")] == {
+        "chargePointId": "CP0042",
+        "connectionId": "conn-42",
+        "connectedAt": START_MS,
+    }
+
+
+class _CountingClient:
+    """A DynamoDB client that counts the requests made through it."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.requests: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        operation = getattr(self._client, name)
+
+        def counted(**kwargs: Any) -> Any:
+            self.requests.append(name)
+            return operation(**kwargs)
+
+        return counted
+
+
+def test_touch_charger_is_one_request_whether_or_not_last_seen_moves(dynamodb: Any, clock: FakeClock) -> None:
+    """Every frame touches its charger: an older frame gets the record from the failed condition
+    (ReturnValuesOnConditionCheckFailure), not from a second read."""
+    counting = _CountingClient(dynamodb)
+    store = DynamoStore(counting, TABLE, clock_s=clock.now_s)
+    store.update_charger("CP1", {"registered": True})
+    counting.requests.clear()
+    newer = store.touch_charger("CP1", START_MS + 10, {"protocol": "ocpp1.6"})
+    older = store.touch_charger("CP1", START_MS, {"protocol": "ocpp2.0.1"})
+    assert store.touch_charger("CP-unknown", START_MS, {}) is None
+    assert (
+        newer == older == {"chargePointId": "CP1", "registered": True, "lastSeen": START_MS + 10, "protocol": "ocpp1.6"}
+    )
+    assert counting.requests == ["update_item", "update_item", "update_item"]

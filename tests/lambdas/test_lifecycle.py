@@ -1,12 +1,15 @@
 """lambdas.lifecycle.handler on moto: the bridge's connected / disconnected events keep presence.
 
-Ordering is by the bridge's ``at`` and the connection id (not ``ruleTimestamp``): a connected
-event older than the last applied one is stale, and a disconnected event applies only to the
-charger's current connection, so an old socket's late event cannot mark the charger offline.
+Events arrive in any order, twice or late (DESIGN §7). They are ordered by the rule's
+``ruleTimestamp`` (the broker's clock), else the bridge's ``at``. Each connection keeps its latest
+connected and disconnected (``CONN#<connectionId>``); the charger item names its current connection,
+the one with the latest connected, so an old socket's late event cannot mark the charger offline
+(``ocpp_core.presence``).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +18,8 @@ import pytest
 from lambdas import lifecycle
 from lambdas.runtime import Dependencies
 from ocpp_core import keys
+from ocpp_core.presence import CONNECTION_TTL_S
+from tests.fakes import charger_connected
 
 from .support import FakeLambdaContext, load_event, raw_item, table_items
 
@@ -29,46 +34,65 @@ def later(event: dict[str, Any], ms: int, **changes: Any) -> dict[str, Any]:
     return {**event, "at": event["at"] + ms, "ruleTimestamp": event["ruleTimestamp"] + ms, **changes}
 
 
+def connection(deps: Dependencies, cp: str, connection_id: str) -> dict[str, Any] | None:
+    return deps.store.get_connections([(cp, connection_id)]).get((cp, connection_id))
+
+
 def test_connected_marks_the_charger_online_with_its_connection_info(deps: Dependencies, dynamodb: Any) -> None:
     event = load_event("connected")
     assert invoke(event) == "connected"
+    rule_at = event["ruleTimestamp"]
     assert deps.store.get_charger("CP-16") == {
         "chargePointId": "CP-16",
-        "connected": True,
         "connectionId": event["connectionId"],
-        "presenceAt": event["at"],
-        "connectedAt": event["at"],
-        "lastSeen": event["at"],
+        "connectionAt": rule_at,
+        "lastConnectedAt": rule_at,
         "protocol": "ocpp1.6",
     }
-    # Presence lives on the charger item itself (one item per charger, DESIGN §6).
-    item = raw_item(dynamodb, keys.charger_pk("CP-16"), keys.CHARGER_SK)
-    assert item is not None and item["connected"] == {"BOOL": True}
+    assert connection(deps, "CP-16", event["connectionId"]) == {
+        "chargePointId": "CP-16",
+        "connectionId": event["connectionId"],
+        "connectedAt": rule_at,
+        keys.TTL_ATTRIBUTE: rule_at // 1000 + CONNECTION_TTL_S,
+    }
+    assert charger_connected(deps.store, "CP-16")
+    # The connection's item sits beside the charger item, under its connection id, with a TTL.
+    item = raw_item(dynamodb, keys.charger_pk("CP-16"), keys.connection_sk(event["connectionId"]))
+    assert item is not None and item[keys.TTL_ATTRIBUTE] == {"N": str(rule_at // 1000 + CONNECTION_TTL_S)}
 
 
 def test_disconnected_marks_it_offline_and_keeps_the_registry(deps: Dependencies) -> None:
     deps.store.update_charger("CP-16", {"registered": True, "passwordHash": "h"})
-    assert invoke(load_event("connected")) == "connected"
+    connected = load_event("connected")
+    assert invoke(connected) == "connected"
     disconnected = load_event("disconnected")
     assert invoke(disconnected) == "disconnected"
+    assert not charger_connected(deps.store, "CP-16")
     charger = deps.store.get_charger("CP-16")
     assert charger is not None
-    assert charger["connected"] is False
-    assert charger["disconnectedAt"] == disconnected["at"] == charger["presenceAt"]
-    assert charger["disconnectReason"] == "charger closed the connection (1000)"
     assert charger["registered"] is True and charger["passwordHash"] == "h"
-    assert charger["connectedAt"] == load_event("connected")["at"], "the last connection time is kept"
+    assert charger["connectionId"] == connected["connectionId"], "the last connection is still named"
+    assert connection(deps, "CP-16", connected["connectionId"]) == {
+        "chargePointId": "CP-16",
+        "connectionId": connected["connectionId"],
+        "connectedAt": connected["ruleTimestamp"],
+        "disconnectedAt": disconnected["ruleTimestamp"],
+        "disconnectReason": "charger closed the connection (1000)",
+        keys.TTL_ATTRIBUTE: disconnected["ruleTimestamp"] // 1000 + CONNECTION_TTL_S,
+    }
 
 
-def test_a_redelivered_event_leaves_the_same_state(deps: Dependencies) -> None:
+def test_a_redelivered_event_leaves_the_same_state(deps: Dependencies, dynamodb: Any) -> None:
     assert invoke(load_event("connected")) == "connected"
-    once = deps.store.get_charger("CP-16")
-    assert invoke(load_event("connected")) == "connected"
-    assert deps.store.get_charger("CP-16") == once
+    once = table_items(dynamodb)
+    assert invoke(load_event("connected")) == "stale", "a duplicate changes nothing"
+    assert table_items(dynamodb) == once
     assert invoke(load_event("disconnected")) == "disconnected"
-    offline = deps.store.get_charger("CP-16")
-    assert invoke(load_event("disconnected")) == "disconnected"
-    assert deps.store.get_charger("CP-16") == offline
+    offline = table_items(dynamodb)
+    assert invoke(load_event("disconnected")) == "stale"
+    assert invoke(load_event("connected")) == "stale", "a late duplicate of the connected too"
+    assert table_items(dynamodb) == offline
+    assert not charger_connected(deps.store, "CP-16")
 
 
 def test_an_old_connections_late_disconnect_does_not_mark_a_reconnected_charger_offline(
@@ -78,32 +102,90 @@ def test_an_old_connections_late_disconnect_does_not_mark_a_reconnected_charger_
     new = later(old, 30_000, connectionId="a-newer-connection")
     assert invoke(old) == "connected"
     assert invoke(new) == "connected"
-    # The old socket's disconnected (here even stamped after the new connection: a takeover)
-    assert invoke(load_event("disconnected")) == "stale"
-    charger = deps.store.get_charger("CP-16")
-    assert charger is not None and charger["connected"] is True and charger["connectionId"] == "a-newer-connection"
-    assert "disconnectedAt" not in charger
-
-
-def test_an_older_connected_event_delivered_late_is_stale(deps: Dependencies) -> None:
-    old = load_event("connected")
-    new = later(old, 30_000, connectionId="a-newer-connection")
-    assert invoke(new) == "connected"
-    assert invoke(old) == "stale"
+    # The old socket's disconnected (here even stamped after the new connection: a takeover) is
+    # kept on the old connection's item only.
+    assert invoke(load_event("disconnected")) == "disconnected"
+    assert charger_connected(deps.store, "CP-16")
     charger = deps.store.get_charger("CP-16")
     assert charger is not None and charger["connectionId"] == "a-newer-connection"
-    assert charger["connectedAt"] == new["at"]
+    current = connection(deps, "CP-16", "a-newer-connection")
+    assert current is not None and "disconnectedAt" not in current
+    previous = connection(deps, "CP-16", old["connectionId"])
+    assert previous is not None and previous["disconnectedAt"] == load_event("disconnected")["ruleTimestamp"]
 
 
-def test_a_disconnect_for_a_charger_never_seen_is_stale_and_creates_nothing(deps: Dependencies, dynamodb: Any) -> None:
-    assert invoke(load_event("disconnected")) == "stale"
-    assert table_items(dynamodb) == []
+def test_an_older_connected_event_delivered_late_does_not_become_current(deps: Dependencies) -> None:
+    old = load_event("connected")
+    new = later(old, 30_000, connectionId="a-newer-connection", protocol="ocpp2.0.1")
+    assert invoke(new) == "connected"
+    assert invoke(old) == "connected", "the old connection's own item is still kept"
+    charger = deps.store.get_charger("CP-16")
+    assert charger is not None and charger["connectionId"] == "a-newer-connection"
+    assert charger["connectionAt"] == new["ruleTimestamp"] and charger["protocol"] == "ocpp2.0.1"
+    assert charger_connected(deps.store, "CP-16")
+
+
+def test_events_are_ordered_by_the_rule_timestamp_not_the_bridges_at(deps: Dependencies) -> None:
+    """A will carries the time its MQTT client was built: after a daily reconnect on the same
+    socket its ``at`` is older than the connected it follows; the broker's clock orders it."""
+    connected = load_event("connected")
+    will = {
+        **load_event("disconnected"),
+        "at": connected["at"] - 5_000,
+        "ruleTimestamp": connected["ruleTimestamp"] + 1,
+    }
+    assert invoke(connected) == "connected"
+    assert invoke(will) == "disconnected"
+    assert not charger_connected(deps.store, "CP-16"), "ordered by `at`, the will would look older"
+    # The reconnect on the same socket, after the will by the broker's clock: online again.
+    reconnected = {**connected, "at": connected["at"] - 1_000, "ruleTimestamp": will["ruleTimestamp"] + 1}
+    assert invoke(reconnected) == "connected"
+    assert charger_connected(deps.store, "CP-16")
+
+
+def test_without_a_rule_timestamp_the_bridges_at_orders_the_event(deps: Dependencies) -> None:
+    connected = {k: v for k, v in load_event("connected").items() if k != "ruleTimestamp"}
+    assert invoke(connected) == "connected"
+    charger = deps.store.get_charger("CP-16")
+    assert charger is not None and charger["connectionAt"] == connected["at"]
+    found = connection(deps, "CP-16", connected["connectionId"])
+    assert found is not None and found[keys.TTL_ATTRIBUTE] == connected["at"] // 1000 + CONNECTION_TTL_S
+    # A boolean is not a timestamp: `at` is used.
+    assert invoke({**connected, "at": connected["at"] + 10, "ruleTimestamp": True}) == "connected"
+    charger = deps.store.get_charger("CP-16")
+    assert charger is not None and charger["connectionAt"] == connected["at"] + 10
+
+
+def test_the_events_of_a_takeover_give_the_same_presence_in_every_order(deps: Dependencies) -> None:
+    old = load_event("connected")
+    new = later(old, 30_000, connectionId="a-newer-connection")
+    old_closed = load_event("disconnected")  # after the new connection's connected
+    for n, order in enumerate(itertools.permutations([old, new, old_closed])):
+        cp = f"CP-{n}"
+        for event in order:
+            invoke({**event, "chargePointId": cp, "topicChargePointId": cp})
+        charger = deps.store.get_charger(cp)
+        assert charger is not None and charger["connectionId"] == "a-newer-connection", order
+        assert charger_connected(deps.store, cp), order
+
+
+def test_a_disconnect_for_a_charger_never_seen_keeps_only_the_connection(deps: Dependencies, dynamodb: Any) -> None:
+    disconnected = load_event("disconnected")
+    assert invoke(disconnected) == "disconnected"
+    assert [(i[keys.PK]["S"], i[keys.SK]["S"]) for i in table_items(dynamodb)] == [
+        (keys.charger_pk("CP-16"), keys.connection_sk(disconnected["connectionId"]))
+    ], "no charger item is created"
+    assert deps.store.get_charger("CP-16") is None
+    # Its connected, delivered late, finds the disconnect already there: offline.
+    assert invoke(load_event("connected")) == "connected"
+    assert not charger_connected(deps.store, "CP-16")
 
 
 def test_connected_with_an_unknown_protocol_still_records_presence(deps: Dependencies) -> None:
     assert invoke({**load_event("connected"), "protocol": "ocpp9.9"}) == "connected"
     charger = deps.store.get_charger("CP-16")
-    assert charger is not None and charger["connected"] is True and "protocol" not in charger
+    assert charger is not None and "protocol" not in charger
+    assert charger_connected(deps.store, "CP-16")
 
 
 def _malformed_variants() -> list[Any]:

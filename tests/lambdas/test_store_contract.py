@@ -13,9 +13,9 @@ import threading
 
 import pytest
 
-from ocpp_core import calls
-from ocpp_core.ports import ProcessedMessage, StateStore
-from tests.fakes import START_MS, FakeClock, SeqIds
+from ocpp_core import calls, keys
+from ocpp_core.ports import ItemUpdate, Newer, ProcessedMessage, StateStore
+from tests.fakes import START_MS, FakeClock, SeqIds, charger_connected, mark_connected, mark_disconnected
 
 NOW_S = START_MS // 1000
 
@@ -144,23 +144,129 @@ def test_returned_records_are_copies(store: StateStore) -> None:
 
 
 def test_touch_charger_updates_only_an_existing_charger(store: StateStore) -> None:
-    assert store.touch_charger("CP1", {"lastSeen": START_MS}) is None
+    assert store.touch_charger("CP1", START_MS, {"protocol": "ocpp1.6"}) is None
     assert store.get_charger("CP1") is None, "touch must not create the charger"
     store.update_charger("CP1", {"registered": True})
-    touched = store.touch_charger("CP1", {"lastSeen": START_MS, "protocol": "ocpp1.6"})
+    touched = store.touch_charger("CP1", START_MS, {"protocol": "ocpp1.6"})
     assert touched == {"chargePointId": "CP1", "registered": True, "lastSeen": START_MS, "protocol": "ocpp1.6"}
     assert store.get_charger("CP1") == touched
+
+
+def test_touch_charger_never_moves_last_seen_back_and_returns_the_record_either_way(store: StateStore) -> None:
+    store.update_charger("CP1", {"registered": True})
+    later = store.touch_charger("CP1", START_MS + 1000, {"protocol": "ocpp2.0.1"})
+    assert later == {"chargePointId": "CP1", "registered": True, "lastSeen": START_MS + 1000, "protocol": "ocpp2.0.1"}
+    # An older frame processed late: nothing moves back (its changes neither), the record still comes back.
+    assert store.touch_charger("CP1", START_MS, {"protocol": "ocpp1.6"}) == later
+    # The same instant again (a redelivery): ties lose, the record comes back unchanged.
+    assert store.touch_charger("CP1", START_MS + 1000, {"protocol": "ocpp1.6"}) == later
+    assert store.get_charger("CP1") == later
+    newer = store.touch_charger("CP1", START_MS + 2000, {})
+    assert newer == {**later, "lastSeen": START_MS + 2000}
+
+
+# --- ItemUpdate: the conditional write every "newer only" state goes through ---------------------
+
+
+def test_item_update_sets_creates_and_must_exist_refuses_to_create(store: StateStore) -> None:
+    assert not store.update_charger_fields("CP1", ItemUpdate(set={"a": 1}, must_exist=True))
+    assert store.get_charger("CP1") is None, "must_exist does not create the item"
+    assert store.update_charger_fields("CP1", ItemUpdate(set={"a": 1, "m": {"x": [1]}}))
+    assert store.get_charger("CP1") == {"chargePointId": "CP1", "a": 1, "m": {"x": [1]}}
+    assert store.update_charger_fields("CP1", ItemUpdate(set={"b": 2}, must_exist=True))
+    assert store.get_charger("CP1") == {"chargePointId": "CP1", "a": 1, "b": 2, "m": {"x": [1]}}
+
+
+def test_item_update_newer_applies_only_to_a_greater_value_and_ties_lose(store: StateStore) -> None:
+    assert store.update_charger_fields("CP1", ItemUpdate(set={"v": "second"}, newer=Newer("bootAt", 200)))
+    # Older and equal values lose, with everything else in the update.
+    assert not store.update_charger_fields("CP1", ItemUpdate(set={"v": "first"}, newer=Newer("bootAt", 100)))
+    assert not store.update_charger_fields("CP1", ItemUpdate(set={"v": "again"}, newer=Newer("bootAt", 200)))
+    assert store.get_charger("CP1") == {"chargePointId": "CP1", "v": "second", "bootAt": 200}
+    assert store.update_charger_fields("CP1", ItemUpdate(set={"v": "third"}, newer=Newer("bootAt", 201)))
+    assert store.get_charger("CP1") == {"chargePointId": "CP1", "v": "third", "bootAt": 201}
+
+
+def test_item_update_newer_compares_strings_as_strings(store: StateStore) -> None:
+    # Order keys are strings built to sort (a zero-padded time then a digest): "10" < "9" as strings.
+    assert store.update_charger_fields("CP1", ItemUpdate(set={"v": 1}, newer=Newer("o", "9")))
+    assert store.update_charger_fields("CP1", ItemUpdate(set={"v": 2}, newer=Newer("o", "9a")))
+    assert not store.update_charger_fields("CP1", ItemUpdate(set={"v": 3}, newer=Newer("o", "10")))
+    got = store.get_charger("CP1")
+    assert got is not None and got["v"] == 2 and got["o"] == "9a"
+
+
+def test_item_update_earliest_wins_applies_only_to_a_smaller_value(store: StateStore) -> None:
+    first = Newer("firstAt", 500, earliest_wins=True)
+    assert store.update_transaction("CP1", "7", ItemUpdate(set={"meterFirst": 50}, newer=first))
+    assert not store.update_transaction(
+        "CP1", "7", ItemUpdate(set={"meterFirst": 60}, newer=Newer("firstAt", 600, earliest_wins=True))
+    )
+    assert not store.update_transaction("CP1", "7", ItemUpdate(set={"meterFirst": 50}, newer=first)), "tie"
+    assert store.update_transaction(
+        "CP1", "7", ItemUpdate(set={"meterFirst": 40}, newer=Newer("firstAt", 400, earliest_wins=True))
+    )
+    assert store.get_transaction("CP1", "7") == {"meterFirst": 40, "firstAt": 400}
+
+
+def test_item_update_set_if_absent_keeps_the_first_value_written(store: StateStore) -> None:
+    assert store.update_transaction("CP1", "7", ItemUpdate(set_if_absent={"startedAt": 200, "idTag": "A"}))
+    assert store.update_transaction("CP1", "7", ItemUpdate(set={"x": 1}, set_if_absent={"startedAt": 100}))
+    assert store.get_transaction("CP1", "7") == {"startedAt": 200, "idTag": "A", "x": 1}
+    # In one update, a name both set and set only-if-absent is set.
+    assert store.update_transaction("CP1", "7", ItemUpdate(set={"idTag": "B"}, set_if_absent={"idTag": "C"}))
+    assert store.get_transaction("CP1", "7") == {"startedAt": 200, "idTag": "B", "x": 1}
+
+
+def test_item_update_add_to_set_is_idempotent_and_reads_back_sorted(store: StateStore) -> None:
+    assert store.update_transaction("CP1", "7", ItemUpdate(add_to_set={"offlineSeqNos": frozenset({3, 1})}))
+    assert store.update_transaction("CP1", "7", ItemUpdate(add_to_set={"offlineSeqNos": frozenset({1})}))
+    assert store.update_transaction("CP1", "7", ItemUpdate(add_to_set={"offlineSeqNos": frozenset({2, 3})}))
+    assert store.get_transaction("CP1", "7") == {"offlineSeqNos": [1, 2, 3]}
+    # An empty set adds nothing (DynamoDB has no empty sets).
+    assert store.update_transaction("CP1", "7", ItemUpdate(set={"y": 1}, add_to_set={"offlineSeqNos": frozenset()}))
+    assert store.get_transaction("CP1", "7") == {"offlineSeqNos": [1, 2, 3], "y": 1}
+
+
+def test_item_update_conditions_combine(store: StateStore) -> None:
+    """newer, must_exist, set_if_absent and add_to_set in one write: all or nothing."""
+    update = ItemUpdate(
+        set={"status": "Active"},
+        set_if_absent={"startedAt": START_MS},
+        add_to_set={"seen": frozenset({1})},
+        newer=Newer("lastSeqNo", 1),
+        must_exist=True,
+    )
+    assert not store.update_transaction("CP1", "7", update), "must_exist: no item yet"
+    assert store.get_transaction("CP1", "7") is None
+    assert store.update_transaction("CP1", "7", ItemUpdate(set={"transactionId": "7"}))
+    assert store.update_transaction("CP1", "7", update)
+    assert not store.update_transaction("CP1", "7", update), "the same update again: the tie loses"
+    stale = ItemUpdate(set={"status": "Old"}, add_to_set={"seen": frozenset({0})}, newer=Newer("lastSeqNo", 0))
+    assert not store.update_transaction("CP1", "7", stale)
+    assert store.get_transaction("CP1", "7") == {
+        "transactionId": "7",
+        "status": "Active",
+        "startedAt": START_MS,
+        "seen": [1],
+        "lastSeqNo": 1,
+    }
 
 
 def test_list_chargers_is_sorted_and_holds_only_charger_records(store: StateStore) -> None:
     for cp in ("CP-b", "CP-a", "CP-c"):
         store.update_charger(cp, {"registered": True})
     # Items of other kinds in the same partitions must not show up as chargers.
-    store.put_status("CP-a", "C1", {"status": "Available"})
-    store.update_transaction("CP-a", "1", {"status": "Active"})
+    store.update_status("CP-a", "C1", {"status": "Available"}, "1")
+    store.update_transaction("CP-a", "1", ItemUpdate(set={"status": "Active"}))
+    store.start_transaction("CP-a", "start-1", "2", {"status": "Active"})
+    store.put_meter_values("CP-a", "d1", {"receivedAt": START_MS})
+    store.put_event("CP-a", "SecurityEvent", "d2", {"receivedAt": START_MS}, None)
+    store.set_charger_map_entries("CP-a", "variables", {"k": "v"})
+    mark_disconnected(store, "CP-a", "conn-a", START_MS)
     assert store.claim_message("CP-a", "m1", START_MS, NOW_S + 60) is None
     store.put_id_token("TAG1", {"idTag": "TAG1", "status": "Accepted"})
-    store.set_presence("CP-d", True, "conn-d", START_MS, {})
+    mark_connected(store, "CP-d", "conn-d", START_MS)
     assert [c["chargePointId"] for c in store.list_chargers()] == ["CP-a", "CP-b", "CP-c", "CP-d"]
 
 
@@ -168,81 +274,219 @@ def test_list_chargers_pages_in_id_order(store: StateStore) -> None:
     ids = [f"CP-{n:03d}" for n in range(7)]
     for cp in reversed(ids):
         store.update_charger(cp, {"registered": True})
-    store.set_presence("CP-000", True, "conn", START_MS, {})  # presence and updates keep it listed once
-    store.touch_charger("CP-001", {"lastSeen": START_MS})
+    mark_connected(store, "CP-000", "conn", START_MS)  # presence and updates keep it listed once
+    store.touch_charger("CP-001", START_MS, {})
+    store.update_charger_fields("CP-002", ItemUpdate(set={"bootAt": 1}, newer=Newer("bootOrder", 1)))
     assert [c["chargePointId"] for c in store.list_chargers(limit=3)] == ids[:3]
     assert [c["chargePointId"] for c in store.list_chargers(after="CP-002", limit=3)] == ids[3:6]
     assert [c["chargePointId"] for c in store.list_chargers(after="CP-005")] == ids[6:]
     assert store.list_chargers(after="CP-006") == []
     assert store.list_chargers(after="CP-0025", limit=1)[0]["chargePointId"] == "CP-003"  # any string
     assert all(
-        set(c) <= {"chargePointId", "registered", "connected", "connectionId", "presenceAt", "lastSeen"}
+        set(c) <= {"chargePointId", "registered", "connectionId", "connectionAt", "lastSeen", "bootAt", "bootOrder"}
         for c in store.list_chargers()
     )  # no index attributes leak into records
 
 
-def test_connected_creates_presence_with_the_connection_info(store: StateStore) -> None:
-    assert store.set_presence("CP1", True, "conn-1", START_MS, {"protocol": "ocpp2.0.1", "connectedAt": START_MS})
+# --- charger maps ------------------------------------------------------------------------------
+
+
+def test_charger_maps_are_written_key_by_key_and_read_whole(store: StateStore) -> None:
+    assert store.get_charger_map("CP1", "variables") == {}
+    store.set_charger_map_entries("CP1", "variables", {"OCPPCommCtrlr/HeartbeatInterval": "60", "A/B": "1"})
+    store.set_charger_map_entries("CP1", "variables", {"A/B": "2", "C/D": {"nested": [1, 2.5]}})
+    store.set_charger_map_entries("CP1", "configuration", {"HeartbeatInterval": "300"})
+    store.set_charger_map_entries("CP1", "configuration", {})
+    assert store.get_charger_map("CP1", "variables") == {
+        "OCPPCommCtrlr/HeartbeatInterval": "60",
+        "A/B": "2",
+        "C/D": {"nested": [1, 2.5]},
+    }
+    assert store.get_charger_map("CP1", "configuration") == {"HeartbeatInterval": "300"}
+    assert store.get_charger_map("CP2", "variables") == {}
+    # A map lives beside the charger item: it neither creates the charger nor shows in it.
+    assert store.get_charger("CP1") is None
+    store.update_charger("CP1", {"registered": True})
+    assert store.get_charger("CP1") == {"chargePointId": "CP1", "registered": True}
+
+
+def test_a_charger_map_with_many_keys_is_kept_whole(store: StateStore) -> None:
+    """More keys than one DynamoDB UpdateItem takes (the adapter writes them in chunks)."""
+    entries = {f"Component{n}/Variable{n}": str(n) for n in range(250)}
+    store.set_charger_map_entries("CP1", "variables", entries)
+    assert store.get_charger_map("CP1", "variables") == entries
+
+
+def test_a_returned_charger_map_is_a_copy(store: StateStore) -> None:
+    store.set_charger_map_entries("CP1", "variables", {"A/B": {"x": [1]}})
+    got = store.get_charger_map("CP1", "variables")
+    got["A/B"]["x"].append(2)
+    got["new"] = 1
+    assert store.get_charger_map("CP1", "variables") == {"A/B": {"x": [1]}}
+
+
+# --- presence: record_connection, in every order ---------------------------------------------------
+
+
+def test_connected_creates_the_connection_and_makes_it_current(store: StateStore) -> None:
+    assert store.record_connection(
+        "CP1",
+        "conn-1",
+        connected=True,
+        at_ms=START_MS,
+        charger_changes={"protocol": "ocpp2.0.1", "lastConnectedAt": START_MS},
+        connection_changes={"expiresAt": NOW_S + 3600},
+    )
     assert store.get_charger("CP1") == {
         "chargePointId": "CP1",
-        "connected": True,
         "connectionId": "conn-1",
-        "presenceAt": START_MS,
+        "connectionAt": START_MS,
         "protocol": "ocpp2.0.1",
-        "connectedAt": START_MS,
+        "lastConnectedAt": START_MS,
     }
+    assert store.get_connections([("CP1", "conn-1"), ("CP1", "other"), ("CP2", "conn-1")]) == {
+        ("CP1", "conn-1"): {
+            "chargePointId": "CP1",
+            "connectionId": "conn-1",
+            "connectedAt": START_MS,
+            "expiresAt": NOW_S + 3600,
+        }
+    }
+    assert charger_connected(store, "CP1")
+    assert store.get_connections([]) == {}
 
 
 def test_presence_keeps_the_registry_attributes(store: StateStore) -> None:
-    store.update_charger("CP1", {"registered": True, "passwordHash": "h"})
-    assert store.set_presence("CP1", True, "conn-1", START_MS, {"lastSeen": START_MS})
-    assert store.set_presence("CP1", False, "conn-1", START_MS + 10, {"disconnectReason": None})
+    store.update_charger("CP1", {"registered": True, "passwordHash": "h", "lastSeen": START_MS})
+    assert mark_connected(store, "CP1", "conn-1", START_MS, protocol="ocpp1.6")
+    assert mark_disconnected(store, "CP1", "conn-1", START_MS + 10, reason="closed")
     got = store.get_charger("CP1")
     assert got is not None
     assert got["registered"] is True and got["passwordHash"] == "h" and got["lastSeen"] == START_MS
-    assert got["connected"] is False and got["presenceAt"] == START_MS + 10 and got["disconnectReason"] is None
+    assert got["connectionId"] == "conn-1" and got["protocol"] == "ocpp1.6"
+    connection = store.get_connections([("CP1", "conn-1")])[("CP1", "conn-1")]
+    assert connection["disconnectedAt"] == START_MS + 10 and connection["disconnectReason"] == "closed"
+    assert not charger_connected(store, "CP1")
 
 
-def test_disconnected_applies_only_to_the_current_connection(store: StateStore) -> None:
-    assert not store.set_presence("CP1", False, "conn-1", START_MS, {}), "no charger: nothing to disconnect"
-    assert store.get_charger("CP1") is None
-    assert store.set_presence("CP1", True, "conn-1", START_MS, {})
-    assert not store.set_presence("CP1", False, "conn-other", START_MS + 5, {"disconnectReason": "x"})
+def test_a_disconnect_of_a_charger_never_seen_keeps_the_connection_only(store: StateStore) -> None:
+    assert mark_disconnected(store, "CP1", "conn-1", START_MS + 10, reason="closed")
+    assert store.get_charger("CP1") is None, "a disconnected event does not create the charger"
+    assert store.list_chargers() == []
+    assert not charger_connected(store, "CP1")
+    # Its connected event, delivered late, finds the disconnect already there.
+    assert mark_connected(store, "CP1", "conn-1", START_MS)
+    assert store.get_charger("CP1") == {"chargePointId": "CP1", "connectionId": "conn-1", "connectionAt": START_MS}
+    assert not charger_connected(store, "CP1")
+
+
+def test_each_time_of_a_connection_moves_forward_only(store: StateStore) -> None:
+    assert mark_connected(store, "CP1", "c", START_MS + 100)
+    assert not mark_connected(store, "CP1", "c", START_MS + 100), "a duplicate changes nothing"
+    assert not mark_connected(store, "CP1", "c", START_MS + 50), "an older connected changes nothing"
+    assert mark_disconnected(store, "CP1", "c", START_MS + 200, reason="late")
+    assert not mark_disconnected(store, "CP1", "c", START_MS + 150, reason="older")
+    assert not mark_disconnected(store, "CP1", "c", START_MS + 200, reason="duplicate")
+    connection = store.get_connections([("CP1", "c")])[("CP1", "c")]
+    assert connection["connectedAt"] == START_MS + 100
+    assert connection["disconnectedAt"] == START_MS + 200 and connection["disconnectReason"] == "late"
+    charger = store.get_charger("CP1")
+    assert charger is not None and charger["connectionAt"] == START_MS + 100
+
+
+#: Scenarios of bridge events (connected?, connection id, time offset) and what in-order delivery
+#: leaves: the charger's current connection and whether it is connected.
+PRESENCE_SCENARIOS = {
+    "connect then disconnect": ([(True, "a", 1), (False, "a", 2)], "a", False),
+    # IoT Core cuts MQTT-over-WebSocket sessions after 24 h: the bridge reconnects on the same
+    # socket, so one connection id has a will (disconnected) and then a new connected.
+    "reconnect on the same connection": ([(True, "a", 1), (False, "a", 2), (True, "a", 3)], "a", True),
+    "reconnect then close": ([(True, "a", 1), (False, "a", 2), (True, "a", 3), (False, "a", 4)], "a", False),
+    # A takeover: the new socket connects before the old one's disconnect is applied.
+    "takeover": ([(True, "old", 1), (True, "new", 2), (False, "old", 3)], "new", True),
+    "takeover then close": ([(True, "old", 1), (True, "new", 2), (False, "old", 3), (False, "new", 4)], "new", False),
+    "close then a new connection": ([(True, "a", 1), (False, "a", 2), (True, "b", 3)], "b", True),
+    "a new connection then its close": ([(True, "a", 1), (True, "b", 2), (False, "b", 3)], "b", False),
+}
+
+
+def _apply(store: StateStore, cp: str, events: list[tuple[bool, str, int]]) -> list[bool]:
+    applied = []
+    for connected, connection_id, offset in events:
+        if connected:
+            applied.append(mark_connected(store, cp, connection_id, START_MS + offset))
+        else:
+            applied.append(mark_disconnected(store, cp, connection_id, START_MS + offset))
+    return applied
+
+
+@pytest.mark.parametrize("name", sorted(PRESENCE_SCENARIOS))
+def test_presence_is_the_same_in_every_order_of_the_events(store: StateStore, name: str) -> None:
+    events, current, connected = PRESENCE_SCENARIOS[name]
+    for n, order in enumerate(itertools.permutations(events)):
+        cp = f"CP{n}"
+        applied = _apply(store, cp, list(order))
+        # The event that ends up deciding the state changed something when it came first.
+        assert applied[list(order).index(max(events, key=lambda e: e[2]))], order
+        # Every event delivered again, in any order: nothing changes.
+        assert not any(_apply(store, cp, list(reversed(order)))), f"{order}: a redelivery changed something"
+        charger = store.get_charger(cp)
+        assert charger is not None and charger["connectionId"] == current, order
+        assert charger_connected(store, cp) is connected, order
+        latest = max(offset for up, cid, offset in events if up and cid == current)
+        assert charger["connectionAt"] == START_MS + latest, order
+
+
+def test_an_old_connections_late_disconnect_does_not_end_the_current_one(store: StateStore) -> None:
+    assert mark_connected(store, "CP1", "old", START_MS)
+    assert mark_connected(store, "CP1", "new", START_MS + 100)
+    # The old socket's disconnect is kept on the old connection's item only.
+    assert mark_disconnected(store, "CP1", "old", START_MS + 200, reason="takeover")
+    assert charger_connected(store, "CP1")
+    found = store.get_connections([("CP1", "old"), ("CP1", "new")])
+    assert found[("CP1", "old")]["disconnectReason"] == "takeover"
+    assert "disconnectedAt" not in found[("CP1", "new")]
+
+
+def test_an_older_connected_event_delivered_late_does_not_become_current(store: StateStore) -> None:
+    assert mark_connected(store, "CP1", "new", START_MS + 100, protocol="ocpp2.0.1")
+    assert mark_connected(store, "CP1", "old", START_MS, protocol="ocpp1.6"), "the old connection's item is kept"
     got = store.get_charger("CP1")
-    assert got is not None and got["connected"] is True and "disconnectReason" not in got
-    assert store.set_presence("CP1", False, "conn-1", START_MS + 10, {"disconnectReason": "closed"})
-    got = store.get_charger("CP1")
-    assert got is not None and got["connected"] is False and got["disconnectReason"] == "closed"
+    assert got is not None and got["connectionId"] == "new" and got["connectionAt"] == START_MS + 100
+    assert got["protocol"] == "ocpp2.0.1", "charger_changes come only with a newer connected"
+    assert charger_connected(store, "CP1")
 
 
-def test_takeover_the_old_sockets_late_disconnect_does_not_mark_the_charger_offline(store: StateStore) -> None:
-    assert store.set_presence("CP1", True, "old", START_MS, {})
-    assert store.set_presence("CP1", True, "new", START_MS + 100, {})
-    assert not store.set_presence("CP1", False, "old", START_MS + 200, {})
-    got = store.get_charger("CP1")
-    assert got is not None and got["connected"] is True and got["connectionId"] == "new"
-
-
-def test_a_connected_event_older_than_the_last_applied_one_is_stale(store: StateStore) -> None:
-    assert store.set_presence("CP1", True, "new", START_MS + 100, {"connectedAt": START_MS + 100})
-    assert not store.set_presence("CP1", True, "old", START_MS, {"connectedAt": START_MS})
-    got = store.get_charger("CP1")
-    assert got is not None and got["connectionId"] == "new" and got["connectedAt"] == START_MS + 100
-    # The same instant is not older: a redelivered connected event applies again (idempotent).
-    assert store.set_presence("CP1", True, "new", START_MS + 100, {"connectedAt": START_MS + 100})
+# --- connector / EVSE statuses -------------------------------------------------------------------
 
 
 def test_statuses_are_kept_per_charger_and_label(store: StateStore) -> None:
-    store.put_status("CP1", "C2", {"connectorId": 2, "status": "Available"})
-    store.put_status("CP1", "C1", {"connectorId": 1, "status": "Available"})
-    store.put_status("CP1", "C1", {"connectorId": 1, "status": "Charging"})
-    store.put_status("CP2", "C1", {"connectorId": 1, "status": "Faulted"})
+    assert store.update_status("CP1", "C2", {"connectorId": 2, "status": "Available"}, "1")
+    assert store.update_status("CP1", "C1", {"connectorId": 1, "status": "Available"}, "1")
+    assert store.update_status("CP1", "C1", {"connectorId": 1, "status": "Charging"}, "2")
+    assert store.update_status("CP2", "C1", {"connectorId": 1, "status": "Faulted"}, "1")
     assert store.list_statuses("CP1") == [
-        {"connectorId": 1, "status": "Charging"},
-        {"connectorId": 2, "status": "Available"},
+        {"connectorId": 1, "status": "Charging", "order": "2"},
+        {"connectorId": 2, "status": "Available", "order": "1"},
     ]
-    assert store.list_statuses("CP2") == [{"connectorId": 1, "status": "Faulted"}]
+    assert store.list_statuses("CP2") == [{"connectorId": 1, "status": "Faulted", "order": "1"}]
     assert store.list_statuses("CP3") == []
+
+
+def test_a_status_older_or_equal_to_the_stored_one_loses(store: StateStore) -> None:
+    assert store.update_status("CP1", "C1", {"status": "Charging"}, "0002")
+    assert not store.update_status("CP1", "C1", {"status": "Available"}, "0001"), "an older status loses"
+    assert not store.update_status("CP1", "C1", {"status": "Faulted"}, "0002"), "an equal order loses"
+    assert store.list_statuses("CP1") == [{"status": "Charging", "order": "0002"}]
+    # A newer one replaces the record whole.
+    assert store.update_status("CP1", "C1", {"status": "Available", "errorCode": "NoError"}, "0003")
+    assert store.list_statuses("CP1") == [{"status": "Available", "errorCode": "NoError", "order": "0003"}]
+
+
+def test_status_orders_compare_as_strings(store: StateStore) -> None:
+    assert store.update_status("CP1", "E1", {"status": "Occupied"}, "9")
+    assert not store.update_status("CP1", "E1", {"status": "Available"}, "10"), '"10" sorts before "9"'
+    assert store.list_statuses("CP1") == [{"status": "Occupied", "order": "9"}]
 
 
 # --- id tokens ---------------------------------------------------------------------------------
@@ -291,84 +535,139 @@ def test_concurrent_transaction_ids_are_unique(store: StateStore) -> None:
 
 def test_transactions_start_update_and_stop(store: StateStore) -> None:
     assert store.get_transaction("CP1", "7") is None
-    store.update_transaction(
-        "CP1",
-        "7",
-        {"chargePointId": "CP1", "transactionId": "7", "status": "Active", "meterStart": 1000, "startedAt": START_MS},
-    )
-    store.update_transaction("CP1", "7", {"meterLast": 1500, "energyWh": 500})
-    store.update_transaction(
-        "CP1", "7", {"status": "Completed", "meterStop": 2500, "energyWh": 1500, "stoppedAt": START_MS + 60_000}
-    )
-    assert store.get_transaction("CP1", "7") == {
+    started = {
         "chargePointId": "CP1",
         "transactionId": "7",
-        "status": "Completed",
+        "status": "Active",
         "meterStart": 1000,
-        "meterLast": 1500,
-        "meterStop": 2500,
-        "energyWh": 1500,
         "startedAt": START_MS,
+    }
+    assert store.start_transaction("CP1", "start-7", "7", started) == "7"
+    assert store.update_transaction("CP1", "7", ItemUpdate(set={"meterLast": 1500}, newer=Newer("meterAt", 10)))
+    assert store.update_transaction(
+        "CP1",
+        "7",
+        ItemUpdate(set={"status": "Completed", "meterStop": 2500, "stoppedAt": START_MS + 60_000}, must_exist=True),
+    )
+    assert store.get_transaction("CP1", "7") == {
+        **started,
+        "status": "Completed",
+        "meterLast": 1500,
+        "meterAt": 10,
+        "meterStop": 2500,
         "stoppedAt": START_MS + 60_000,
     }
     assert store.get_transaction("CP2", "7") is None, "transactions are per charger"
 
 
+def test_start_transaction_creates_once_per_start_key_and_returns_the_holder(store: StateStore) -> None:
+    record = {"chargePointId": "CP1", "transactionId": "7", "status": "Active", "meterStart": 1000}
+    assert store.start_transaction("CP1", "key-a", "7", record) == "7"
+    # The same start again (a redelivered StartTransaction got a fresh id): the first id holds it,
+    # and the second id's transaction is not created.
+    again = {**record, "transactionId": "8"}
+    assert store.start_transaction("CP1", "key-a", "8", again) == "7"
+    assert store.get_transaction("CP1", "8") is None
+    assert store.get_transaction("CP1", "7") == record
+    assert [t["transactionId"] for t in store.list_transactions("CP1")] == ["7"]
+    # Another start key, or the same key on another charger, is another transaction.
+    assert store.start_transaction("CP1", "key-b", "9", {**record, "transactionId": "9"}) == "9"
+    assert store.start_transaction("CP2", "key-a", "10", {**record, "chargePointId": "CP2"}) == "10"
+    assert store.get_transaction("CP2", "10") == {**record, "chargePointId": "CP2"}
+
+
+def test_a_stop_before_its_start_is_kept_and_the_start_fills_only_what_is_missing(store: StateStore) -> None:
+    # A StopTransaction can be processed before its StartTransaction: it must not be lost, and the
+    # start, applied later with set_if_absent, must not undo it.
+    stop = ItemUpdate(set={"status": "Completed", "meterStop": 2500}, newer=Newer("stopOrder", 1))
+    assert store.update_transaction("CP1", "7", stop)
+    start = ItemUpdate(set_if_absent={"status": "Active", "meterStart": 1000, "startedAt": START_MS})
+    assert store.update_transaction("CP1", "7", start)
+    assert store.get_transaction("CP1", "7") == {
+        "status": "Completed",
+        "meterStop": 2500,
+        "stopOrder": 1,
+        "meterStart": 1000,
+        "startedAt": START_MS,
+    }
+
+
 def test_a_transaction_update_before_its_start_creates_it(store: StateStore) -> None:
     # 2.x events may arrive out of order: an Updated before the Started must not be lost.
-    store.update_transaction("CP1", "tx-b", {"chargePointId": "CP1", "transactionId": "tx-b", "meterLast": 20})
-    store.update_transaction("CP1", "tx-b", {"status": "Active", "startedAt": START_MS, "meterStart": 10})
+    store.update_transaction(
+        "CP1",
+        "tx-b",
+        ItemUpdate(set={"meterLast": 20}, set_if_absent={"chargePointId": "CP1", "transactionId": "tx-b"}),
+    )
+    store.update_transaction("CP1", "tx-b", ItemUpdate(set_if_absent={"status": "Active", "startedAt": START_MS}))
     assert store.get_transaction("CP1", "tx-b") == {
         "chargePointId": "CP1",
         "transactionId": "tx-b",
         "meterLast": 20,
         "status": "Active",
         "startedAt": START_MS,
-        "meterStart": 10,
     }
 
 
 def test_list_transactions_all_or_of_one_charger(store: StateStore) -> None:
     for cp, tx, started in (("CP2", "1", START_MS), ("CP1", "2", START_MS + 1), ("CP1", "3", START_MS + 2)):
-        store.update_transaction(cp, tx, {"chargePointId": cp, "transactionId": tx, "startedAt": started})
+        store.update_transaction(
+            cp, tx, ItemUpdate(set_if_absent={"chargePointId": cp, "transactionId": tx, "startedAt": started})
+        )
+    store.start_transaction("CP2", "start-4", "4", {"chargePointId": "CP2", "transactionId": "4", "startedAt": 0})
     store.update_charger("CP1", {"registered": True})
-    store.put_status("CP1", "C1", {"status": "Charging"})
+    store.update_status("CP1", "C1", {"status": "Charging"}, "1")
 
     def ids(records: list[dict[str, object]]) -> list[tuple[object, object]]:
         return sorted((r["chargePointId"], r["transactionId"]) for r in records)
 
     assert ids(store.list_transactions("CP1")) == [("CP1", "2"), ("CP1", "3")]
-    assert ids(store.list_transactions("CP2")) == [("CP2", "1")]
-    assert ids(store.list_transactions()) == [("CP1", "2"), ("CP1", "3"), ("CP2", "1")]
+    assert ids(store.list_transactions("CP2")) == [("CP2", "1"), ("CP2", "4")]
+    assert ids(store.list_transactions()) == [("CP1", "2"), ("CP1", "3"), ("CP2", "1"), ("CP2", "4")]
     assert store.list_transactions("CP3") == []
 
 
-def test_meter_values_are_listed_per_charger_and_transaction(store: StateStore) -> None:
-    def sample(cp: str, tx: str | None, wh: int) -> dict[str, object]:
-        return {"chargePointId": cp, "transactionId": tx, "meterValue": [{"sampledValue": [{"value": str(wh)}]}]}
+def test_meter_values_are_listed_per_charger_and_transaction_in_received_order(store: StateStore) -> None:
+    def sample(cp: str, tx: str | None, wh: int, at: int) -> dict[str, object]:
+        return {
+            "chargePointId": cp,
+            "transactionId": tx,
+            "receivedAt": at,
+            "meterValue": [{"sampledValue": [{"value": str(wh)}]}],
+        }
 
-    store.put_meter_values("CP1", "mv-1", START_MS, sample("CP1", "7", 100))
-    store.put_meter_values("CP1", "mv-2", START_MS + 1000, sample("CP1", "8", 200))
-    store.put_meter_values("CP1", "mv-3", START_MS + 2000, sample("CP1", "7", 300))
-    store.put_meter_values("CP1", "mv-4", START_MS + 3000, sample("CP1", None, 0))
-    store.put_meter_values("CP2", "mv-1", START_MS, sample("CP2", "7", 999))
-    assert store.list_meter_values("CP1", "7") == [sample("CP1", "7", 100), sample("CP1", "7", 300)]
-    assert store.list_meter_values("CP1") == [
-        sample("CP1", "7", 100),
-        sample("CP1", "8", 200),
-        sample("CP1", "7", 300),
-        sample("CP1", None, 0),
+    # Keys are frame digests (no order in them): the listing orders by receivedAt.
+    store.put_meter_values("CP1", "ffff", sample("CP1", "7", 100, START_MS))
+    store.put_meter_values("CP1", "0000", sample("CP1", "8", 200, START_MS + 1000))
+    store.put_meter_values("CP1", "aaaa", sample("CP1", "7", 300, START_MS + 2000))
+    store.put_meter_values("CP1", "1111", sample("CP1", None, 0, START_MS + 3000))
+    store.put_meter_values("CP2", "ffff", sample("CP2", "7", 999, START_MS))
+    assert store.list_meter_values("CP1", "7") == [
+        sample("CP1", "7", 100, START_MS),
+        sample("CP1", "7", 300, START_MS + 2000),
     ]
-    assert store.list_meter_values("CP2", "7") == [sample("CP2", "7", 999)]
+    assert store.list_meter_values("CP1") == [
+        sample("CP1", "7", 100, START_MS),
+        sample("CP1", "8", 200, START_MS + 1000),
+        sample("CP1", "7", 300, START_MS + 2000),
+        sample("CP1", None, 0, START_MS + 3000),
+    ]
+    assert store.list_meter_values("CP2", "7") == [sample("CP2", "7", 999, START_MS)]
     assert store.list_meter_values("CP3") == []
 
 
-def test_meter_values_are_stored_once_per_message(store: StateStore) -> None:
-    # The key is (charger, receivedAt, uniqueId): writing the same sample again replaces it.
-    record = {"chargePointId": "CP1", "transactionId": "7", "meterValue": []}
-    store.put_meter_values("CP1", "mv-1", START_MS, record)
-    store.put_meter_values("CP1", "mv-1", START_MS, record)
+def test_meter_values_are_stored_once_per_frame(store: StateStore) -> None:
+    # The key is the frame's digest: the same frame delivered again overwrites its own record,
+    # even when the redelivery was received later.
+    digest = keys.message_digest("conn-1", "42", '[2,"42","MeterValues",{}]')
+    record = {"chargePointId": "CP1", "transactionId": "7", "receivedAt": START_MS, "meterValue": []}
+    store.put_meter_values("CP1", digest, record)
+    store.put_meter_values("CP1", digest, record)
     assert store.list_meter_values("CP1") == [record]
+    # The same unique id in another frame (a charger counting from 1 again after a reboot) is kept too.
+    other = keys.message_digest("conn-2", "42", '[2,"42","MeterValues",{}]')
+    store.put_meter_values("CP1", other, {**record, "receivedAt": START_MS + 1})
+    assert len(store.list_meter_values("CP1")) == 2
 
 
 # --- events ------------------------------------------------------------------------------------
@@ -379,14 +678,10 @@ def _event(cp: str, kind: str, uid: str, at: int) -> dict[str, object]:
 
 
 def test_events_are_listed_per_charger_and_kind_in_time_order(store: StateStore) -> None:
-    store.put_event(
-        "CP1", "SecurityEvent", "e2", START_MS + 2, _event("CP1", "SecurityEvent", "e2", START_MS + 2), None
-    )
-    store.put_event(
-        "CP1", "SecurityEvent", "e1", START_MS + 1, _event("CP1", "SecurityEvent", "e1", START_MS + 1), None
-    )
-    store.put_event("CP1", "NotifyReport", "r1", START_MS, _event("CP1", "NotifyReport", "r1", START_MS), None)
-    store.put_event("CP2", "SecurityEvent", "x1", START_MS, _event("CP2", "SecurityEvent", "x1", START_MS), None)
+    store.put_event("CP1", "SecurityEvent", "d-e2", _event("CP1", "SecurityEvent", "e2", START_MS + 2), None)
+    store.put_event("CP1", "SecurityEvent", "d-e1", _event("CP1", "SecurityEvent", "e1", START_MS + 1), None)
+    store.put_event("CP1", "NotifyReport", "d-r1", _event("CP1", "NotifyReport", "r1", START_MS), None)
+    store.put_event("CP2", "SecurityEvent", "d-x1", _event("CP2", "SecurityEvent", "x1", START_MS), None)
     assert store.list_events("CP1", "SecurityEvent") == [
         _event("CP1", "SecurityEvent", "e1", START_MS + 1),
         _event("CP1", "SecurityEvent", "e2", START_MS + 2),
@@ -399,18 +694,21 @@ def test_events_are_listed_per_charger_and_kind_in_time_order(store: StateStore)
 
 def test_an_event_written_twice_is_stored_once(store: StateStore) -> None:
     record = _event("CP1", "SecurityEvent", "e1", START_MS)
-    store.put_event("CP1", "SecurityEvent", "e1", START_MS, record, None)
-    store.put_event("CP1", "SecurityEvent", "e1", START_MS, record, None)
+    store.put_event("CP1", "SecurityEvent", "digest-1", record, None)
+    store.put_event("CP1", "SecurityEvent", "digest-1", record, None)
     assert store.list_events("CP1") == [record]
+    # One key per kind: the same digest under another kind is another record.
+    store.put_event("CP1", "NotifyEvent", "digest-1", {**record, "kind": "NotifyEvent"}, None)
+    assert len(store.list_events("CP1")) == 2
 
 
 def test_events_carry_their_expiry_and_expired_events_read_as_absent(store: StateStore, clock: FakeClock) -> None:
     short = _event("CP1", "SecurityEvent", "short", START_MS)
     kept = _event("CP1", "SecurityEvent", "kept", START_MS + 1)
     forever = _event("CP1", "SecurityEvent", "forever", START_MS + 2)
-    store.put_event("CP1", "SecurityEvent", "short", START_MS, short, NOW_S + 60)
-    store.put_event("CP1", "SecurityEvent", "kept", START_MS + 1, kept, NOW_S + 3600)
-    store.put_event("CP1", "SecurityEvent", "forever", START_MS + 2, forever, None)
+    store.put_event("CP1", "SecurityEvent", "short", short, NOW_S + 60)
+    store.put_event("CP1", "SecurityEvent", "kept", kept, NOW_S + 3600)
+    store.put_event("CP1", "SecurityEvent", "forever", forever, None)
     assert store.list_events("CP1") == [
         {**short, "expiresAt": NOW_S + 60},
         {**kept, "expiresAt": NOW_S + 3600},
@@ -504,14 +802,15 @@ def test_an_expired_call_record_reads_as_absent(store: StateStore, clock: FakeCl
 
 def test_the_call_flow_over_the_store_start_answer_timeout(store: StateStore, clock: FakeClock) -> None:
     """ocpp_core.calls on top of each store: start, one outstanding, completion, timeout."""
-    store.update_charger("CP1", {"protocol": "ocpp1.6", "connected": True})
+    store.update_charger("CP1", {"protocol": "ocpp1.6"})
+    mark_connected(store, "CP1", "conn-1", START_MS)
     ids = SeqIds()
     first = calls.start_call(store, ids, clock.now_ms(), "CP1", "Reset", {"type": "Soft"}, timeout_s=30)
     assert first.record["status"] == "pending"
     assert store.get_call("CP1", first.record["uniqueId"]) == first.record
     with pytest.raises(calls.CallRefused) as busy:
         calls.start_call(store, ids, clock.now_ms(), "CP1", "ClearCache", {}, timeout_s=30)
-    assert busy.value.status == 409 and busy.value.extra["pendingUniqueId"] == first.record["uniqueId"]
+    assert busy.value.kind is calls.RefusalKind.BUSY and busy.value.extra["pendingUniqueId"] == first.record["uniqueId"]
 
     clock.advance(30)
     timed_out = calls.view_call(store, clock.now_ms(), "CP1", first.record["uniqueId"])

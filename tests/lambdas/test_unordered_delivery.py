@@ -135,7 +135,7 @@ def histories(draw: st.DrawFn) -> tuple[OcppVersion, list[Delivery], list[dict[s
                 call(connection, "MeterValues", {"connectorId": 1, "meterValue": [sample]})
             call(connection, "DataTransfer", {"vendorId": "acme", "data": draw(st.text(max_size=5))})
             return
-        tx = f"tx-{uid[0]}"
+        tx = f"tx-{connection}-{uid[0]}"  # a station's transaction ids are unique (E01)
         updates = draw(st.integers(0, 4))
         meter = draw(st.integers(0, 1000))
         for seq in range(updates + 2):
@@ -247,6 +247,15 @@ class _Run:
         }
 
 
+def _differences(expected: Any, got: Any) -> Any:
+    """The attributes that differ, record by record (a readable failure for long records)."""
+    if isinstance(expected, list) and isinstance(got, list) and len(expected) == len(got):
+        return [_differences(e, g) for e, g in zip(expected, got, strict=True) if e != g]
+    if isinstance(expected, dict) and isinstance(got, dict):
+        return {k: (expected.get(k), got.get(k)) for k in expected.keys() | got.keys() if expected.get(k) != got.get(k)}
+    return (expected, got)
+
+
 _examples = iter(range(10**9))
 
 
@@ -284,7 +293,7 @@ def test_any_interleaving_ends_in_the_in_order_state(moto, atomic_moto_requests,
 
     expected, got = in_order.state(calls), shuffled.state(calls)
     for part in expected:  # part by part, so that a failure names what diverged
-        assert got[part] == expected[part], part
+        assert got[part] == expected[part], (part, _differences(expected[part], got[part]))
     for key, replies in shuffled.replies.items():
         assert len(replies) == 1, (key, replies)  # every delivery of one frame, one reply
         assert replies == in_order.replies[key]
