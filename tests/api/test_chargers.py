@@ -76,7 +76,9 @@ def test_charger_view_shows_boot_presence_connectors_and_configuration(deps: Dep
                 {"connectorId": connector, "errorCode": "NoError", "status": status},
             ],
         )
-    deps.store.set_charger_map_entries("CP1", "configuration", {"HeartbeatInterval": {"value": "300", "readonly": False}})
+    deps.store.set_charger_map_entries(
+        "CP1", "configuration", {"HeartbeatInterval": {"value": "300", "readonly": False}}
+    )
 
     listed = request("GET", "/chargers").body["chargers"][0]
     assert listed["chargePointId"] == "CP1"
