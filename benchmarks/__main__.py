@@ -11,7 +11,7 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ("bench_processor", "bench_bridge", "bench_bridge_tls", "bench_storm", "bench_e2e")
+BENCHMARKS = ("bench_processor", "bench_store_ops", "bench_bridge", "bench_bridge_tls", "bench_storm", "bench_e2e")
 
 #: Names of one line of a module, to run that part alone: name -> (module, its arguments).
 PARTS: dict[str, tuple[str, list[str]]] = {

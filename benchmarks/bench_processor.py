@@ -172,47 +172,6 @@ def bench_ocpp_lib(frames: list[str]) -> float:
     return result
 
 
-class _CountingStore:
-    """The in-memory store, counting the state-store operations the processor makes.
-
-    On DynamoDB each is one request: ``get_*`` / ``list_*`` reads, the rest writes (conditional
-    puts and updates included). The figures feed the cost estimate in docs/deployment.md.
-    """
-
-    def __init__(self, store: InMemoryStore) -> None:
-        self._store = store
-        self.reads = 0
-        self.writes = 0
-
-    def __getattr__(self, name: str) -> Any:
-        target = getattr(self._store, name)
-        if not callable(target):
-            return target
-        is_read = name.startswith(("get_", "list_"))
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            if is_read:
-                self.reads += 1
-            else:
-                self.writes += 1
-            return target(*args, **kwargs)
-
-        return counted
-
-
-def store_operations(frames: list[str]) -> tuple[float, float]:
-    """State-store reads and writes per message over the mix."""
-    store = _CountingStore(InMemoryStore())
-    store.put_id_token("TAG-1", {"status": "Accepted"})
-    store.reads = store.writes = 0
-    config = ProcessorConfig(unknown_chargers=UnknownChargerPolicy.ACCEPT)
-    clock, ids = _Clock(), _Ids()
-    for frame in frames:
-        envelope = {"chargePointId": CP, "protocol": "ocpp1.6", "connectionId": "c", "receivedAt": 0, "frame": frame}
-        process(envelope, store=store, clock=clock, ids=ids, config=config)  # type: ignore[arg-type]
-    return store.reads / len(frames), store.writes / len(frames)
-
-
 _IMPORT_PROBE = """
 import time, boto3, botocore.session
 t = time.perf_counter()
@@ -242,8 +201,6 @@ def main(argv: list[str] | None = None) -> int:
     lib = min(bench_ocpp_lib(frames) for _ in range(args.repeat))
     print(f"bench processor: ours_us_per_msg={ours:.1f} ocpp_lib_us_per_msg={lib:.1f} speedup={lib / ours:.1f}")
     print(f"bench cold-start: handler_import_ms={bench_cold_start():.0f}")
-    reads, writes = store_operations(frames[:600])
-    print(f"bench store-ops: reads_per_msg={reads:.2f} writes_per_msg={writes:.2f} (state store requests, same mix)")
     return 0
 
 

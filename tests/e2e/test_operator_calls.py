@@ -78,12 +78,12 @@ def test_operator_calls_are_answered_by_stations(stack: E2EStack, version: OcppV
                 assert status == 200, (action, record)
                 results[action] = record
             # A station that is busy with one call: the second is refused (one outstanding per direction).
-            first = await _api(
-                "POST", f"{base}/calls", {"action": "TriggerMessage", "payload": {"requestedMessage": "Heartbeat"}}
-            )
-            second = await _api(
-                "POST", f"{base}/calls", {"action": "TriggerMessage", "payload": {"requestedMessage": "Heartbeat"}}
-            )
+            # Both are sent at once: the first answer needs a round trip through the station, so the
+            # other POST meets the pending call (sent one after the other, a fast station could answer
+            # the first before the second arrives).
+            trigger = {"action": "TriggerMessage", "payload": {"requestedMessage": "Heartbeat"}}
+            both = await asyncio.gather(_api("POST", f"{base}/calls", trigger), _api("POST", f"{base}/calls", trigger))
+            first, second = sorted(both, key=lambda answer: answer[0])
             results["busy"] = (first, second)
             final = await _api("GET", f"{base}/calls/{first[1]['uniqueId']}")
             for _ in range(100):
