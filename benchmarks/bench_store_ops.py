@@ -195,9 +195,15 @@ START_ISO = format_ms(START_MS)
 
 def day_mix_requests(version: OcppVersion, table: str) -> tuple[float, int]:
     """(requests per frame over the day, frames)."""
+    per_frame, _, frames = day_mix_split(version, table)
+    return per_frame, frames
+
+
+def day_mix_split(version: OcppVersion, table: str) -> tuple[float, float, int]:
+    """(requests per frame, of which reads per frame, frames) over the day."""
     charger = Charger(version, table)
     frames = sum(1 for _ in day(charger))
-    return charger.client.requests / frames, frames
+    return charger.client.requests / frames, charger.client.reads / frames, frames
 
 
 def heartbeat_requests(table: str) -> int:
@@ -240,18 +246,21 @@ def main(argv: list[str] | None = None) -> int:
     with mock_aws():
         reads, writes = mix_requests("mix", args.messages)
         per_version = {
-            version: day_mix_requests(version, f"day-{i}")
+            version: day_mix_split(version, f"day-{i}")
             for i, version in enumerate((OcppVersion.V16, OcppVersion.V201))
         }
         heartbeat = heartbeat_requests("heartbeat")
-    day_mix = max(per_frame for per_frame, _ in per_version.values())
+    day_mix = max(per_frame for per_frame, _, _ in per_version.values())
     print(
         f"bench store-ops: reads_per_msg={reads:.2f} writes_per_msg={writes:.2f} "
         f"day_mix_requests_per_frame={day_mix:.2f} heartbeat_requests={heartbeat}"
     )
     if args.verbose:
-        for version, (per_frame, frames) in per_version.items():
-            print(f"# day mix {version.value}: {per_frame:.3f} DynamoDB requests per frame over {frames} frames")
+        for version, (per_frame, reads_per_frame, frames) in per_version.items():
+            print(
+                f"# day mix {version.value}: {per_frame:.3f} DynamoDB requests per frame over {frames} frames "
+                f"({per_frame - reads_per_frame:.3f} writes, {reads_per_frame:.3f} reads)"
+            )
     return 0
 
 

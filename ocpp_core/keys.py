@@ -33,7 +33,6 @@ again gets the same keys (its writes overwrite themselves), anything else is a n
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
 PK = "pk"
 SK = "sk"
@@ -57,21 +56,6 @@ TRANSACTION_PREFIX = "TX#"
 METER_VALUES_PREFIX = "MV#"
 EVENT_PREFIX = "EVT#"
 CONNECTION_PREFIX = "CONN#"
-
-
-@dataclass(frozen=True, slots=True)
-class TableDefinition:
-    """The table as every adapter and ``infra/`` create it: string keys, one sparse keys-only index."""
-
-    partition_key: str = PK
-    sort_key: str = SK
-    ttl_attribute: str = TTL_ATTRIBUTE
-    list_index: str = LIST_INDEX
-    list_partition_key: str = LIST_PK
-    list_sort_key: str = LIST_SK
-
-
-TABLE = TableDefinition()
 
 
 def charger_pk(charge_point_id: str) -> str:

@@ -293,7 +293,7 @@ def test_the_connect_rate_per_task_shares_the_account_budget_between_stages_and_
     assert cfg.connect_budget_per_second == 200.0  # 500/s x 80 % / 2 stages
     assert cfg.mqtt_connect_rate_per_task == 4.0  # all 50 tasks reconnecting at once: 200/s
     assert cfg.mqtt_connect_burst_per_task == 4
-    assert cfg.full_task_reconnect_seconds == 750.0
+    assert cfg.full_task_reconnect_seconds == 1250.0  # 5,000 chargers at 4/s
     raised = config(max_tasks="50", iot_connect_quota="3000", stages_per_account="1")
     assert raised.mqtt_connect_rate_per_task == 48.0
 

@@ -276,7 +276,7 @@ def test_bridge_environment_matches_its_contract(synth: Synthesized) -> None:
     assert env["BRIDGE_REGISTRY_TABLE"] == {"Ref": next(iter(synth.resources("AWS::DynamoDB::Table")))}
     assert env["BRIDGE_UNKNOWN_CHARGERS"] == "reject"
     assert env["BRIDGE_REQUIRE_PASSWORD"] == "true"
-    assert env["BRIDGE_MAX_CONNECTIONS"] == "5000"
+    assert env["BRIDGE_MAX_CONNECTIONS"] == "6000"
     assert env["BRIDGE_METRICS_NAMESPACE"] == "OCPP/Bridge"
     # DESIGN §8: this stage's topics, MQTT sessions and metrics only
     assert env["OCPP_STAGE"] == "dev"
@@ -371,7 +371,7 @@ def test_service_keeps_capacity_during_deployments_and_scales_on_cpu_and_charger
                         "Dimensions": [{"Name": "Service", "Value": "bridge"}, {"Name": "Stage", "Value": "dev"}],
                         "Statistic": "Average",
                     },
-                    "TargetValue": 3000,
+                    "TargetValue": 5000,
                 }
             )
         },
