@@ -247,7 +247,7 @@ class LocalStack:
         s.state_dir.mkdir(parents=True, exist_ok=True)
         log = open(s.state_dir / "moto.log", "ab")
         proc = spawn(
-            [sys.executable, "-m", "moto.server", "-H", s.host, "-p", str(s.moto_port)], stdout=log, stderr=log
+            [sys.executable, "-m", "local_stack.moto_server", "-H", s.host, "-p", str(s.moto_port)], stdout=log, stderr=log
         )
         log.close()
         self._exit.callback(lambda: stop_process(proc, "moto", self._share(2.0, 1.0)))

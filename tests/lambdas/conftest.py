@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,6 +15,7 @@ from moto import mock_aws
 from lambdas import observability, runtime
 from lambdas.adapters.dynamo import DynamoStore, create_table
 from lambdas.runtime import Dependencies
+from local_stack.moto_server import serialize_dynamodb
 from ocpp_core.memory_store import InMemoryStore
 from ocpp_core.ports import StateStore
 from tests.fakes import FakeClock
@@ -93,26 +93,7 @@ def atomic_moto_requests(monkeypatch: pytest.MonkeyPatch) -> None:
     this, a concurrency test checks the adapter (one atomic request per allocation, not a read
     followed by a write), not moto's thread-safety.
     """
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    for name in (
-        "get_item",
-        "put_item",
-        "update_item",
-        "delete_item",
-        "query",
-        "scan",
-        "transact_write_items",
-        "batch_get_item",
-    ):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            with lock:
-                return __original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
+    serialize_dynamodb(monkeypatch.setattr)
 
 
 class _CurrentStdout:

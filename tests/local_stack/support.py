@@ -147,7 +147,7 @@ class StackRun:
     def part_names(self) -> set[str]:
         """Which of the stack's parts were seen among its children."""
         commands = [" ".join(cmdline) for cmdline in self.children.values()]
-        return {part for part in ("mosquitto", "moto.server", "fargate_bridge") if any(part in c for c in commands)}
+        return {part for part in ("mosquitto", "moto_server", "fargate_bridge") if any(part in c for c in commands)}
 
     def interrupt(self) -> None:
         """Ctrl-C in the terminal: SIGINT to the foreground process group."""

@@ -29,7 +29,7 @@ def assert_stopped_cleanly(run: StackRun) -> None:
 
 def test_ctrl_c_stops_everything_and_exits_0(stack_run: StackRun) -> None:
     assert stack_run.start().wait(90, until=stack_run.ready) is None, stack_run.output_tail()
-    assert stack_run.part_names() == {"mosquitto", "moto.server", "fargate_bridge"}
+    assert stack_run.part_names() == {"mosquitto", "moto_server", "fargate_bridge"}
     for url in (f"http://127.0.0.1:{stack_run.ports['bridge']}/health", f"http://127.0.0.1:{stack_run.ports['api']}/"):
         try:
             urllib.request.urlopen(url, timeout=5).close()
@@ -47,7 +47,7 @@ def test_ctrl_c_stops_everything_and_exits_0(stack_run: StackRun) -> None:
 
 def test_ctrl_c_while_starting_still_stops_everything(stack_run: StackRun) -> None:
     # Half-way: mosquitto and moto are running, the rule emulator and the bridge not yet.
-    assert stack_run.start().wait(60, until=lambda: "moto.server" in stack_run.part_names()) is None, (
+    assert stack_run.start().wait(60, until=lambda: "moto_server" in stack_run.part_names()) is None, (
         stack_run.output_tail()
     )
     assert not stack_run.ready()

@@ -91,5 +91,5 @@ def test_a_part_failing_half_way_stops_the_parts_already_started(stack_run: Stac
     assert line == "local stack: the bridge exited at start (code 2); see its log above"
     assert "BRIDGE_MQTT_CONNECT_RATE" in stack_run.stderr  # the bridge's own line says what is wrong
     # The watcher saw the parts running, so an empty stray list below means they were stopped.
-    assert {"mosquitto", "moto.server"} <= stack_run.part_names(), stack_run.children
+    assert {"mosquitto", "moto_server"} <= stack_run.part_names(), stack_run.children
     assert_nothing_left(stack_run, "bridge", "api", "moto", "mqtt")

@@ -37,7 +37,7 @@ def wait_for(condition: object, timeout: float) -> bool:
 
 def start_ready(run: StackRun) -> None:
     assert run.start().wait(90, until=run.ready) is None, run.output_tail()
-    assert run.part_names() == {"mosquitto", "moto.server", "fargate_bridge"}
+    assert run.part_names() == {"mosquitto", "moto_server", "fargate_bridge"}
 
 
 @pytest.mark.parametrize("rounds", [1, 5])
