@@ -133,16 +133,7 @@ class InMemoryStore:
             record.update(_copy(dict(changes)))
 
     def update_charger_fields(self, charge_point_id: str, update: ItemUpdate) -> bool:
-        with self._lock:
-            stored = self.chargers.get(charge_point_id)
-            result = apply_update(stored, update)
-            if update.is_empty():
-                return stored is not None or not update.must_exist
-            if result is None:
-                return False
-            result.setdefault("chargePointId", charge_point_id)
-            self.chargers[charge_point_id] = result
-            return True
+        return _apply_to(self._lock, self.chargers, charge_point_id, update, {"chargePointId": charge_point_id})
 
     def touch_charger(self, charge_point_id: str, seen_at_ms: int, changes: Mapping[str, Any]) -> Record | None:
         with self._lock:
@@ -258,16 +249,7 @@ class InMemoryStore:
             return _copy(found) if found is not None else None
 
     def update_transaction(self, charge_point_id: str, transaction_id: str, update: ItemUpdate) -> bool:
-        with self._lock:
-            key = (charge_point_id, transaction_id)
-            stored = self.transactions.get(key)
-            result = apply_update(stored, update)
-            if update.is_empty():
-                return stored is not None or not update.must_exist
-            if result is None:
-                return False
-            self.transactions[key] = result
-            return True
+        return _apply_to(self._lock, self.transactions, (charge_point_id, transaction_id), update, {})
 
     def list_transactions(self, charge_point_id: str | None = None) -> list[Record]:
         with self._lock:
@@ -345,6 +327,21 @@ class InMemoryStore:
                 return False
             record.update(_copy(dict(changes)))
             return True
+
+
+def _apply_to(lock: Lock, table: dict[Any, Record], key: Any, update: ItemUpdate, identity: Record) -> bool:
+    """``update`` on ``table[key]`` (``identity`` filled in on a new item): whether it applied."""
+    with lock:
+        stored = table.get(key)
+        if update.is_empty():
+            return stored is not None or not update.must_exist
+        result = apply_update(stored, update)
+        if result is None:
+            return False
+        for name, value in identity.items():
+            result.setdefault(name, value)
+        table[key] = result
+        return True
 
 
 def _received_order(record: Record) -> tuple[int, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ocpp_core.handlers.authorization import V2_AUTHORIZATION_STATES
 from ocpp_core.timefmt import format_ms, parse_ms
 
 from .bodies import choice, json_object, optional_string
@@ -18,20 +19,9 @@ from .http import Request, Response
 from .routes import MAX_ID_TAG_LENGTH
 from .views import id_tag_view
 
-#: 1.6 AuthorizationStatus and 2.x AuthorizationStatusEnumType together; a 1.6 charger is told
-#: ``Blocked`` for the 2.x-only ones (``ocpp_core.handlers.v16.id_tag_info``).
-AUTHORIZATION_STATES = (
-    "Accepted",
-    "Blocked",
-    "ConcurrentTx",
-    "Expired",
-    "Invalid",
-    "NoCredit",
-    "NotAllowedTypeEVSE",
-    "NotAtThisLocation",
-    "NotAtThisTime",
-    "Unknown",
-)
+#: 1.6 AuthorizationStatus and 2.x AuthorizationStatusEnumType together (the 2.x set holds the
+#: 1.6 one); a 1.6 charger is told ``Blocked`` for the 2.x-only ones (``id_tag_info``).
+AUTHORIZATION_STATES = tuple(sorted(V2_AUTHORIZATION_STATES))
 
 
 def _expiry(body: dict[str, Any]) -> str | None:

@@ -8,25 +8,27 @@ from typing import Any
 from ..context import CallContext
 from .common import routes, token_status
 
-_V16_AUTH = {"Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"}
-_V2_AUTH = {
-    "Accepted",
-    "Blocked",
-    "ConcurrentTx",
-    "Expired",
-    "Invalid",
-    "NoCredit",
-    "NotAllowedTypeEVSE",
-    "NotAtThisLocation",
-    "NotAtThisTime",
-    "Unknown",
-}
+V16_AUTHORIZATION_STATES = frozenset({"Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"})
+V2_AUTHORIZATION_STATES = frozenset(
+    {
+        "Accepted",
+        "Blocked",
+        "ConcurrentTx",
+        "Expired",
+        "Invalid",
+        "NoCredit",
+        "NotAllowedTypeEVSE",
+        "NotAtThisLocation",
+        "NotAtThisTime",
+        "Unknown",
+    }
+)
 
 
 def id_tag_info(ctx: CallContext, id_tag: str) -> dict[str, Any]:
     """1.6 IdTagInfo."""
     status, record = token_status(ctx, id_tag)
-    info: dict[str, Any] = {"status": status if status in _V16_AUTH else "Blocked"}
+    info: dict[str, Any] = {"status": status if status in V16_AUTHORIZATION_STATES else "Blocked"}
     if record is not None:
         expiry = record.get("expiryDate")
         if isinstance(expiry, str):
@@ -43,7 +45,7 @@ def id_token_info(ctx: CallContext, id_token: Mapping[str, Any]) -> dict[str, An
     if id_token.get("type") == "NoAuthorization":
         return {"status": "Accepted"}  # free vending / no authorization needed (C01)
     status, record = token_status(ctx, token)
-    info: dict[str, Any] = {"status": status if status in _V2_AUTH else "Invalid"}
+    info: dict[str, Any] = {"status": status if status in V2_AUTHORIZATION_STATES else "Invalid"}
     if record is not None:
         expiry = record.get("expiryDate")
         if isinstance(expiry, str):
