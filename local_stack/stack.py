@@ -156,23 +156,6 @@ def _state_backend(raw: str) -> str:
     return value
 
 
-class LockedStore:
-    """A thread-safe facade over the in-memory store (the emulator and the API share it)."""
-
-    def __init__(self, store: Any):
-        self._store = store
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._store, name)
-
-        def locked(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return method(*args, **kwargs)
-
-        return locked
-
-
 class LocalStack:
     def __init__(self, settings: StackSettings | None = None, *, bridge_output: Any = None):
         self.settings = settings or StackSettings.from_env()
@@ -247,7 +230,9 @@ class LocalStack:
         s.state_dir.mkdir(parents=True, exist_ok=True)
         log = open(s.state_dir / "moto.log", "ab")
         proc = spawn(
-            [sys.executable, "-m", "local_stack.moto_server", "-H", s.host, "-p", str(s.moto_port)], stdout=log, stderr=log
+            [sys.executable, "-m", "local_stack.moto_server", "-H", s.host, "-p", str(s.moto_port)],
+            stdout=log,
+            stderr=log,
         )
         log.close()
         self._exit.callback(lambda: stop_process(proc, "moto", self._share(2.0, 1.0)))
@@ -289,7 +274,9 @@ class LocalStack:
         if s.state_backend == "memory":
             from ocpp_core.memory_store import InMemoryStore
 
-            self.store = LockedStore(InMemoryStore())
+            # the emulator's workers and the API share it: the store's lock stands for DynamoDB's
+            # per-request atomicity
+            self.store = InMemoryStore(lock=threading.RLock())
             logger.warning("state: in memory (OCPP_LOCAL_STATE=memory): nothing is persisted, for benchmarks only")
         else:
             self.store = DynamoStore(client, s.table_name)
