@@ -118,10 +118,16 @@ class StackRun:
             for child in psutil.Process(self.process.pid).children(recursive=True):
                 try:
                     # Overwritten on every look: a child caught between fork and exec still shows
-                    # the stack's own command line the first time.
-                    self.children[_key(child)] = child.cmdline()
+                    # the stack's own command line the first time. But never with an empty one: a
+                    # child that exited and is not reaped yet (a zombie) has none, and would hide
+                    # what it was.
+                    cmdline = child.cmdline()
                 except psutil.Error:
                     continue
+                if cmdline:
+                    self.children[_key(child)] = cmdline
+                else:
+                    self.children.setdefault(_key(child), cmdline)
         except psutil.Error:
             pass
 
