@@ -1,4 +1,4 @@
-"""Copy into tests/lambdas/ to run (uses the parametrized ``store`` fixture): both fail on [dynamo]."""
+"""The two adapters agree where they once differed: any map key (even ``pk``), and an update with nothing to write."""
 
 from __future__ import annotations
 
