@@ -231,3 +231,18 @@ class Responder(Processor):
             reply = json.dumps([3, frame[1], {}]).encode()
             topic = f"{self.root}/{envelope['chargePointId']}/out"
             self._client.publish(mqtt5.PublishPacket(topic=topic, payload=reply, qos=QOS1))
+
+
+async def raw_websocket(port: int, cp: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A client that completes the handshake and then never reads."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        (
+            f"GET /ocpp/{cp} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
+        ).encode()
+    )
+    assert b" 101 " in await reader.readline()
+    await reader.readuntil(b"\r\n\r\n")
+    return reader, writer

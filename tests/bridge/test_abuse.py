@@ -14,7 +14,7 @@ from fargate_bridge import ChargerCredentials, InMemoryChargerRegistry
 from fargate_bridge.frames import MAX_MQTT_PAYLOAD
 from ocpp_core.passwords import hash_password
 
-from .support import basic, bridge_settings, eventually, processor, running_bridge
+from .support import basic, bridge_settings, eventually, processor, raw_websocket, running_bridge
 from .test_bridge import new_id, run, url
 
 
@@ -110,7 +110,7 @@ def test_a_charger_that_stops_reading_is_closed_instead_of_growing_memory(mosqui
         settings = bridge_settings(mosquitto, outbox_limit_bytes=256 * 1024)
         with processor(mosquitto, filters=(f"ocpp/{cp}/events",)) as proc:
             async with running_bridge(settings) as bridge:
-                _reader, writer = await _raw_websocket(bridge.port, cp)
+                _reader, writer = await raw_websocket(bridge.port, cp)
                 await eventually(lambda: proc.events(cp), what="connected")
                 reply = json.dumps([3, "x", {"data": "y" * 60_000}])
                 for _ in range(400):  # 24 MB, far more than the socket buffers hold
@@ -147,21 +147,6 @@ def test_a_frame_too_big_once_wrapped_gets_a_callerror(mosquitto, protocol, code
                     assert bridge.metrics.totals["OversizedFrames"] == 1
 
     run(scenario())
-
-
-async def _raw_websocket(port: int, cp: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A client that completes the handshake and then never reads."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(
-        (
-            f"GET /ocpp/{cp} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-            "Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
-        ).encode()
-    )
-    assert b" 101 " in await reader.readline()
-    await reader.readuntil(b"\r\n\r\n")
-    return reader, writer
 
 
 def test_a_charger_reconnecting_in_a_tight_loop_does_not_delay_the_others(mosquitto):

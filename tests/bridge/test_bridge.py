@@ -21,7 +21,7 @@ from fargate_bridge.lifecycle import Phase
 from fargate_bridge.settings import UnknownChargers
 from ocpp_core.passwords import hash_password
 
-from .support import basic, bridge_settings, eventually, processor, running_bridge
+from .support import basic, bridge_settings, eventually, processor, raw_websocket, running_bridge
 
 
 def run(coro, timeout: float = 60.0):
@@ -315,16 +315,7 @@ def test_a_charger_that_misses_pongs_is_disconnected(mosquitto):
         with processor(mosquitto, filters=(f"ocpp/{cp}/events",)) as proc:
             async with running_bridge(bridge_settings(mosquitto, ping_interval=0.2, ping_timeout=0.3)) as bridge:
                 # A raw client that completes the handshake and then never reads (so never pongs).
-                reader, writer = await asyncio.open_connection("127.0.0.1", bridge.port)
-                writer.write(
-                    (
-                        f"GET /ocpp/{cp} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-                        "Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
-                    ).encode()
-                )
-                assert b" 101 " in await reader.readline()
-                await reader.readuntil(b"\r\n\r\n")
+                reader, writer = await raw_websocket(bridge.port, cp)
                 # Read pings without answering them; when the bridge gives up and sends a close
                 # frame (opcode 8), drop the connection (so the test does not wait close_timeout).
                 while True:

@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from fargate_bridge.lifecycle import Phase, SubscribeRetry
 
-from .support import bridge_settings, eventually, processor, running_bridge
+from .support import GatedProxy, bridge_settings, eventually, processor, running_bridge
 from .test_bridge import run
 
 SUBACK = 0x9
@@ -56,20 +56,14 @@ def refused(body: bytes) -> bytes:
     return body[:start] + bytes([NOT_AUTHORIZED]) * (len(body) - start)
 
 
-class SubackProxy:
+class SubackProxy(GatedProxy):
+    """The forwarder of support.py, rewriting the broker's SUBACKs to "not authorized" while ``refuse``."""
+
     def __init__(self, host: str, port: int):
-        self.target = (host, port)
+        super().__init__(host, port)
         self.refuse = True
         self.accept = True  # False: close new connections at once (the bridge retries)
         self.subacks = 0
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> SubackProxy:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -102,13 +96,6 @@ class SubackProxy:
         for task in (asyncio.create_task(upstream()), asyncio.create_task(downstream())):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 class _quiet:
