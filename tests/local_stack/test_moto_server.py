@@ -1,0 +1,362 @@
+"""The local stack's moto server: what its speed-ups change is nothing a client can see.
+
+* The plain-JSON responses are compared with moto's own serializer on every response of a
+  session that covers each item operation and attribute type the adapter uses.
+* Transactions backed up per item roll back exactly as moto's whole-table backup does: a
+  property test runs generated transactions (some failing half-way) on two backends, one
+  with each backup, and compares errors and tables after each.
+* The server itself (one thread, each connection closed after its answer) serves concurrent
+  clients, all of them, and loses none of their writes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+
+from lambdas.adapters.dynamo import DynamoStore, create_table
+from local_stack.moto_server import CONTENT_TYPE, fast_dynamodb_responses, item_backup_transactions
+from local_stack.ports import free_port
+from ocpp_core.ports import ItemUpdate, Newer
+
+pytestmark = pytest.mark.timeout(120)
+
+TABLE = "ocpp-moto-server-test"
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[None]:
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    with mock_aws():
+        yield
+
+
+class Comparisons:
+    """Both serializers on each response: the fast one answers, moto's own checks it."""
+
+    def __init__(self) -> None:
+        self.compared: list[str] = []
+        self.mismatches: list[tuple[str, Any, Any]] = []
+
+
+@pytest.fixture
+def comparisons(aws: None, monkeypatch: pytest.MonkeyPatch) -> Comparisons:
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler.serialized
+    fast_dynamodb_responses(monkeypatch.setattr)
+    fast = DynamoHandler.serialized
+    seen = Comparisons()
+
+    def checked(self: Any, action_result: Any) -> Any:
+        answer = fast(self, action_result)
+        if fast is not original and answer[2] is not None:
+            reference = original(self, action_result)
+            action = self._get_action()
+            seen.compared.append(action)
+            if (answer[0], json.loads(answer[2])) != (reference[0], json.loads(reference[2])):
+                seen.mismatches.append((action, answer[2], reference[2]))
+            if answer[1].get("Content-Type") != reference[1].get("Content-Type"):
+                seen.mismatches.append((action, answer[1], reference[1]))
+        return answer
+
+    monkeypatch.setattr(DynamoHandler, "serialized", checked)
+    return seen
+
+
+EVERY_TYPE = {
+    "pk": {"S": "CP#1"},
+    "sk": {"S": "CHARGER"},
+    "text": {"S": 'é ünïcode "quoted"'},
+    "number": {"N": "12.50"},
+    "big": {"N": "123456789012345678901234567890"},
+    "blob": {"B": b"\x00\xffbinary"},
+    "texts": {"SS": ["a", "b"]},
+    "numbers": {"NS": ["1", "2.5"]},
+    "blobs": {"BS": [b"\x01", b"\x02"]},
+    "flag": {"BOOL": True},
+    "nothing": {"NULL": True},
+    "map": {"M": {"nested": {"M": {"deep": {"L": [{"S": "x"}, {"N": "1"}, {"B": b"\x03"}]}}}}},
+    "empty": {"M": {}},
+    "list": {"L": []},
+}
+
+
+def test_the_fast_responses_equal_motos_own_on_every_item_operation(comparisons: Comparisons) -> None:
+    client = boto3.client("dynamodb", region_name=REGION)
+    create_table(client, TABLE)
+    t = {"TableName": TABLE}
+    key = {"pk": {"S": "CP#1"}, "sk": {"S": "CHARGER"}}
+    client.put_item(**t, Item=EVERY_TYPE, ReturnConsumedCapacity="TOTAL")
+    client.put_item(**t, Item={**EVERY_TYPE, "flag": {"BOOL": False}}, ReturnValues="ALL_OLD")
+    assert client.get_item(**t, Key=key)["Item"]["blob"] == {"B": b"\x00\xffbinary"}
+    client.get_item(**t, Key={"pk": {"S": "none"}, "sk": {"S": "none"}})
+    client.get_item(**t, Key=key, ProjectionExpression="#m.nested, texts", ExpressionAttributeNames={"#m": "map"})
+    for returns in ("NONE", "ALL_NEW", "ALL_OLD", "UPDATED_NEW", "UPDATED_OLD"):
+        client.update_item(
+            **t,
+            Key=key,
+            UpdateExpression="SET #m.nested.added = :v, #n = #n + :one ADD hits :one",
+            ExpressionAttributeNames={"#m": "map", "#n": "number"},
+            ExpressionAttributeValues={":v": {"S": returns}, ":one": {"N": "1"}},
+            ReturnValues=returns,
+            ReturnConsumedCapacity="INDEXES",
+        )
+    with pytest.raises(ClientError):  # an error: moto's serializer answers it
+        client.update_item(
+            **t,
+            Key=key,
+            UpdateExpression="SET flag = :f",
+            ConditionExpression="attribute_not_exists(pk)",
+            ExpressionAttributeValues={":f": {"BOOL": False}},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    for n in range(5):
+        client.put_item(**t, Item={"pk": {"S": "CP#1"}, "sk": {"S": f"MV#{n}"}, "n": {"N": str(n)}})
+    page = client.query(
+        **t,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :mv)",
+        ExpressionAttributeValues={":pk": {"S": "CP#1"}, ":mv": {"S": "MV#"}},
+        Limit=2,
+        ScanIndexForward=False,
+    )
+    assert page["LastEvaluatedKey"]
+    client.query(
+        **t,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "CP#1"}},
+        Select="COUNT",
+        ExclusiveStartKey=page["LastEvaluatedKey"],
+    )
+    client.scan(**t, Limit=3, FilterExpression="attribute_exists(n)")
+    client.batch_get_item(
+        RequestItems={
+            TABLE: {"Keys": [key, {"pk": {"S": "CP#1"}, "sk": {"S": "MV#1"}}, {"pk": {"S": "x"}, "sk": {"S": "y"}}]}
+        }
+    )
+    client.batch_write_item(
+        RequestItems={
+            TABLE: [
+                {"PutRequest": {"Item": {"pk": {"S": "CP#2"}, "sk": {"S": "A"}}}},
+                {"DeleteRequest": {"Key": {"pk": {"S": "CP#1"}, "sk": {"S": "MV#0"}}}},
+            ]
+        }
+    )
+    client.transact_write_items(
+        TransactItems=[
+            {"Put": {**t, "Item": {"pk": {"S": "CP#3"}, "sk": {"S": "TX#1"}}}},
+            {
+                "Update": {
+                    **t,
+                    "Key": key,
+                    "UpdateExpression": "SET tx = :one",
+                    "ExpressionAttributeValues": {":one": {"N": "1"}},
+                }
+            },
+        ]
+    )
+    client.delete_item(**t, Key={"pk": {"S": "CP#2"}, "sk": {"S": "A"}}, ReturnValues="ALL_OLD")
+
+    # And the adapter's own requests, as the processor and the API send them.
+    store = DynamoStore(client, TABLE)
+    store.update_charger("CP-A", {"registered": True, "configuration": {"HeartbeatInterval": "300"}})
+    assert store.touch_charger("CP-A", 1_000, {"protocol": "ocpp1.6"})["lastSeen"] == 1_000
+    assert store.touch_charger("CP-A", 500, {"protocol": "ocpp1.6"})["lastSeen"] == 1_000  # the older loses
+    store.update_charger_fields("CP-A", ItemUpdate(set={"boot": {"vendor": "V"}}, newer=Newer("bootOrder", "1#a")))
+    store.record_connection("CP-A", "c1", connected=True, at_ms=1_000, charger_changes={}, connection_changes={})
+    assert store.get_connections([("CP-A", "c1"), ("CP-A", "none")])
+    assert [r["chargePointId"] for r in store.list_chargers()] == ["CP-A"]
+
+    assert comparisons.mismatches == []
+    assert {
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactWriteItems",
+    } <= set(comparisons.compared)
+
+
+# -- transactions: per-item backup vs moto's whole-table backup -------------------------------------
+
+KEYS = [("A", "1"), ("A", "2"), ("B", "1")]
+
+operation = st.one_of(
+    st.builds(lambda k, v: ("Put", k, v, None), st.sampled_from(KEYS), st.integers(0, 3)),
+    st.builds(
+        lambda k, v, c: ("Update", k, v, c),
+        st.sampled_from(KEYS),
+        st.integers(0, 3),
+        st.sampled_from([None, "exists", "absent", "below"]),
+    ),
+    st.builds(lambda k, c: ("Delete", k, None, c), st.sampled_from(KEYS), st.sampled_from([None, "exists", "absent"])),
+    st.builds(
+        lambda k, c: ("ConditionCheck", k, None, c),
+        st.sampled_from(KEYS),
+        st.sampled_from(["exists", "absent", "below"]),
+    ),
+)
+
+CONDITIONS = {
+    "exists": ("attribute_exists(pk)", {}),
+    "absent": ("attribute_not_exists(pk)", {}),
+    "below": ("attribute_not_exists(v) OR v < :limit", {":limit": {"N": "2"}}),
+}
+
+
+def wire(op: tuple[str, tuple[str, str], int | None, str | None], table: str) -> dict[str, Any]:
+    kind, (pk, sk), value, condition = op
+    key = {"pk": {"S": pk}, "sk": {"S": sk}}
+    body: dict[str, Any] = {"TableName": table}
+    values: dict[str, Any] = {}
+    if kind == "Put":
+        body["Item"] = {**key, "v": {"N": str(value)}}
+    else:
+        body["Key"] = key
+    if kind == "Update":
+        body["UpdateExpression"] = "SET v = :v"
+        values[":v"] = {"N": str(value)}
+    if condition:
+        body["ConditionExpression"], extra = CONDITIONS[condition]
+        values.update(extra)
+    if values:
+        body["ExpressionAttributeValues"] = values
+    return {kind: body}
+
+
+def table_state(backend: Any, table: str) -> list[Any]:
+    return sorted(json.dumps(item.to_json(), sort_keys=True) for item in backend.get_table(table).all_items())
+
+
+def outcome(call: Any, *args: Any) -> str:
+    try:
+        call(*args)
+    except Exception as error:
+        return f"{type(error).__name__}: {getattr(error, 'message', error)}"
+    return "ok"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(operation, min_size=1, max_size=4), min_size=1, max_size=6))
+def test_per_item_backup_rolls_back_as_the_whole_table_backup_does(aws: None, transactions: list[Any]) -> None:
+    from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
+
+    whole = DynamoDBBackend.transact_write_items
+    patched: dict[str, Any] = {}
+    item_backup_transactions(lambda owner, name, value: patched.__setitem__(name, value))
+    per_item = patched["transact_write_items"]
+
+    reference, subject = dynamodb_backends["123456789012"]["eu-west-1"], dynamodb_backends["123456789012"]["eu-west-2"]
+    names = {}
+    for region in ("eu-west-1", "eu-west-2"):
+        client = boto3.client("dynamodb", region_name=region)
+        names[region] = f"t-{time.monotonic_ns()}"
+        create_table(client, names[region])
+        for pk, sk in KEYS[:2]:
+            client.put_item(TableName=names[region], Item={"pk": {"S": pk}, "sk": {"S": sk}, "v": {"N": "1"}})
+    for ops in transactions:
+        expected = outcome(whole, reference, [wire(op, names["eu-west-1"]) for op in ops])
+        got = outcome(per_item, subject, [wire(op, names["eu-west-2"]) for op in ops])
+        assert got.replace(names["eu-west-2"], "T") == expected.replace(names["eu-west-1"], "T"), ops
+        assert table_state(subject, names["eu-west-2"]) == table_state(reference, names["eu-west-1"]), ops
+
+
+# -- the server process ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[str]:
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local_stack.moto_server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        client = boto3.client(
+            "dynamodb", region_name=REGION, endpoint_url=url, config=Config(retries={"max_attempts": 1})
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.list_tables()
+                break
+            except Exception:
+                assert process.poll() is None and time.monotonic() < deadline, "moto server did not start"
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            assert process.wait(timeout=10) == 0  # a stop signal is a clean exit
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            assert process.stderr is not None
+            process.stderr.close()
+
+
+def test_concurrent_clients_are_all_served_and_lose_no_write(server: str) -> None:
+    client = boto3.client("dynamodb", region_name=REGION, endpoint_url=server)
+    create_table(client, TABLE)
+    store = DynamoStore(client, TABLE)
+    store.update_charger("CP-1", {"registered": True})
+    errors: list[BaseException] = []
+
+    def writer(worker: int) -> None:
+        own = boto3.client("dynamodb", region_name=REGION, endpoint_url=server)
+        try:
+            for n in range(25):
+                # Each worker bumps the shared counter and moves lastSeen; the latest time wins.
+                own.update_item(
+                    TableName=TABLE,
+                    Key={"pk": {"S": "CP#CP-1"}, "sk": {"S": "CHARGER"}},
+                    UpdateExpression="ADD hits :one",
+                    ExpressionAttributeValues={":one": {"N": "1"}},
+                )
+                DynamoStore(own, TABLE).touch_charger("CP-1", worker * 1000 + n, {})
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    record = store.get_charger("CP-1")
+    assert record is not None
+    assert record["hits"] == 150
+    assert record["lastSeen"] == 5 * 1000 + 24
+    response = client.get_item(TableName=TABLE, Key={"pk": {"S": "CP#CP-1"}, "sk": {"S": "CHARGER"}})
+    assert response["ResponseMetadata"]["HTTPHeaders"]["content-type"] == CONTENT_TYPE
