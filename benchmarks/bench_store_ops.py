@@ -246,8 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     with mock_aws():
         reads, writes = mix_requests("mix", args.messages)
         per_version = {
-            version: day_mix_split(version, f"day-{i}")
-            for i, version in enumerate((OcppVersion.V16, OcppVersion.V201))
+            version: day_mix_split(version, f"day-{i}") for i, version in enumerate((OcppVersion.V16, OcppVersion.V201))
         }
         heartbeat = heartbeat_requests("heartbeat")
     day_mix = max(per_frame for per_frame, _, _ in per_version.values())

@@ -83,7 +83,8 @@ class ApiClient:
         return self.auth == "sigv4"
 
     def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Any:
-        """The decoded JSON answer; :class:`ApiFailure` for an error status, :class:`CliError` otherwise."""
+        """The decoded JSON answer (None for ``204 No Content``); :class:`ApiFailure` for an error
+        status, :class:`CliError` otherwise."""
         url = self.base_url + path
         params = {k: str(v) for k, v in (query or {}).items() if v is not None}
         if params:
@@ -97,6 +98,8 @@ class ApiClient:
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                if response.status == 204:
+                    return None  # no body, by definition (http.client does not read one)
                 return _decode(response.read(), response.status)
         except urllib.error.HTTPError as error:
             raise ApiFailure(error.code, _decode(error.read(), error.code, strict=False)) from None

@@ -1,7 +1,8 @@
 """The command line: argparse sub-commands, each one request to the operator API.
 
 Exit codes: 0 success; 1 the API refused the request (the reason is printed); 2 usage or
-local configuration error; 3 the API cannot be reached; 4 ``call`` ended in ``error`` or
+local configuration error; 3 the API cannot be reached; 4 the OCPP call of ``call``,
+``call-status``, ``reservations create`` or ``reservations cancel`` ended in ``error`` or
 ``timeout`` (the record is still printed).
 """
 
@@ -10,7 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from . import output
@@ -18,6 +21,22 @@ from .client import API_URL_ENV, DEFAULT_API_URL, ApiClient, CliError, segment
 
 EXIT_CALL_FAILED = 4
 CHARGER_COLUMNS = ("CHARGER", "PROTOCOL", "CONNECTED", "REGISTRATION", "LAST SEEN", "MODEL", "CONNECTORS")
+RESERVATION_COLUMNS = ("RESERVATION", "CHARGER", "CONNECTOR", "ID TAG", "STATUS", "EXPIRES", "CREATED")
+CALL_COLUMNS = ("UNIQUE ID", "ACTION", "STATUS", "CREATED", "COMPLETED")
+#: the ``status`` values of a reservation (docs/operator_api.md#reservations)
+RESERVATION_STATES = (
+    "Requested",
+    "Accepted",
+    "Faulted",
+    "Occupied",
+    "Rejected",
+    "Unavailable",
+    "Used",
+    "Expired",
+    "Cancelled",
+)
+_DURATION = re.compile(r"^([0-9]+)([smhd])$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 def _connectors(view: dict[str, Any]) -> str:
@@ -82,6 +101,33 @@ def _print_charger(view: dict[str, Any], out: TextIO) -> None:
 
 def _print_record(view: dict[str, Any], out: TextIO) -> None:
     output.key_values(view.items(), out)
+
+
+def _connector_label(view: dict[str, Any]) -> Any:
+    """``connectorId`` (1.6), ``evseId/connectorId`` (2.x, ``-`` for a connector left out)."""
+    if "evseId" not in view:
+        return view.get("connectorId")
+    return f"{view.get('evseId')}/{view.get('connectorId', '-')}"
+
+
+def _reservation_row(view: dict[str, Any]) -> list[Any]:
+    return [
+        view.get("reservationId"),
+        view.get("chargePointId"),
+        _connector_label(view),
+        view.get("idTag"),
+        view.get("status"),
+        view.get("expiryDate"),
+        view.get("createdAt"),
+    ]
+
+
+def _print_reservation_call(answer: dict[str, Any], out: TextIO) -> None:
+    """``{"reservation": ..., "call": ...}``: the reservation, then the OCPP call that carries it."""
+    output.key_values((answer.get("reservation") or {}).items(), out)
+    if answer.get("call"):
+        out.write("\ncall:\n")
+        output.key_values(answer["call"].items(), out)
 
 
 def _show(args: argparse.Namespace, answer: Any, out: TextIO, printer: Any) -> None:
@@ -162,11 +208,35 @@ def _call_exit(answer: dict[str, Any]) -> int:
     return EXIT_CALL_FAILED if answer.get("status") in ("error", "timeout") else 0
 
 
+def _wait_query(api: ApiClient, args: argparse.Namespace) -> dict[str, str] | None:
+    """``?wait=`` for ``--wait``, with an HTTP timeout long enough for it."""
+    if not args.wait:
+        return None
+    api.timeout_s = max(api.timeout_s, args.wait + 15)
+    return {"wait": f"{args.wait:g}"}
+
+
+def _duration(text: str) -> timedelta:
+    """``90s``, ``30m``, ``2h``, ``1d``."""
+    match = _DURATION.match(text.strip())
+    if not match or int(match.group(1)) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 90s, 30m, 2h or 1d")
+    return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _rfc3339(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _non_negative(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(text)
+
+
 def cmd_call(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
     body = {"action": args.action, "payload": _payload(args.payload)}
-    query = {"wait": f"{args.wait:g}"} if args.wait else None
-    if args.wait:
-        api.timeout_s = max(api.timeout_s, args.wait + 15)
+    query = _wait_query(api, args)
     answer = api.request("POST", f"/chargers/{segment(args.charger)}/calls", body, query)
     _show(args, answer, out, _print_record)
     return _call_exit(answer)
@@ -189,14 +259,91 @@ def cmd_id_tags_put(api: ApiClient, args: argparse.Namespace, out: TextIO) -> in
     return 0
 
 
+def cmd_calls_list(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    """One page of the charger's calls, newest first; the cursor of the next page after the table."""
+    query = {"limit": args.limit, "after": args.after}
+    answer = api.request("GET", f"/chargers/{segment(args.charger)}/calls", query=query)
+    if args.json:
+        output.as_json(answer, out)
+        return 0
+    output.table(
+        CALL_COLUMNS,
+        (
+            [c.get("uniqueId"), c.get("action"), c.get("status"), c.get("createdAt"), c.get("completedAt")]
+            for c in answer.get("calls", [])
+        ),
+        out,
+    )
+    if answer.get("next"):
+        out.write(f"more: --after {answer['next']}\n")
+    return 0
+
+
 def cmd_id_tags_show(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
     answer = api.request("GET", f"/id-tags/{segment(args.tag)}")
     _show(args, answer, out, _print_record)
     return 0
 
 
+def cmd_id_tags_delete(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    api.request("DELETE", f"/id-tags/{segment(args.tag)}")  # 204: no body
+    if args.json:
+        output.as_json({"idTag": args.tag, "deleted": True}, out)
+    else:
+        out.write(f"deleted {args.tag}\n")
+    return 0
+
+
+def cmd_reservations_create(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    expiry = args.expires if args.expires is not None else _rfc3339(datetime.now(UTC) + args.expires_in)
+    body: dict[str, Any] = {"idTag": args.id_tag, "expiryDate": expiry}
+    if args.connector is not None:
+        body["connectorId"] = args.connector
+    if args.evse is not None:
+        body["evseId"] = args.evse
+    if args.parent_id_tag is not None:
+        body["parentIdTag"] = args.parent_id_tag
+    query = _wait_query(api, args)
+    answer = api.request("POST", f"/chargers/{segment(args.charger)}/reservations", body, query)
+    _show(args, answer, out, _print_reservation_call)
+    return _call_exit(answer.get("call") or {})
+
+
+def cmd_reservations_list(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    path = f"/chargers/{segment(args.charger)}/reservations"
+    answer = api.request("GET", path, query={"status": args.status})
+    if args.json:
+        output.as_json(answer, out)
+    else:
+        output.table(RESERVATION_COLUMNS, (_reservation_row(r) for r in answer.get("reservations", [])), out)
+    return 0
+
+
+def cmd_reservations_show(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    answer = api.request("GET", f"/reservations/{args.reservation_id}")
+    _show(args, answer, out, _print_record)
+    return 0
+
+
+def cmd_reservations_cancel(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    query = _wait_query(api, args)
+    answer = api.request("DELETE", f"/reservations/{args.reservation_id}", query=query)
+    _show(args, answer, out, _print_reservation_call)
+    return _call_exit(answer.get("call") or {})
+
+
+def cmd_transactions_close(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    body: dict[str, Any] = {"reason": args.reason}
+    if args.charger is not None:
+        body["chargePointId"] = args.charger
+    answer = api.request("POST", f"/transactions/{segment(args.transaction_id)}/close", body)
+    _show(args, answer, out, _print_record)
+    return 0
+
+
 def cmd_transactions_list(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
-    answer = api.request("GET", "/transactions", query={"chargePointId": args.charger, "status": args.status})
+    query = {"chargePointId": args.charger, "status": args.status, "olderThan": args.older_than}
+    answer = api.request("GET", "/transactions", query=query)
     if args.json:
         output.as_json(answer, out)
         return 0
@@ -209,6 +356,7 @@ def cmd_transactions_list(api: ApiClient, args: argparse.Namespace, out: TextIO)
             "STATUS",
             "STARTED",
             "STOPPED",
+            "LAST ACTIVITY",
             "START Wh",
             "STOP Wh",
             "ENERGY Wh",
@@ -217,11 +365,12 @@ def cmd_transactions_list(api: ApiClient, args: argparse.Namespace, out: TextIO)
             [
                 t.get("transactionId"),
                 t.get("chargePointId"),
-                t.get("connectorId") if "evseId" not in t else f"{t.get('evseId')}/{t.get('connectorId', '-')}",
+                _connector_label(t),
                 t.get("idTag") or t.get("idToken"),
                 t.get("status"),
                 t.get("startTimestamp") or t.get("startedAt"),
                 t.get("stopTimestamp") or t.get("stoppedAt"),
+                t.get("lastActivityAt"),
                 t.get("meterStart"),
                 t.get("meterStop"),
                 t.get("energyWh"),
@@ -304,13 +453,66 @@ def build_parser() -> argparse.ArgumentParser:
     p = tag_cmds.add_parser("show", help="one id tag", parents=[common])
     p.add_argument("tag")
     p.set_defaults(run=cmd_id_tags_show)
+    p = tag_cmds.add_parser("delete", help="remove an id tag (it becomes unknown: Invalid)", parents=[common])
+    p.add_argument("tag")
+    p.set_defaults(run=cmd_id_tags_delete)
+
+    calls = commands.add_parser("calls", help="the calls sent to a charger", parents=[common])
+    call_cmds = calls.add_subparsers(dest="sub", metavar="SUBCOMMAND", required=True)
+    p = call_cmds.add_parser("list", help="one page of a charger's calls, newest first", parents=[common])
+    p.add_argument("charger")
+    p.add_argument("--limit", type=_positive, help="calls per page (the API takes 1 to 500, default 50)")
+    p.add_argument("--after", metavar="UNIQUEID", help="the page after this call (the 'more:' cursor)")
+    p.set_defaults(run=cmd_calls_list)
+
+    reservations = commands.add_parser("reservations", help="reserve a connector (ReserveNow)", parents=[common])
+    res_cmds = reservations.add_subparsers(dest="sub", metavar="SUBCOMMAND", required=True)
+    p = res_cmds.add_parser("create", help="reserve a connector for an id tag: sends ReserveNow", parents=[common])
+    p.add_argument("charger")
+    p.add_argument("--id-tag", required=True, help="the id tag the reservation is for")
+    expiry = p.add_mutually_exclusive_group(required=True)
+    expiry.add_argument("--expires", metavar="RFC3339", help="expiry date-time, e.g. 2030-12-31T23:59:59Z")
+    expiry.add_argument("--expires-in", type=_duration, metavar="DURATION", help="expiry from now: 90s, 30m, 2h or 1d")
+    p.add_argument(
+        "--connector",
+        type=_non_negative,
+        metavar="N",
+        help="connector id (1.6 only, required; 0 = the whole charger; 2.x: use --evse)",
+    )
+    p.add_argument("--evse", type=_non_negative, metavar="N", help="EVSE id (2.x only)")
+    p.add_argument("--parent-id-tag", metavar="TAG", help="parent id tag (1.6) / group id token (2.x)")
+    p.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="wait up to SECONDS for the answer")
+    p.set_defaults(run=cmd_reservations_create)
+    p = res_cmds.add_parser("list", help="a charger's reservations, newest first", parents=[common])
+    p.add_argument("charger")
+    p.add_argument("--status", choices=RESERVATION_STATES)
+    p.set_defaults(run=cmd_reservations_list)
+    p = res_cmds.add_parser("show", help="one reservation", parents=[common])
+    p.add_argument("reservation_id", metavar="reservationId", type=_non_negative)
+    p.set_defaults(run=cmd_reservations_show)
+    p = res_cmds.add_parser("cancel", help="cancel a reservation: sends CancelReservation", parents=[common])
+    p.add_argument("reservation_id", metavar="reservationId", type=_non_negative)
+    p.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="wait up to SECONDS for the answer")
+    p.set_defaults(run=cmd_reservations_cancel)
 
     txs = commands.add_parser("transactions", help="charging sessions", parents=[common])
     tx_cmds = txs.add_subparsers(dest="sub", metavar="SUBCOMMAND", required=True)
     p = tx_cmds.add_parser("list", help="transactions with meter readings and energy", parents=[common])
     p.add_argument("--charger", help="only this charger's transactions")
     p.add_argument("--status", choices=("Active", "Completed"))
+    p.add_argument(
+        "--older-than",
+        metavar="WHEN",
+        help="only transactions with no activity since WHEN: RFC 3339, or a duration ago (90s, 30m, 48h, 2d)",
+    )
     p.set_defaults(run=cmd_transactions_list)
+    p = tx_cmds.add_parser(
+        "close", help="close a transaction the charger never ended (no OCPP message)", parents=[common]
+    )
+    p.add_argument("transaction_id", metavar="transactionId")
+    p.add_argument("--reason", required=True, help="why it is closed (1 to 255 characters)")
+    p.add_argument("--charger", help="the charger, when the id is used by more than one")
+    p.set_defaults(run=cmd_transactions_close)
     return parser
 
 

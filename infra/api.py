@@ -21,9 +21,18 @@ ROUTES: tuple[tuple[apigwv2.HttpMethod, str], ...] = (
     (apigwv2.HttpMethod.PUT, "/chargers/{id}"),
     (apigwv2.HttpMethod.PUT, "/id-tags/{idTag}"),
     (apigwv2.HttpMethod.GET, "/id-tags/{idTag}"),
+    (apigwv2.HttpMethod.DELETE, "/id-tags/{idTag}"),
     (apigwv2.HttpMethod.GET, "/transactions"),
+    (apigwv2.HttpMethod.POST, "/transactions/{transactionId}/close"),
+    (apigwv2.HttpMethod.GET, "/chargers/{id}/calls"),
     (apigwv2.HttpMethod.POST, "/chargers/{id}/calls"),
     (apigwv2.HttpMethod.GET, "/chargers/{id}/calls/{uniqueId}"),
+    (apigwv2.HttpMethod.GET, "/chargers/{id}/reservations"),
+    (apigwv2.HttpMethod.POST, "/chargers/{id}/reservations"),
+    (apigwv2.HttpMethod.GET, "/chargers/{id}/reservations/{reservationId}"),
+    (apigwv2.HttpMethod.DELETE, "/chargers/{id}/reservations/{reservationId}"),
+    (apigwv2.HttpMethod.GET, "/reservations/{reservationId}"),
+    (apigwv2.HttpMethod.DELETE, "/reservations/{reservationId}"),
 )
 
 # HTTP APIs accept only their own $context variables (not the REST API standard set).

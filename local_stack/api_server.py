@@ -98,7 +98,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         for name, value in headers.items():
             if name.lower() not in ("content-length", "connection"):
                 self.send_header(name, value)
-        self.send_header("content-length", str(len(body)))
+        if status != 204:  # RFC 9110 §8.6: no Content-Length in a 204
+            self.send_header("content-length", str(len(body)))
         if close:
             self.send_header("connection", "close")
             self.close_connection = True

@@ -297,7 +297,7 @@ class LocalStack:
                 store=self.store,
                 publisher=MqttPublisher(publisher_client),
                 clock=runtime.SystemClock(),
-                ids=runtime.Uuid4Ids(),
+                ids=runtime.TimeOrderedIds(),
                 config=settings.processor_config(),
                 extensions=runtime.load_extensions(settings.extensions),
             )

@@ -19,6 +19,7 @@ from . import schemas
 from .errors import CoreError, OcppError
 from .framing import CallError, CallResult, MessageType, serialize_call, serialize_error
 from .handlers.provisioning import variable_key
+from .handlers.reservations import cancel_reservation_result, reserve_now_result
 from .ports import IdSource, ItemUpdate, Record, StateStore
 from .presence import current_connection_key, is_connected
 from .timefmt import format_ms
@@ -376,4 +377,6 @@ RESULT_EFFECTS: dict[str, Effect] = {
     "GetInstalledCertificateIds": _installed_certificates,
     "Reset": _reset,
     "RequestStartTransaction": _request_start,
+    "ReserveNow": reserve_now_result,
+    "CancelReservation": cancel_reservation_result,
 }

@@ -17,8 +17,11 @@ TTL attribute ``expiresAt`` (epoch seconds; DynamoDB deletes lazily, so readers 
 | processed message (idempotency, extensions only) | ``CP#<id>`` | ``MSG#<frame digest>`` |
 | CSMS call | ``CP#<id>`` | ``CALL#<uniqueId>`` |
 | outstanding CSMS call lock | ``CP#<id>`` | ``OUTSTANDING`` |
+| reservation | ``CP#<id>`` | ``RES#<reservationId, 10 digits>`` |
+| reservation id -> its charger | ``RESERVATION#<reservationId>`` | ``RESERVATION`` |
 | id token | ``IDTAG#<idTag>`` | ``IDTAG`` |
 | transaction id counter | ``COUNTER`` | ``TRANSACTION`` |
+| reservation id counter | ``COUNTER`` | ``RESERVATION`` |
 
 Index ``list`` (keys only, sparse): ``listPk`` = ``CHARGERS``, ``listSk`` = charger id, on charger items.
 
@@ -56,6 +59,10 @@ TRANSACTION_PREFIX = "TX#"
 METER_VALUES_PREFIX = "MV#"
 EVENT_PREFIX = "EVT#"
 CONNECTION_PREFIX = "CONN#"
+CALL_PREFIX = "CALL#"
+RESERVATION_PREFIX = "RES#"
+RESERVATION_COUNTER_SK = "RESERVATION"
+RESERVATION_POINTER_SK = "RESERVATION"
 
 
 def charger_pk(charge_point_id: str) -> str:
@@ -117,7 +124,16 @@ def map_sk(name: str) -> str:
 
 
 def call_sk(unique_id: str) -> str:
-    return "CALL#" + unique_id
+    return CALL_PREFIX + unique_id
+
+
+def reservation_sk(reservation_id: int) -> str:
+    """Zero-padded, so that the sort key orders reservations by id (OCPP ids are 32-bit integers)."""
+    return f"{RESERVATION_PREFIX}{reservation_id:010d}"
+
+
+def reservation_pointer_pk(reservation_id: int) -> str:
+    return f"RESERVATION#{reservation_id}"
 
 
 def id_tag_pk(id_tag: str) -> str:

@@ -61,6 +61,8 @@ def apply_update(item: dict[str, Any] | None, update: ItemUpdate) -> dict[str, A
         return item  # nothing to write: no item is created (as on DynamoDB)
     if update.newer is not None and not _holds(update.newer, (item or {}).get(update.newer.attribute)):
         return None
+    if item is not None and any(name in item for name in update.require_absent):
+        return None
     result = dict(item or {})
     result.update(_copy(dict(update.set)))
     for name, value in update.set_if_absent.items():
@@ -92,8 +94,10 @@ class InMemoryStore:
         self.events: dict[tuple[str, str, str], Record] = {}
         self.calls: dict[tuple[str, str], Record] = {}
         self.outstanding: dict[str, Record] = {}
+        self.reservations: dict[tuple[str, int], Record] = {}
         self._counter = itertools.count(1)
         self.counter_value = 0
+        self._reservation_counter = itertools.count(1)
 
     def _live(self, record: Record) -> bool:
         """False for a record whose ``expiresAt`` has passed (it reads as absent)."""
@@ -225,6 +229,10 @@ class InMemoryStore:
         with self._lock:
             self.id_tokens[id_token] = _copy(dict(record))
 
+    def delete_id_token(self, id_token: str) -> bool:
+        with self._lock:
+            return self.id_tokens.pop(id_token, None) is not None
+
     # --- transactions --------------------------------------------------------------------
     def next_transaction_id(self) -> int:
         with self._lock:
@@ -317,6 +325,46 @@ class InMemoryStore:
             if found is None or not self._live(found):
                 return None
             return dict(_copy(found))
+
+    def list_calls(self, charge_point_id: str, *, after: str | None = None, limit: int = 50) -> list[Record]:
+        with self._lock:
+            found = [
+                (uid, r)
+                for (cp, uid), r in self.calls.items()
+                if cp == charge_point_id and (after is None or uid < after) and self._live(r)
+            ]
+            # As DynamoDB orders sort keys: by the UTF-8 bytes of CALL#<uniqueId>, greatest first.
+            found.sort(key=lambda pair: pair[0].encode("utf-8", "surrogatepass"), reverse=True)
+            return [_copy(r) for _, r in found[:limit]]
+
+    # --- reservations --------------------------------------------------------------------
+    def next_reservation_id(self) -> int:
+        with self._lock:
+            return next(self._reservation_counter)
+
+    def create_reservation(self, charge_point_id: str, reservation_id: int, record: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.reservations[(charge_point_id, reservation_id)] = _copy(dict(record))
+
+    def get_reservation(self, charge_point_id: str, reservation_id: int) -> Record | None:
+        with self._lock:
+            found = self.reservations.get((charge_point_id, reservation_id))
+            return _copy(found) if found is not None else None
+
+    def find_reservation(self, reservation_id: int) -> Record | None:
+        with self._lock:
+            for (_, rid), record in self.reservations.items():
+                if rid == reservation_id:
+                    return dict(_copy(record))
+            return None
+
+    def update_reservation(self, charge_point_id: str, reservation_id: int, update: ItemUpdate) -> bool:
+        return _apply_to(self._lock, self.reservations, (charge_point_id, reservation_id), update, {})
+
+    def list_reservations(self, charge_point_id: str) -> list[Record]:
+        with self._lock:
+            found = [(rid, r) for (cp, rid), r in self.reservations.items() if cp == charge_point_id]
+            return [_copy(r) for _, r in sorted(found, key=lambda pair: pair[0], reverse=True)]
 
     def complete_call(
         self, charge_point_id: str, unique_id: str, changes: Mapping[str, Any], expected_status: str = "pending"

@@ -49,7 +49,8 @@ class Clock(Protocol):
 
 class IdSource(Protocol):
     def new_id(self) -> str:
-        """A fresh unique id (at most 36 characters, as an OCPP message id)."""
+        """A fresh unique id of a CSMS call (at most 36 characters, as an OCPP message id). Ids
+        made later sort after earlier ones, so a charger's calls list newest first by key."""
         ...
 
 
@@ -94,6 +95,9 @@ class ItemUpdate:
     newer: Newer | None = None
     #: do nothing (and return False) if the item does not exist
     must_exist: bool = False
+    #: do nothing (and return False) if any of these attributes exists (a transaction already
+    #: stopped, a reservation already ended)
+    require_absent: tuple[str, ...] = ()
 
     def is_empty(self) -> bool:
         return not (self.set or self.set_if_absent or any(self.add_to_set.values()) or self.newer)
@@ -179,6 +183,10 @@ class IdTokenStore(Protocol):
 
     def put_id_token(self, id_token: str, record: Mapping[str, Any]) -> None: ...
 
+    def delete_id_token(self, id_token: str) -> bool:
+        """Remove the token; False if there was none."""
+        ...
+
 
 class TransactionStore(Protocol):
     def next_transaction_id(self) -> int:
@@ -240,6 +248,11 @@ class CallStore(Protocol):
 
     def get_call(self, charge_point_id: str, unique_id: str) -> Record | None: ...
 
+    def list_calls(self, charge_point_id: str, *, after: str | None = None, limit: int = 50) -> list[Record]:
+        """The charger's calls, greatest ``uniqueId`` first (the API's ids sort by creation time:
+        newest first), those below ``after`` only, at most ``limit``. One query, no scan."""
+        ...
+
     def complete_call(
         self, charge_point_id: str, unique_id: str, changes: Mapping[str, Any], expected_status: str = "pending"
     ) -> bool:
@@ -247,5 +260,33 @@ class CallStore(Protocol):
         ...
 
 
-class StateStore(MessageLog, ChargerStore, IdTokenStore, TransactionStore, EventStore, CallStore, Protocol):
+class ReservationStore(Protocol):
+    """Reservations (1.6 Reservation profile, 2.x block H): integer ids, unique across chargers."""
+
+    def next_reservation_id(self) -> int:
+        """The next reservation id from an atomic counter; never reused (gaps allowed)."""
+        ...
+
+    def create_reservation(self, charge_point_id: str, reservation_id: int, record: Mapping[str, Any]) -> None:
+        """Keep a new reservation, findable by its id alone (``find_reservation``)."""
+        ...
+
+    def get_reservation(self, charge_point_id: str, reservation_id: int) -> Record | None: ...
+
+    def find_reservation(self, reservation_id: int) -> Record | None:
+        """The reservation with this id, whichever charger it is for."""
+        ...
+
+    def update_reservation(self, charge_point_id: str, reservation_id: int, update: ItemUpdate) -> bool:
+        """Apply ``update`` to the reservation item. False if its condition did not hold."""
+        ...
+
+    def list_reservations(self, charge_point_id: str) -> list[Record]:
+        """The charger's reservations, newest (greatest id) first."""
+        ...
+
+
+class StateStore(
+    MessageLog, ChargerStore, IdTokenStore, TransactionStore, EventStore, CallStore, ReservationStore, Protocol
+):
     """Everything the processor and the operator API keep."""

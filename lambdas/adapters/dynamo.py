@@ -171,6 +171,8 @@ class DynamoStore:
         conditions = []
         if update.must_exist:
             conditions.append(f"attribute_exists({expression.name(keys.PK)})")
+        for name in update.require_absent:
+            conditions.append(f"attribute_not_exists({expression.name(name)})")
         if update.newer is not None:
             order = update.newer
             attribute, value = expression.name(order.attribute), expression.value(order.value)
@@ -415,11 +417,23 @@ class DynamoStore:
     def put_id_token(self, id_token: str, record: Mapping[str, Any]) -> None:
         self._put(keys.id_tag_pk(id_token), keys.ID_TAG_SK, record)
 
+    def delete_id_token(self, id_token: str) -> bool:
+        response = self._call(
+            "delete_item",
+            Key=serialize_item({keys.PK: keys.id_tag_pk(id_token), keys.SK: keys.ID_TAG_SK}),
+            ReturnValues="ALL_OLD",
+        )
+        return bool(response.get("Attributes"))
+
     # --- transactions --------------------------------------------------------------------
     def next_transaction_id(self) -> int:
+        return self._next_counter(keys.TRANSACTION_COUNTER_SK)
+
+    def _next_counter(self, name: str) -> int:
+        """One atomic ADD on the ``COUNTER`` item ``name``: the new value."""
         response = self._call(
             "update_item",
-            Key=serialize_item({keys.PK: keys.COUNTER_PK, keys.SK: keys.TRANSACTION_COUNTER_SK}),
+            Key=serialize_item({keys.PK: keys.COUNTER_PK, keys.SK: name}),
             UpdateExpression="ADD #value :one",
             ExpressionAttributeNames={"#value": "value"},
             ExpressionAttributeValues=serialize_item({":one": 1}),
@@ -535,6 +549,64 @@ class DynamoStore:
 
     def get_call(self, charge_point_id: str, unique_id: str) -> Record | None:
         return self._get(keys.charger_pk(charge_point_id), keys.call_sk(unique_id))
+
+    def list_calls(self, charge_point_id: str, *, after: str | None = None, limit: int = 50) -> list[Record]:
+        """One query of the charger's ``CALL#`` items, backwards from ``after``."""
+        names = {"#pk": keys.PK, "#sk": keys.SK}
+        values: dict[str, Any] = {":pk": keys.charger_pk(charge_point_id), ":prefix": keys.CALL_PREFIX}
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
+            "ExpressionAttributeNames": names,
+            "ConsistentRead": True,
+            "ScanIndexForward": False,
+        }
+        if after is not None:
+            kwargs["KeyConditionExpression"] = "#pk = :pk AND #sk BETWEEN :prefix AND :before"
+            # BETWEEN bounds the range (begins_with cannot); it is inclusive, so ``after`` itself
+            # comes back first and is skipped below
+            values[":before"] = keys.call_sk(after)
+        kwargs["ExpressionAttributeValues"] = serialize_item(values)
+        found: list[Record] = []
+        while len(found) < limit:
+            kwargs["Limit"] = limit - len(found) + (1 if after is not None else 0)
+            response = self._call("query", **kwargs)
+            for item in response.get("Items", []):
+                record = self._live_record(item)
+                if record is not None and record.get("uniqueId") != after and len(found) < limit:
+                    found.append(record)
+            if not response.get("LastEvaluatedKey"):
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return found
+
+    # --- reservations --------------------------------------------------------------------
+    def next_reservation_id(self) -> int:
+        return self._next_counter(keys.RESERVATION_COUNTER_SK)
+
+    def create_reservation(self, charge_point_id: str, reservation_id: int, record: Mapping[str, Any]) -> None:
+        """The pointer first: if the second put fails, a pointer to nothing reads as no reservation."""
+        self._put(
+            keys.reservation_pointer_pk(reservation_id),
+            keys.RESERVATION_POINTER_SK,
+            {"chargePointId": charge_point_id, "reservationId": reservation_id},
+        )
+        self._put(keys.charger_pk(charge_point_id), keys.reservation_sk(reservation_id), record)
+
+    def get_reservation(self, charge_point_id: str, reservation_id: int) -> Record | None:
+        return self._get(keys.charger_pk(charge_point_id), keys.reservation_sk(reservation_id))
+
+    def find_reservation(self, reservation_id: int) -> Record | None:
+        pointer = self._get(keys.reservation_pointer_pk(reservation_id), keys.RESERVATION_POINTER_SK)
+        if pointer is None or not isinstance(pointer.get("chargePointId"), str):
+            return None
+        return self.get_reservation(pointer["chargePointId"], reservation_id)
+
+    def update_reservation(self, charge_point_id: str, reservation_id: int, update: ItemUpdate) -> bool:
+        return self._apply(keys.charger_pk(charge_point_id), keys.reservation_sk(reservation_id), update)
+
+    def list_reservations(self, charge_point_id: str) -> list[Record]:
+        found = self._query(keys.charger_pk(charge_point_id), keys.RESERVATION_PREFIX)
+        return sorted(found, key=lambda r: int(r.get("reservationId") or 0), reverse=True)
 
     def complete_call(
         self, charge_point_id: str, unique_id: str, changes: Mapping[str, Any], expected_status: str = "pending"

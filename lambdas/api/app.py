@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError
 
 from ocpp_core.ports import StoreError
 
-from . import calls, chargers, id_tags, transactions
+from . import calls, chargers, id_tags, reservations, transactions
 from .context import ApiContext
 from .errors import ApiError
 from .http import Request, Response, parse_event
@@ -25,10 +25,23 @@ logger = logging.getLogger(__name__)
 ROUTES: list[Route] = [
     Route("/chargers", {"GET": chargers.list_chargers}),
     Route("/chargers/{chargePointId}", {"GET": chargers.get_charger, "PUT": chargers.put_charger}),
-    Route("/chargers/{chargePointId}/calls", {"POST": calls.post_call}),
+    Route("/chargers/{chargePointId}/calls", {"GET": calls.list_calls, "POST": calls.post_call}),
     Route("/chargers/{chargePointId}/calls/{uniqueId}", {"GET": calls.get_call}),
-    Route("/id-tags/{idTag}", {"GET": id_tags.get_id_tag, "PUT": id_tags.put_id_tag}),
+    Route(
+        "/chargers/{chargePointId}/reservations",
+        {"GET": reservations.list_for_charger, "POST": reservations.create},
+    ),
+    Route(
+        "/chargers/{chargePointId}/reservations/{reservationId}",
+        {"GET": reservations.get, "DELETE": reservations.cancel},
+    ),
+    Route("/reservations/{reservationId}", {"GET": reservations.get, "DELETE": reservations.cancel}),
+    Route(
+        "/id-tags/{idTag}",
+        {"GET": id_tags.get_id_tag, "PUT": id_tags.put_id_tag, "DELETE": id_tags.delete_id_tag},
+    ),
     Route("/transactions", {"GET": transactions.list_transactions}),
+    Route("/transactions/{transactionId}/close", {"POST": transactions.close}),
 ]
 
 

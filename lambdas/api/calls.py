@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
+from typing import Any
 
 from ocpp_core.calls import (
     FINAL_STATES,
@@ -33,6 +35,7 @@ from .bodies import json_object
 from .context import ApiContext
 from .errors import ApiError, BadRequest, NotFound
 from .http import Request, Response
+from .routes import PARAMETER_CHECKS
 from .views import call_view
 
 logger = logging.getLogger(__name__)
@@ -71,13 +74,43 @@ def _refused(cp: str, refusal: CallRefused) -> ApiError:
 
 def post_call(ctx: ApiContext, request: Request, params: dict[str, str]) -> Response:
     cp = params["chargePointId"]
-    deps = ctx.deps
-    wait_s = parse_wait(request.query.get("wait"), deps.settings.max_wait_s)
+    wait_s = parse_wait(request.query.get("wait"), ctx.deps.settings.max_wait_s)
     body = json_object(request, ("action", "payload"), required=True)
     if not isinstance(body.get("action"), str) or not body["action"]:
         raise BadRequest('The body needs "action": the OCPP action to send, e.g. "Reset".')
-    action, payload = body["action"], body.get("payload", {})
+    sent = send_call(ctx, cp, body["action"], body.get("payload", {}), wait_s)
+    return Response(sent.http_status, sent.view(), sent.location)
 
+
+@dataclass(frozen=True, slots=True)
+class SentCall:
+    """A call published to the charger: its record (final if the wait saw the answer)."""
+
+    record: Record
+    location: dict[str, str]
+    #: how long the API waited for the answer (None: it did not)
+    waited_s: float | None = None
+
+    @property
+    def http_status(self) -> int:
+        """202: sent, not waited for; 200: waited, the record is as the wait ended."""
+        return 202 if self.waited_s is None else 200
+
+    def view(self) -> dict[str, Any]:
+        view = call_view(self.record)
+        if self.waited_s is not None:
+            view["waitedS"] = int(self.waited_s) if self.waited_s.is_integer() else self.waited_s
+        return view
+
+
+def send_call(ctx: ApiContext, cp: str, action: Any, payload: Any, wait_s: float | None) -> SentCall:
+    """Validate, record and publish one CSMS call; wait for its answer if asked to.
+
+    The one way the API sends anything to a charger (``/calls``, reservations): the refusals
+    (unknown charger, invalid payload, not connected, busy) and a failed publish are the
+    ``ApiError`` the operator sees.
+    """
+    deps = ctx.deps
     try:
         new = start_call(
             deps.store, deps.ids, ctx.now_ms(), cp, action, payload, timeout_s=deps.settings.call_timeout_s
@@ -105,11 +138,8 @@ def post_call(ctx: ApiContext, request: Request, params: dict[str, str]) -> Resp
     logger.info("call %s %s sent to %s (timeout %ss)", action, unique_id, cp, new.expiry_s)
     location = {"location": f"/chargers/{cp}/calls/{unique_id}"}
     if wait_s is None:
-        return Response(202, call_view(new.record), location)
-    record = _wait_for_final(ctx, cp, unique_id, new.record, wait_s)
-    view = call_view(record)
-    view["waitedS"] = int(wait_s) if wait_s.is_integer() else wait_s
-    return Response(200, view, location)
+        return SentCall(new.record, location)
+    return SentCall(_wait_for_final(ctx, cp, unique_id, new.record, wait_s), location, wait_s)
 
 
 def _wait_for_final(ctx: ApiContext, cp: str, unique_id: str, record: Record, wait_s: float) -> Record:
@@ -143,6 +173,43 @@ def _view_and_count(ctx: ApiContext, cp: str, unique_id: str) -> Record | None:
     record = view_call(store, now, cp, unique_id)
     if record is not None and record.get("status") == TIMEOUT and record.get("completedAt") == now:
         ctx.count("CallsTimedOut")
+    return record
+
+
+#: ``GET /chargers/{id}/calls``: calls per page by default, and at most
+DEFAULT_PAGE, MAX_PAGE = 50, 500
+
+
+def parse_limit(raw: str | None, default: int = DEFAULT_PAGE, maximum: int = MAX_PAGE) -> int:
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
+        raise BadRequest(f"limit must be a whole number from 1 to {maximum}.", limit=raw[:32])
+    return int(raw)
+
+
+def list_calls(ctx: ApiContext, request: Request, params: dict[str, str]) -> Response:
+    """The charger's calls, newest first, a page at a time (``next``: the ``after`` of the next page)."""
+    cp = params["chargePointId"]
+    limit = parse_limit(request.query.get("limit"))
+    after = request.query.get("after")
+    if after is not None:
+        PARAMETER_CHECKS["uniqueId"](after)
+    store = ctx.deps.store
+    if store.get_charger(cp) is None:
+        raise NotFound(f"Unknown charger {cp}.", chargePointId=cp)
+    records = store.list_calls(cp, after=after, limit=limit + 1)
+    page = records[:limit]
+    now = ctx.now_ms()
+    views = [call_view(_overdue_as_timeout(r, now)) for r in page]
+    next_after = str(page[-1]["uniqueId"]) if len(records) > limit else None
+    return Response(200, {"calls": views, "count": len(views), "next": next_after})
+
+
+def _overdue_as_timeout(record: Record, now_ms: int) -> Record:
+    """A pending call past its timeout reads as ``timeout`` (a listing does not write it)."""
+    if record.get("status") == PENDING and now_ms >= int(record.get("timeoutAt", 0)):
+        return {**record, "status": TIMEOUT.value}
     return record
 
 

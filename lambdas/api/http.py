@@ -51,7 +51,9 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
     def to_proxy(self) -> dict[str, Any]:
-        """The Lambda proxy answer API Gateway expects."""
+        """The Lambda proxy answer API Gateway expects (204: no body, no content type)."""
+        if self.status == 204:
+            return {"statusCode": 204, "headers": dict(self.headers), "body": "", "isBase64Encoded": False}
         return {
             "statusCode": self.status,
             "headers": {"content-type": "application/json", **self.headers},

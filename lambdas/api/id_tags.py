@@ -62,3 +62,11 @@ def get_id_tag(ctx: ApiContext, request: Request, params: dict[str, str]) -> Res
     if record is None:
         raise NotFound(f"Unknown id tag {tag[:60]!r}.", idTag=tag)
     return Response(200, id_tag_view(tag, record, ctx.now_ms()))
+
+
+def delete_id_tag(ctx: ApiContext, request: Request, params: dict[str, str]) -> Response:
+    """Remove the tag from the authorization list: chargers asking for it are told ``Invalid``."""
+    tag = params["idTag"]
+    if not ctx.deps.store.delete_id_token(tag):
+        raise NotFound(f"Unknown id tag {tag[:60]!r}.", idTag=tag)
+    return Response(204, None)

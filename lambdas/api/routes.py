@@ -2,7 +2,8 @@
 
 Matching is on ``rawPath`` rather than API Gateway's ``pathParameters`` so the local server
 (which has no API Gateway in front of it) routes exactly the same way. Path parameters are
-percent-decoded here and checked by name (``chargePointId``, ``idTag``, ``uniqueId``) before
+percent-decoded here and checked by name (``chargePointId``, ``idTag``, ``uniqueId``, ``transactionId``; the
+reservation id is checked by its endpoints) before
 an endpoint sees them, so every endpoint gets valid strings.
 """
 
@@ -53,10 +54,20 @@ def _check_unique_id(value: str) -> None:
         raise BadRequest(f"Invalid call id: OCPP message ids are 1 to {MAX_UNIQUE_ID_LENGTH} printable characters.")
 
 
+#: 1.6 transaction ids are integers; 2.x ``transactionId`` is at most 36 characters.
+MAX_TRANSACTION_ID_LENGTH = 36
+
+
+def _check_transaction_id(value: str) -> None:
+    if not 0 < len(value) <= MAX_TRANSACTION_ID_LENGTH or not _printable(value):
+        raise BadRequest(f"Invalid transaction id: 1 to {MAX_TRANSACTION_ID_LENGTH} printable characters.")
+
+
 PARAMETER_CHECKS: dict[str, Callable[[str], None]] = {
     "chargePointId": _check_charge_point_id,
     "idTag": _check_id_tag,
     "uniqueId": _check_unique_id,
+    "transactionId": _check_transaction_id,
 }
 
 

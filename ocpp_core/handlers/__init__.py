@@ -12,6 +12,7 @@ from . import (
     diagnostics,
     firmware,
     provisioning,
+    reservations,
     security,
     smart_charging,
     transactions,
@@ -26,6 +27,7 @@ BLOCKS = (
     firmware,
     security,
     smart_charging,
+    reservations,
     diagnostics,
     data_transfer,
 )

@@ -1,5 +1,5 @@
 """Diagnostics and monitoring (2.0.1 / 2.1 block N, 2.1 periodic event streams), display messages
-(block O), reservations (block H) and customer information: kept as reported."""
+(block O) and customer information: kept as reported (reservations: ``reservations.py``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ ROUTES = routes(
         "NotifyMonitoringReport": recorder("NotifyMonitoringReport"),
         "NotifyCustomerInformation": recorder("NotifyCustomerInformation"),
         "NotifyDisplayMessages": recorder("NotifyDisplayMessages"),
-        "ReservationStatusUpdate": recorder("ReservationStatusUpdate"),
     },
     v21={
         "OpenPeriodicEventStream": recorder("OpenPeriodicEventStream", {"status": "Accepted"}),

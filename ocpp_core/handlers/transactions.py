@@ -26,9 +26,10 @@ from typing import Any
 
 from ..context import CallContext
 from ..keys import content_digest
-from ..ports import ItemUpdate, Newer
+from ..ports import ItemUpdate, Newer, StateStore
 from .authorization import id_tag_info, id_token_info
 from .common import ORDER_SUFFIX, energy_register_wh, energy_used, latest_sample_ms, routes, whole
+from .reservations import used_by_transaction
 
 
 class TransactionStatus(enum.StrEnum):
@@ -66,6 +67,7 @@ def start_transaction(ctx: CallContext, payload: dict[str, Any]) -> dict[str, An
         record["reservationId"] = payload["reservationId"]
     transaction_id = int(ctx.store.start_transaction(ctx.charge_point_id, start_key, candidate, record))
     ctx.notes["transactionId"] = transaction_id
+    used_by_transaction(ctx, payload.get("reservationId"), transaction_id)
     return {"transactionId": transaction_id, "idTagInfo": info}
 
 
@@ -84,7 +86,7 @@ def meter_values(ctx: CallContext, payload: dict[str, Any]) -> dict[str, Any]:
             ctx.charge_point_id,
             tx_key,
             ItemUpdate(
-                set={"meterLast": whole(reading), "meterLastAt": sampled_at},
+                set={"meterLast": whole(reading), "meterLastAt": sampled_at, "meterLastReceivedAt": ctx.received_at_ms},
                 # ordered by the sample's time, then by the frame's place: equal times never tie
                 newer=Newer("meterLastOrder", f"{sampled_at:015d}#{ctx.order_key}"),
                 must_exist=True,
@@ -153,7 +155,9 @@ def transaction_event(ctx: CallContext, payload: dict[str, Any]) -> dict[str, An
         "lastEventType": event,
         "lastTriggerReason": payload["triggerReason"],
         "lastEventAt": payload["timestamp"],
+        "lastEventReceivedAt": ctx.received_at_ms,
     }
+    used_by_transaction(ctx, payload.get("reservationId"), tx_key)
     optional: dict[str, Any] = {source: info[source] for source in _ORDERED_OPTIONAL[:3] if source in info}
     evse = payload.get("evse")
     if isinstance(evse, Mapping):
@@ -233,6 +237,46 @@ def transaction_event(ctx: CallContext, payload: dict[str, Any]) -> dict[str, An
     return response
 
 
+# --- the operator ----------------------------------------------------------------------------
+
+#: who closed a transaction the charger never ended (``closedBy``)
+CLOSED_BY_OPERATOR = "operator"
+
+
+def close_transaction(store: StateStore, charge_point_id: str, transaction_id: str, reason: str, now_ms: int) -> bool:
+    """Close a transaction left open (its charger died): ``Completed`` without an OCPP message.
+
+    Only a transaction the charger has not stopped (no ``stoppedAt``); the energy stays derived
+    from the last reading. If the charger's own stop arrives later, its values are kept too (the
+    charger knows best), and ``closedBy`` still says the operator closed it first.
+    """
+    return store.update_transaction(
+        charge_point_id,
+        transaction_id,
+        ItemUpdate(
+            set={
+                "status": TransactionStatus.COMPLETED.value,
+                "closedBy": CLOSED_BY_OPERATOR,
+                "closeReason": reason,
+                "closedAt": now_ms,
+                "stoppedAt": now_ms,
+            },
+            must_exist=True,
+            require_absent=("stoppedAt",),
+        ),
+    )
+
+
+#: what counts as activity of a transaction, each the time the bridge received it (the charger's
+#: clock may be far off): its start, its last reading, its last event
+_ACTIVITY = ("startedAt", "meterLastReceivedAt", "lastEventReceivedAt")
+
+
+def last_activity_ms(record: Mapping[str, Any]) -> int | None:
+    times = [t for name in _ACTIVITY if isinstance(t := record.get(name), int) and not isinstance(t, bool)]
+    return max(times) if times else None
+
+
 # --- views -----------------------------------------------------------------------------------
 
 
@@ -251,6 +295,9 @@ def transaction_view(record: Mapping[str, Any]) -> dict[str, Any]:
     used = energy_used(record.get("meterStart"), end)
     if used is not None:
         view["energyWh"] = whole(used)
+    activity = last_activity_ms(record)
+    if activity is not None:
+        view["lastActivityAt"] = activity
     return view
 
 

@@ -347,4 +347,5 @@ def test_unknown_call_and_bad_call_id(deps: Dependencies) -> None:
     assert request("GET", "/chargers/CP1/calls/" + "x" * 37).status == 400
     assert request("GET", "/chargers/bad!/calls/x").status == 400
     assert request("PUT", "/chargers/CP1/calls/x").status == 405
-    assert request("GET", "/chargers/CP1/calls").status == 405
+    assert request("DELETE", "/chargers/CP1/calls").status == 405
+    assert request("GET", "/chargers/CP1/calls").status == 404  # the history of an unknown charger

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 
@@ -197,3 +198,318 @@ def test_chargers_list_follows_every_page_and_stops_at_limit(
     assert [c["chargePointId"] for c in json.loads(out)["chargers"]] == ids[:3]
     refused = cli("--api-url", server.url, "chargers", "list", "--limit", "0")
     assert refused.returncode == 2 and "--limit" in refused.stderr
+
+
+# --- reservations, call history, id-tag removal, stale transactions ------------------------
+
+
+def published(deps: Dependencies) -> list[list[object]]:
+    """The frames the CSMS sent to chargers, oldest first."""
+    return [json.loads(message[1]) for message in deps.publisher.messages]  # type: ignore[attr-defined]
+
+
+def answer_next_call(deps: Dependencies, cp: str, protocol: str, response: dict[str, object]) -> threading.Thread:
+    """A charger that answers the next CALL the CSMS publishes (started before the CLI sends it)."""
+    seen = len(deps.publisher.messages)  # type: ignore[attr-defined]
+
+    def charger() -> None:
+        deadline = time.monotonic() + 5
+        while len(deps.publisher.messages) <= seen and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.01)
+        uid = published(deps)[seen][1]
+        from_charger(deps, cp, protocol, [3, uid, response])
+
+    thread = threading.Thread(target=charger, daemon=True)
+    thread.start()
+    return thread
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """A table's lines cut at its header's column offsets (cells may hold spaces)."""
+    lines = text.splitlines()
+    header = lines[0]
+    starts = [0] + [i + 2 for i in range(len(header) - 2) if header[i : i + 2] == "  " and header[i + 2] != " "]
+    ends = [*starts[1:], None]
+    return [[line[a:b].strip() for a, b in zip(starts, ends, strict=True)] for line in lines]
+
+
+def fields(text: str) -> dict[str, str]:
+    """``key  value`` lines (``output.key_values``) as a dict."""
+    return dict(line.split(None, 1) if " " in line else (line, "") for line in text.splitlines() if line)
+
+
+def test_reservations_create_list_show_cancel_1_6(server: ApiServer, deps: Dependencies) -> None:
+    connect(deps, "CP1", "ocpp1.6")
+    charger = answer_next_call(deps, "CP1", "ocpp1.6", {"status": "Accepted"})
+    code, out, err = run(
+        server,
+        "reservations",
+        "create",
+        "CP1",
+        "--id-tag",
+        "TAG1",
+        "--connector",
+        "1",
+        "--expires",
+        "2099-01-01T00:00:00Z",
+        "--parent-id-tag",
+        "FLEET",
+        "--wait",
+        "3",
+        "--json",
+    )
+    charger.join(5)
+    assert code == 0, err
+    answer = json.loads(out)
+    reservation, call = answer["reservation"], answer["call"]
+    rid = reservation["reservationId"]
+    assert isinstance(rid, int)
+    assert reservation["chargePointId"] == "CP1" and reservation["connectorId"] == 1
+    assert reservation["idTag"] == "TAG1" and reservation["parentIdTag"] == "FLEET"
+    assert reservation["status"] == "Accepted" and reservation["uniqueId"] == call["uniqueId"]
+    assert call["action"] == "ReserveNow" and call["status"] == "accepted"
+    frame = published(deps)[-1]
+    assert frame[2] == "ReserveNow"
+    sent = frame[3]
+    assert isinstance(sent, dict)
+    assert (sent["reservationId"], sent["connectorId"], sent["idTag"]) == (rid, 1, "TAG1")
+    assert sent["parentIdTag"] == "FLEET" and sent["expiryDate"].startswith("2099-01-01T00:00:00")
+
+    code, out, err = run(server, "reservations", "list", "CP1")
+    assert code == 0, err
+    header, row = table_rows(out)
+    assert header == ["RESERVATION", "CHARGER", "CONNECTOR", "ID TAG", "STATUS", "EXPIRES", "CREATED"]
+    assert row[:5] == [str(rid), "CP1", "1", "TAG1", "Accepted"]
+    assert row[5].startswith("2099-01-01T00:00:00") and row[6].endswith("Z")
+    code, out, _ = run(server, "reservations", "list", "CP1", "--status", "Cancelled", "--json")
+    assert code == 0 and json.loads(out) == {"reservations": [], "count": 0}
+
+    code, out, _ = run(server, "reservations", "show", str(rid))
+    assert code == 0
+    shown = fields(out)
+    assert (shown["reservationId"], shown["status"], shown["idTag"]) == (str(rid), "Accepted", "TAG1")
+    code, out, _ = run(server, "reservations", "show", str(rid), "--json")
+    assert json.loads(out)["uniqueId"] == call["uniqueId"]
+
+    charger = answer_next_call(deps, "CP1", "ocpp1.6", {"status": "Accepted"})
+    code, out, err = run(server, "reservations", "cancel", str(rid), "--wait", "3")
+    charger.join(5)
+    assert code == 0, err
+    assert published(deps)[-1][2:] == ["CancelReservation", {"reservationId": rid}]
+    reservation_part, call_part = out.split("\ncall:\n")
+    assert fields(reservation_part)["status"] == "Cancelled"
+    assert fields(reservation_part)["cancelUniqueId"] == fields(call_part)["uniqueId"]
+    assert (fields(call_part)["action"], fields(call_part)["status"]) == ("CancelReservation", "accepted")
+
+    code, _, err = run(server, "reservations", "cancel", str(rid))
+    assert code == 1 and "(HTTP 409)" in err  # a second cancel
+    code, out, err = run(server, "reservations", "cancel", "999999")
+    assert code == 1 and out == "" and err.startswith("error: ") and err.endswith("(HTTP 404)\n")
+    code, _, err = run(server, "reservations", "show", "999999")
+    assert code == 1 and "(HTTP 404)" in err
+    code, _, err = run(server, "reservations", "list", "NOPE")
+    assert (code, err) == (1, "error: Unknown charger NOPE. (HTTP 404)\n")
+
+
+def test_reservation_expires_in_2_x_table_and_errors(server: ApiServer, deps: Dependencies) -> None:
+    connect(deps, "CS2", "ocpp2.0.1")
+    before = time.time()
+    code, out, err = run(
+        server, "reservations", "create", "CS2", "--id-tag", "TAG2", "--evse", "1", "--expires-in", "30m"
+    )
+    assert code == 0, err  # not waited: the call is pending, the reservation Requested
+    reservation_part, call_part = out.split("\ncall:\n")
+    assert fields(reservation_part)["status"] == "Requested" and fields(call_part)["status"] == "pending"
+    frame = published(deps)[-1]
+    assert frame[2] == "ReserveNow"
+    sent = frame[3]
+    assert isinstance(sent, dict)
+    assert sent["idToken"] == {"idToken": "TAG2", "type": "Central"} and sent["evseId"] == 1
+    expiry = datetime.fromisoformat(sent["expiryDateTime"].replace("Z", "+00:00")).timestamp()
+    assert before + 1800 - 2 <= expiry <= time.time() + 1800 + 2
+
+    code, out, _ = run(server, "reservations", "list", "CS2")
+    _, row = table_rows(out)
+    assert row[1:5] == ["CS2", "1/-", "TAG2", "Requested"]
+
+    # The charger's one call slot is taken by the ReserveNow that was not answered.
+    code, _, err = run(server, "reservations", "create", "CS2", "--id-tag", "T", "--expires-in", "1h")
+    assert code == 1 and "(HTTP 409)" in err
+    code, _, err = run(server, "reservations", "create", "CS2", "--id-tag", "T", "--expires", "2001-01-01T00:00:00Z")
+    assert code == 1 and "(HTTP 400)" in err
+    code, _, err = run(server, "reservations", "create", "NOPE", "--id-tag", "T", "--expires-in", "1h")
+    assert code == 1 and "(HTTP 404)" in err
+    refused = cli("--api-url", server.url, "reservations", "create", "CS2", "--id-tag", "T", "--expires-in", "soon")
+    assert refused.returncode == 2 and "--expires-in" in refused.stderr and "90s, 30m, 2h or 1d" in refused.stderr
+    refused = cli("--api-url", server.url, "reservations", "create", "CS2", "--id-tag", "T")
+    assert refused.returncode == 2 and "--expires" in refused.stderr
+    refused = cli("--api-url", server.url, "reservations", "show", "seven")
+    assert refused.returncode == 2
+
+
+def test_reservation_create_exits_4_when_the_call_times_out(server: ApiServer, deps: Dependencies) -> None:
+    connect(deps, "CP1", "ocpp1.6")
+
+    def charger_never_answers() -> None:
+        deadline = time.monotonic() + 5
+        while not deps.publisher.messages and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.01)
+        deps.clock.advance(60)  # type: ignore[attr-defined]  # past the call timeout
+
+    thread = threading.Thread(target=charger_never_answers, daemon=True)
+    thread.start()
+    args = ("reservations", "create", "CP1", "--id-tag", "T", "--connector", "0", "--expires-in", "1d")
+    code, out, err = run(server, *args, "--wait", "2", "--json")
+    thread.join(5)
+    assert code == 4, err
+    assert json.loads(out)["call"]["status"] == "timeout"
+
+
+def test_calls_list_pages_and_errors(server: ApiServer, deps: Dependencies) -> None:
+    connect(deps, "CP1", "ocpp1.6")
+    for action in ("ClearCache", "Reset"):
+        charger = answer_next_call(deps, "CP1", "ocpp1.6", {"status": "Accepted"})
+        payload = '{"type":"Soft"}' if action == "Reset" else "{}"
+        assert run(server, "call", "CP1", action, payload, "--wait", "3")[0] == 0
+        charger.join(5)
+        deps.clock.advance(1)  # type: ignore[attr-defined]
+
+    code, out, err = run(server, "calls", "list", "CP1")
+    assert code == 0, err
+    header, *rows = table_rows(out)
+    assert header == ["UNIQUE ID", "ACTION", "STATUS", "CREATED", "COMPLETED"]
+    assert [r[1:3] for r in rows] == [["Reset", "accepted"], ["ClearCache", "accepted"]]  # newest first
+    assert all(r[3].endswith("Z") and r[4].endswith("Z") for r in rows)
+    assert "more:" not in out
+
+    code, out, _ = run(server, "calls", "list", "CP1", "--limit", "1")
+    assert code == 0
+    lines = out.splitlines()
+    newest = lines[1].split()[0]
+    assert lines[-1].startswith("more: --after ")
+    cursor = lines[-1].removeprefix("more: --after ")
+    code, out, _ = run(server, "calls", "list", "CP1", "--limit", "1", "--after", cursor, "--json")
+    page = json.loads(out)
+    assert page["count"] == 1 and page["next"] is None
+    assert page["calls"][0]["action"] == "ClearCache" and page["calls"][0]["uniqueId"] != newest
+
+    code, _, err = run(server, "calls", "list", "NOPE")
+    assert (code, err) == (1, "error: Unknown charger NOPE. (HTTP 404)\n")
+    code, _, err = run(server, "calls", "list", "CP1", "--limit", "501")
+    assert code == 1 and "(HTTP 400)" in err
+
+
+def test_id_tags_delete(server: ApiServer, deps: Dependencies) -> None:
+    assert run(server, "id-tags", "put", "TAG 1")[0] == 0
+    assert run(server, "id-tags", "put", "TAG-2")[0] == 0
+    assert run(server, "id-tags", "delete", "TAG 1") == (0, "deleted TAG 1\n", "")
+    assert deps.store.get_id_token("TAG 1") is None
+    code, _, err = run(server, "id-tags", "show", "TAG 1")
+    assert code == 1 and "(HTTP 404)" in err
+    code, out, _ = run(server, "id-tags", "delete", "TAG-2", "--json")
+    assert code == 0 and json.loads(out) == {"idTag": "TAG-2", "deleted": True}
+
+    connect(deps, "CP1", "ocpp1.6")
+    outcome = from_charger(deps, "CP1", "ocpp1.6", [2, "a1", "Authorize", {"idTag": "TAG-2"}])
+    assert '"Invalid"' in outcome.reply
+
+    code, out, err = run(server, "id-tags", "delete", "TAG-2")
+    assert code == 1 and out == "" and err.startswith("error: ") and err.endswith("(HTTP 404)\n")
+
+
+def test_transactions_older_than_and_close(server: ApiServer, deps: Dependencies) -> None:
+    connect(deps, "CP1", "ocpp1.6")
+    started = from_charger(
+        deps,
+        "CP1",
+        "ocpp1.6",
+        [
+            2,
+            "s",
+            "StartTransaction",
+            {"connectorId": 1, "idTag": "TAG", "meterStart": 1000, "timestamp": "2025-01-01T00:00:00Z"},
+        ],
+    )
+    tx_id = str(json.loads(started.reply)[2]["transactionId"])
+    from_charger(
+        deps,
+        "CP1",
+        "ocpp1.6",
+        [
+            2,
+            "m",
+            "MeterValues",
+            {
+                "connectorId": 1,
+                "transactionId": int(tx_id),
+                "meterValue": [{"timestamp": "2025-01-01T00:10:00Z", "sampledValue": [{"value": "1500"}]}],
+            },
+        ],
+    )
+    deps.clock.advance(3 * 3600)  # type: ignore[attr-defined]
+
+    code, out, err = run(server, "transactions", "list", "--status", "Active", "--older-than", "2h")
+    assert code == 0, err
+    header, row = table_rows(out)
+    assert header[:8] == [
+        "TRANSACTION",
+        "CHARGER",
+        "CONNECTOR",
+        "ID TAG",
+        "STATUS",
+        "STARTED",
+        "STOPPED",
+        "LAST ACTIVITY",
+    ]
+    assert row[:5] == [tx_id, "CP1", "1", "TAG", "Active"] and row[7].endswith("Z")
+    code, out, _ = run(server, "transactions", "list", "--older-than", "4h", "--json")
+    assert json.loads(out)["count"] == 0
+    code, out, _ = run(server, "transactions", "list", "--older-than", "2099-01-01T00:00:00Z", "--json")
+    assert [t["transactionId"] for t in json.loads(out)["transactions"]] == [tx_id]
+    code, _, err = run(server, "transactions", "list", "--older-than", "a while")
+    assert code == 1 and "(HTTP 400)" in err
+
+    code, out, err = run(server, "transactions", "close", tx_id, "--reason", "charger replaced", "--json")
+    assert code == 0, err
+    closed = json.loads(out)
+    assert closed["status"] == "Completed" and closed["closedBy"] == "operator"
+    assert closed["closeReason"] == "charger replaced" and closed["energyWh"] == 500
+    assert closed["closedAt"].endswith("Z") and closed["stoppedAt"].endswith("Z")
+
+    code, _, err = run(server, "transactions", "close", tx_id, "--reason", "again")
+    assert code == 1 and "(HTTP 409)" in err
+    code, _, err = run(server, "transactions", "close", "424242", "--reason", "x")
+    assert code == 1 and "(HTTP 404)" in err
+    refused = cli("--api-url", server.url, "transactions", "close", tx_id)
+    assert refused.returncode == 2 and "--reason" in refused.stderr
+
+
+def test_transactions_close_an_id_two_chargers_use(server: ApiServer, deps: Dependencies) -> None:
+    for cs in ("CS1", "CS2"):
+        connect(deps, cs, "ocpp2.0.1")
+        from_charger(
+            deps,
+            cs,
+            "ocpp2.0.1",
+            [
+                2,
+                "te0",
+                "TransactionEvent",
+                {
+                    "eventType": "Started",
+                    "timestamp": "2025-01-01T10:00:00Z",
+                    "triggerReason": "Authorized",
+                    "seqNo": 0,
+                    "transactionInfo": {"transactionId": "tx-1"},
+                    "evse": {"id": 1, "connectorId": 1},
+                },
+            ],
+        )
+    code, _, err = run(server, "transactions", "close", "tx-1", "--reason", "stale")
+    assert code == 1 and "(HTTP 409)" in err
+    code, out, err = run(server, "transactions", "close", "tx-1", "--reason", "stale", "--charger", "CS2")
+    assert code == 0, err
+    shown = fields(out)
+    assert (shown["chargePointId"], shown["status"], shown["closedBy"]) == ("CS2", "Completed", "operator")
+    code, out, _ = run(server, "transactions", "list", "--status", "Active", "--json")
+    assert [t["chargePointId"] for t in json.loads(out)["transactions"]] == ["CS1"]

@@ -57,7 +57,8 @@ def test_id_tag_errors(deps: Dependencies) -> None:
     assert request("PUT", "/id-tags/T", {"colour": "red"}).status == 400
     assert request("PUT", "/id-tags/" + "x" * 256, {}).status == 400
     assert request("PUT", "/id-tags/%0A", {}).status == 400
-    assert request("DELETE", "/id-tags/T").status == 405
+    assert request("PATCH", "/id-tags/T").status == 405
+    assert request("DELETE", "/id-tags/T").status == 404  # no such tag
 
 
 def test_the_processor_authorizes_from_the_tags_the_api_put(deps: Dependencies) -> None:

@@ -704,3 +704,17 @@ def test_synthesis_needed_no_lookup(synth: Synthesized) -> None:
 def test_the_assembly_holds_one_stack_named_after_the_stage(synth: Synthesized) -> None:
     templates = sorted(p.name for p in Path(synth.assembly_dir).glob("*.template.json"))
     assert templates == ["OcppCsms-dev.template.json"]
+
+
+def test_the_deployed_routes_are_the_routes_the_api_serves() -> None:
+    """infra's API Gateway routes and lambdas.api.app.ROUTES: the same methods on the same paths."""
+    import re
+
+    from lambdas.api.app import ROUTES as SERVED
+
+    def shape(path: str) -> str:
+        return re.sub(r"\{[^}]+\}", "{}", path)
+
+    served = {(method, shape(route.template)) for route in SERVED for method in route.methods}
+    deployed = {(method.value, shape(path)) for method, path in ROUTES}
+    assert deployed == served

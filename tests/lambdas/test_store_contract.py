@@ -823,3 +823,73 @@ def test_the_call_flow_over_the_store_start_answer_timeout(store: StateStore, cl
     assert store.complete_call("CP1", uid, {"status": "accepted", "response": {"status": "Accepted"}})
     store.release_outstanding("CP1", uid)
     assert store.acquire_outstanding("CP1", "next", clock.now_ms(), clock.now_ms() + 1000) is None
+
+
+# --- call history, id token removal, reservations, require_absent ----------------------------
+
+
+def _call(uid: str, created: int, **extra: object) -> dict[str, object]:
+    return {"chargePointId": "CP1", "uniqueId": uid, "status": "pending", "createdAt": created, **extra}
+
+
+def test_calls_list_greatest_id_first_a_page_at_a_time(store: StateStore, clock: FakeClock) -> None:
+    ids = [f"0190-{n:04d}" for n in range(1, 8)]  # sort as created, as the API's UUIDv7 ids do
+    for n, uid in enumerate(ids):
+        store.put_call("CP1", uid, _call(uid, START_MS + n))
+    store.put_call("CP2", "0190-9999", _call("0190-9999", START_MS))  # another charger's
+    store.put_call("CP1", "0190-0000", _call("0190-0000", START_MS, expiresAt=NOW_S - 1))  # expired
+    first = store.list_calls("CP1", limit=3)
+    assert [c["uniqueId"] for c in first] == ids[::-1][:3]
+    second = store.list_calls("CP1", after=first[-1]["uniqueId"], limit=3)
+    assert [c["uniqueId"] for c in second] == ids[::-1][3:6]
+    rest = store.list_calls("CP1", after=second[-1]["uniqueId"], limit=3)
+    assert [c["uniqueId"] for c in rest] == ids[:1]
+    assert store.list_calls("CP1", after=ids[0]) == []
+    assert store.list_calls("nobody") == []
+
+
+def test_an_id_token_is_deleted_once(store: StateStore) -> None:
+    store.put_id_token("T1", {"status": "Accepted"})
+    assert store.delete_id_token("T1") is True
+    assert store.get_id_token("T1") is None
+    assert store.delete_id_token("T1") is False
+
+
+def test_reservation_ids_are_unique_and_records_found_with_or_without_the_charger(store: StateStore) -> None:
+    first, second = store.next_reservation_id(), store.next_reservation_id()
+    assert second > first
+    store.create_reservation("CP1", first, {"chargePointId": "CP1", "reservationId": first, "idTag": "A"})
+    store.create_reservation("CP2", second, {"chargePointId": "CP2", "reservationId": second, "idTag": "B"})
+    assert store.get_reservation("CP1", first) == {"chargePointId": "CP1", "reservationId": first, "idTag": "A"}
+    assert store.get_reservation("CP2", first) is None  # not that charger's
+    assert store.find_reservation(second) == {"chargePointId": "CP2", "reservationId": second, "idTag": "B"}
+    assert store.find_reservation(second + 100) is None
+    third = store.next_reservation_id()
+    store.create_reservation("CP1", third, {"chargePointId": "CP1", "reservationId": third})
+    assert [r["reservationId"] for r in store.list_reservations("CP1")] == [third, first]
+
+
+def test_reservation_updates_and_the_earliest_end_wins(store: StateStore) -> None:
+    rid = store.next_reservation_id()
+    assert not store.update_reservation("CP1", rid, ItemUpdate(set={"end": "Used"}, must_exist=True))
+    store.create_reservation("CP1", rid, {"chargePointId": "CP1", "reservationId": rid})
+    late = ItemUpdate(set={"end": "Cancelled"}, newer=Newer("endedAt", 2_000, earliest_wins=True), must_exist=True)
+    early = ItemUpdate(set={"end": "Used"}, newer=Newer("endedAt", 1_000, earliest_wins=True), must_exist=True)
+    assert store.update_reservation("CP1", rid, late)
+    assert store.update_reservation("CP1", rid, early)
+    assert not store.update_reservation("CP1", rid, late)  # a later end never replaces an earlier one
+    assert store.get_reservation("CP1", rid) == {
+        "chargePointId": "CP1",
+        "reservationId": rid,
+        "end": "Used",
+        "endedAt": 1_000,
+    }
+
+
+def test_require_absent_refuses_an_update_when_the_attribute_exists(store: StateStore) -> None:
+    store.update_transaction("CP1", "7", ItemUpdate(set={"status": "Active"}))
+    close = ItemUpdate(set={"status": "Completed", "stoppedAt": 5}, must_exist=True, require_absent=("stoppedAt",))
+    assert store.update_transaction("CP1", "7", close)
+    assert not store.update_transaction("CP1", "7", close)
+    assert not store.update_transaction("CP1", "8", close)  # must_exist still holds
+    assert store.get_transaction("CP1", "7") == {"status": "Completed", "stoppedAt": 5}

@@ -1,7 +1,8 @@
 """Property: under AWS's delivery (concurrent, unordered, duplicated) the state ends as in order.
 
 Generated charger histories (boot, statuses, heartbeats, meter values, a 2.x session with meter
-values, CSMS-call results, MQTT reconnects on the same socket and reconnects on a new socket with
+values, CSMS-call results, a reservation with its answer, its use by the 2.x session, its cancel and
+the station's status updates of it, MQTT reconnects on the same socket and reconnects on a new socket with
 unique ids counting from 1 again) are delivered twice: once in order, once as a random permutation
 with duplicates by four threads at once, each through ``ocpp_core.process`` (or the presence
 Lambda's ``apply_event``) and the real DynamoDB adapter on moto. The two tables must end in the
@@ -38,6 +39,7 @@ from lambdas.adapters.dynamo import DynamoStore, create_table
 from lambdas.lifecycle import apply_event
 from ocpp_core import ProcessorConfig, process
 from ocpp_core.calls import CHARGER_MAPS
+from ocpp_core.handlers.reservations import reservation_view
 from ocpp_core.keys import message_digest
 from ocpp_core.timefmt import format_ms
 from ocpp_core.versions import OcppVersion
@@ -86,7 +88,9 @@ def _presence(kind: str, connection: str, at: int, rule_at: int, version: OcppVe
 
 
 @st.composite
-def histories(draw: st.DrawFn) -> tuple[OcppVersion, list[Delivery], list[dict[str, Any]]]:
+def histories(
+    draw: st.DrawFn,
+) -> tuple[OcppVersion, list[Delivery], list[dict[str, Any]], list[dict[str, Any]]]:
     version = draw(st.sampled_from([V16, V201]))
     clock = [START_MS]
 
@@ -96,6 +100,7 @@ def histories(draw: st.DrawFn) -> tuple[OcppVersion, list[Delivery], list[dict[s
 
     deliveries: list[Delivery] = []
     calls: list[dict[str, Any]] = []
+    reservations: list[dict[str, Any]] = []
     uid = [0]
 
     def call(connection: str, action: str, payload: dict[str, Any]) -> None:
@@ -125,6 +130,36 @@ def histories(draw: st.DrawFn) -> tuple[OcppVersion, list[Delivery], list[dict[s
                 connection,
                 "BootNotification",
                 {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}},
+            )
+
+    def answer(connection: str, action: str, request: dict[str, Any], response: dict[str, Any]) -> None:
+        """A CSMS call the operator API made (its record exists), and the charger's answer."""
+        call_id = f"csms-{len(calls)}"
+        calls.append({"uniqueId": call_id, "action": action, "payload": request})
+        deliveries.append(Delivery("result", {**_frame(version, connection, tick(), [3, call_id, response]).body}))
+
+    def reserve(connection: str) -> None:
+        """Reservation 1, as the API records it before sending ReserveNow, and the charger's answer."""
+        expiry = format_ms(START_MS + 10**8)
+        reservations.append({"chargePointId": CP, "reservationId": 1, "idTag": "A", "expiryDate": expiry})
+        if version is V16:
+            request = {"connectorId": 1, "expiryDate": expiry, "idTag": "A", "reservationId": 1}
+        else:
+            request = {"id": 1, "expiryDateTime": expiry, "idToken": {"idToken": "A", "type": "Central"}}
+        status = draw(st.sampled_from(["Accepted", "Accepted", "Occupied", "Rejected"]))
+        answer(connection, "ReserveNow", request, {"status": status})
+
+    def reservation_ends(connection: str) -> None:
+        """What may end reservation 1: the station's update (2.x) and the operator's cancel."""
+        if version is not V16 and draw(st.booleans()):
+            update = draw(st.sampled_from(["Expired", "Removed"]))
+            call(connection, "ReservationStatusUpdate", {"reservationId": 1, "reservationUpdateStatus": update})
+        if draw(st.booleans()):
+            answer(
+                connection,
+                "CancelReservation",
+                {"reservationId": 1},
+                {"status": draw(st.sampled_from(["Accepted", "Rejected"]))},
             )
 
     def session(connection: str) -> None:
@@ -158,11 +193,12 @@ def histories(draw: st.DrawFn) -> tuple[OcppVersion, list[Delivery], list[dict[s
                 payload["offline"] = True
             if seq == 0 or draw(st.booleans()):
                 payload["idToken"] = {"idToken": draw(st.sampled_from(["A", "B"])), "type": "ISO14443"}
+            if seq == 0 and reservations and draw(st.booleans()):
+                payload["reservationId"] = 1  # the session uses the reservation (E01, H01)
             call(connection, "TransactionEvent", payload)
 
     def results(connection: str) -> None:
         for _ in range(draw(st.integers(0, 2))):
-            call_id = f"csms-{len(calls)}"
             value = str(draw(st.integers(0, 3)))
             if version is V16:
                 action, request = "GetConfiguration", {"key": ["HeartbeatInterval"]}
@@ -172,13 +208,16 @@ def histories(draw: st.DrawFn) -> tuple[OcppVersion, list[Delivery], list[dict[s
                 target = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
                 request = {"getVariableData": [target]}
                 response = {"getVariableResult": [{"attributeStatus": "Accepted", "attributeValue": value, **target}]}
-            calls.append({"uniqueId": call_id, "action": action, "payload": request})
-            deliveries.append(Delivery("result", {**_frame(version, connection, tick(), [3, call_id, response]).body}))
+            answer(connection, action, request, response)
 
     deliveries.append(_presence("connected", "c1", tick(), clock[0], version))
     boot("c1")
     statuses("c1")
+    if draw(st.booleans()):
+        reserve("c1")
     session("c1")
+    if reservations:
+        reservation_ends("c1")
     results("c1")
     call("c1", "Heartbeat", {})
     reconnect = draw(st.sampled_from(["none", "mqtt", "socket"]))
@@ -196,16 +235,25 @@ def histories(draw: st.DrawFn) -> tuple[OcppVersion, list[Delivery], list[dict[s
         call("c2", "Heartbeat", {})
     if draw(st.booleans()):
         deliveries.append(_presence("disconnected", "c2" if reconnect == "socket" else "c1", tick(), clock[0], version))
-    return version, deliveries, calls
+    return version, deliveries, calls, reservations
 
 
 class _Run:
     """One table, the replies it gave (per frame), and a lock standing for per-item atomicity."""
 
-    def __init__(self, client: Any, name: str, version: OcppVersion, calls: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        client: Any,
+        name: str,
+        version: OcppVersion,
+        calls: list[dict[str, Any]],
+        reservations: list[dict[str, Any]],
+    ) -> None:
         create_table(client, name)
         self.store = DynamoStore(client, name, clock_s=lambda: START_MS / 1000)
         self.store.update_charger(CP, {"registered": True})
+        for reservation in reservations:
+            self.store.create_reservation(CP, reservation["reservationId"], reservation)
         for record in calls:
             self.store.put_call(
                 CP,
@@ -244,6 +292,8 @@ class _Run:
             "events": store.list_events(CP),
             "maps": {name: store.get_charger_map(CP, name) for name in CHARGER_MAPS},
             "calls": [store.get_call(CP, c["uniqueId"]) for c in calls],
+            # as the API shows them: the status derived from the facts the deliveries left
+            "reservations": [reservation_view(r, START_MS) for r in store.list_reservations(CP)],
         }
 
 
@@ -269,14 +319,14 @@ _examples = iter(range(10**9))
 )
 @given(history=histories(), data=st.data())
 def test_any_interleaving_ends_in_the_in_order_state(moto, atomic_moto_requests, history, data) -> None:
-    version, deliveries, calls = history
+    version, deliveries, calls, reservations = history
     client = boto3.client("dynamodb", region_name=REGION)
     n = next(_examples)
-    in_order = _Run(client, f"ordered-{n}", version, calls)
+    in_order = _Run(client, f"ordered-{n}", version, calls, reservations)
     for delivery in deliveries:
         in_order.deliver(delivery)
 
-    shuffled = _Run(client, f"shuffled-{n}", version, calls)
+    shuffled = _Run(client, f"shuffled-{n}", version, calls, reservations)
     results = [d for d in deliveries if d.kind == "result"]
     others = [d for d in deliveries if d.kind != "result"]
     duplicates = data.draw(st.lists(st.sampled_from(deliveries), max_size=len(deliveries)), label="duplicates")
@@ -301,7 +351,7 @@ def test_any_interleaving_ends_in_the_in_order_state(moto, atomic_moto_requests,
 
 def test_concurrent_duplicates_of_a_16_start_make_one_transaction(moto, atomic_moto_requests) -> None:
     client = boto3.client("dynamodb", region_name=REGION)
-    run = _Run(client, "start-16", V16, [])
+    run = _Run(client, "start-16", V16, [], [])
     start = {"connectorId": 1, "idTag": "T", "meterStart": 5, "timestamp": "2025-06-15T15:00:00Z"}
     delivery = _frame(V16, "c1", START_MS + 1, [2, "1", "StartTransaction", start])
     with ThreadPoolExecutor(max_workers=8) as workers:
@@ -312,3 +362,81 @@ def test_concurrent_duplicates_of_a_16_start_make_one_transaction(moto, atomic_m
     replies = {reply for replies in run.replies.values() for reply in replies}
     assert len(replies) == 1
     assert len(run.store.list_transactions(CP)) == 1
+
+
+@st.composite
+def reservation_histories(draw: st.DrawFn) -> tuple[OcppVersion, list[Delivery], list[dict[str, Any]]]:
+    """Everything that can happen to one reservation, each fact at its own time."""
+    version = draw(st.sampled_from([V16, V201]))
+    at = [START_MS]
+
+    def tick() -> int:
+        at[0] += draw(st.integers(1, 5000))
+        return at[0]
+
+    expiry = format_ms(START_MS + 10**8)
+    deliveries: list[Delivery] = []
+    calls: list[dict[str, Any]] = []
+    if version is V16:
+        reserve = {"connectorId": 1, "expiryDate": expiry, "idTag": "A", "reservationId": 1}
+    else:
+        reserve = {"id": 1, "expiryDateTime": expiry, "idToken": {"idToken": "A", "type": "Central"}}
+    calls.append({"uniqueId": "csms-r", "action": "ReserveNow", "payload": reserve})
+    status = draw(st.sampled_from(["Accepted", "Faulted", "Occupied", "Rejected", "Unavailable"]))
+    deliveries.append(Delivery("result", _frame(version, "c1", tick(), [3, "csms-r", {"status": status}]).body))
+    facts = draw(st.lists(st.sampled_from(["use", "update", "cancel"]), unique=True))
+    for fact in draw(st.permutations(facts)):  # in time order, the order they happened in
+        stamp = format_ms(tick())
+        if fact == "use" and version is V16:
+            start = {"connectorId": 1, "idTag": "A", "meterStart": 0, "timestamp": stamp, "reservationId": 1}
+            deliveries.append(_frame(version, "c1", at[0], [2, "s1", "StartTransaction", start]))
+        elif fact == "use":
+            started = {
+                "eventType": "Started",
+                "timestamp": stamp,
+                "triggerReason": "Authorized",
+                "seqNo": 0,
+                "transactionInfo": {"transactionId": "tx-r"},
+                "reservationId": 1,
+            }
+            deliveries.append(_frame(version, "c1", at[0], [2, "s1", "TransactionEvent", started]))
+        elif fact == "update" and version is not V16:
+            update = {"reservationId": 1, "reservationUpdateStatus": draw(st.sampled_from(["Expired", "Removed"]))}
+            deliveries.append(_frame(version, "c1", at[0], [2, "u1", "ReservationStatusUpdate", update]))
+        elif fact == "cancel":
+            calls.append({"uniqueId": "csms-x", "action": "CancelReservation", "payload": {"reservationId": 1}})
+            answer = {"status": draw(st.sampled_from(["Accepted", "Rejected"]))}
+            deliveries.append(Delivery("result", _frame(version, "c1", at[0], [3, "csms-x", answer]).body))
+    return version, deliveries, calls
+
+
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(history=reservation_histories(), data=st.data())
+def test_a_reservation_ends_as_in_order_whatever_the_order_of_its_facts(moto, history, data) -> None:
+    """The earliest end wins, a late answer never replaces an end: the same status in any order.
+
+    The CSMS-call answers keep their order (ReserveNow answered before its CancelReservation is
+    sent: one outstanding call per direction); the charger's frames go anywhere, twice or not.
+    """
+    version, deliveries, calls = history
+    reservation = {"chargePointId": CP, "reservationId": 1, "idTag": "A", "expiryDate": format_ms(START_MS + 10**8)}
+    client = boto3.client("dynamodb", region_name=REGION)
+    n = next(_examples)
+    in_order = _Run(client, f"r-ordered-{n}", version, calls, [reservation])
+    for delivery in deliveries:
+        in_order.deliver(delivery)
+    shuffled = _Run(client, f"r-shuffled-{n}", version, calls, [reservation])
+    results = [d for d in deliveries if d.kind == "result"]
+    frames = [d for d in deliveries if d.kind != "result"]
+    again = data.draw(st.lists(st.sampled_from(frames), max_size=3)) if frames else []
+    order = data.draw(st.permutations(frames + again))
+    slots = sorted(data.draw(st.lists(st.integers(0, len(order)), min_size=len(results), max_size=len(results))))
+    for index, delivery in enumerate([*order, None]):
+        while slots and slots[0] == index:  # the answers, in their own order, anywhere among the frames
+            slots.pop(0)
+            shuffled.deliver(results.pop(0))
+        if delivery is not None:
+            shuffled.deliver(delivery)
+    expected = [reservation_view(r, START_MS) for r in in_order.store.list_reservations(CP)]
+    got = [reservation_view(r, START_MS) for r in shuffled.store.list_reservations(CP)]
+    assert got == expected, _differences(expected, got)
