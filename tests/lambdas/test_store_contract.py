@@ -828,16 +828,16 @@ def test_the_call_flow_over_the_store_start_answer_timeout(store: StateStore, cl
 # --- call history, id token removal, reservations, require_absent ----------------------------
 
 
-def _call(uid: str, created: int, **extra: object) -> dict[str, object]:
+def _listed_call(uid: str, created: int, **extra: object) -> dict[str, object]:
     return {"chargePointId": "CP1", "uniqueId": uid, "status": "pending", "createdAt": created, **extra}
 
 
 def test_calls_list_greatest_id_first_a_page_at_a_time(store: StateStore, clock: FakeClock) -> None:
     ids = [f"0190-{n:04d}" for n in range(1, 8)]  # sort as created, as the API's UUIDv7 ids do
     for n, uid in enumerate(ids):
-        store.put_call("CP1", uid, _call(uid, START_MS + n))
-    store.put_call("CP2", "0190-9999", _call("0190-9999", START_MS))  # another charger's
-    store.put_call("CP1", "0190-0000", _call("0190-0000", START_MS, expiresAt=NOW_S - 1))  # expired
+        store.put_call("CP1", uid, _listed_call(uid, START_MS + n))
+    store.put_call("CP2", "0190-9999", _listed_call("0190-9999", START_MS))  # another charger's
+    store.put_call("CP1", "0190-0000", _listed_call("0190-0000", START_MS, expiresAt=NOW_S - 1))  # expired
     first = store.list_calls("CP1", limit=3)
     assert [c["uniqueId"] for c in first] == ids[::-1][:3]
     second = store.list_calls("CP1", after=first[-1]["uniqueId"], limit=3)
