@@ -360,3 +360,70 @@ def test_concurrent_clients_are_all_served_and_lose_no_write(server: str) -> Non
     assert record["lastSeen"] == 5 * 1000 + 24
     response = client.get_item(TableName=TABLE, Key={"pk": {"S": "CP#CP-1"}, "sk": {"S": "CHARGER"}})
     assert response["ResponseMetadata"]["HTTPHeaders"]["content-type"] == CONTENT_TYPE
+
+
+# -- update expressions: checks on the root only vs on every nested node -----------------------------
+
+ACTIONS = {
+    "SET": ["a = :v", "#n = :v", "m.x = :v", "m.x.y = :v", "l[0] = :v", "a = a + :one", "b = if_not_exists(b, :v)"],
+    "ADD": ["c :one", "a :one"],
+    "REMOVE": ["d", "m.x", "a"],
+    "DELETE": ["s :set"],
+}
+
+clause = st.sampled_from(sorted(ACTIONS)).flatmap(
+    lambda keyword: st.lists(st.sampled_from(ACTIONS[keyword]), min_size=1, max_size=4).map(
+        lambda actions: f"{keyword} {', '.join(actions)}"
+    )
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(clause, min_size=1, max_size=4))
+def test_root_only_checks_accept_and_refuse_what_motos_own_do(aws: None, clauses: list[str]) -> None:
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.dynamodb.parsing import validators
+
+    from local_stack.moto_server import root_only_update_checks
+
+    expression = " ".join(clauses)
+    item = {
+        "pk": {"S": "A"},
+        "sk": {"S": "1"},
+        "a": {"N": "1"},
+        "m": {"M": {"x": {"M": {"y": {"S": "z"}}}}},
+        "l": {"L": [{"S": "first"}]},
+        "s": {"SS": ["p", "q"]},
+    }
+    values = {":v": {"S": "new"}, ":one": {"N": "1"}, ":set": {"SS": ["p"]}}
+    names = {"#n": "named"} if "#n" in expression else None
+    outcomes = []
+    for region, patch in (("eu-west-1", False), ("eu-west-2", True)):
+        client = boto3.client("dynamodb", region_name=region)
+        table = f"u-{time.monotonic_ns()}"
+        create_table(client, table)
+        client.put_item(TableName=table, Item=item)
+        backend = dynamodb_backends["123456789012"][region]
+        saved = {
+            name: getattr(cls, name)
+            for cls, name in (
+                (validators.ActionCountValidator, "verify_action_counts"),
+                (validators.OverlappingPathsValidator, "check_for_overlapping_paths"),
+            )
+        }
+        if patch:
+            root_only_update_checks()
+        try:
+            result = outcome(
+                backend.update_item,
+                table,
+                {"pk": {"S": "A"}, "sk": {"S": "1"}},
+                expression,
+                names,
+                values,
+            )
+        finally:
+            validators.ActionCountValidator.verify_action_counts = saved["verify_action_counts"]
+            validators.OverlappingPathsValidator.check_for_overlapping_paths = saved["check_for_overlapping_paths"]
+        outcomes.append((result.split(":")[0], table_state(backend, table)))
+    assert outcomes[1] == outcomes[0], expression
