@@ -60,6 +60,8 @@ def _v16_settings(connectors: int) -> list[Setting]:
         # 0: no periodic samples of our own (a scenario or load run decides when to send them).
         key("MeterValueSampleInterval", "0", "integer"),
         key("NumberOfConnectors", str(connectors), "integer", RO),
+        # 1.6 §9.4 (Reservation profile): ReserveNow may name connector 0, the whole station.
+        key("ReserveConnectorZeroSupported", "true", "boolean", RO),
         key("ResetRetries", "1", "integer"),
         key("SendLocalListMaxLength", "100", "integer", RO),
         key("StopTransactionOnEVSideDisconnect", "true", "boolean"),
@@ -144,6 +146,10 @@ def _v2_settings(charge_point_id: str, vendor: str, model: str, security_profile
             "MemberList",
             values_list=MEASURANDS,
         ),
+        # 2.0.1 appendix 3 (ReservationCtrlr): reservations on, also without an evseId (H01).
+        var("ReservationCtrlr", "Available", "true", "boolean", RO),
+        var("ReservationCtrlr", "Enabled", "true", "boolean"),
+        var("ReservationCtrlr", "NonEvseSpecific", "true", "boolean", RO),
         var("AlignedDataCtrlr", "Interval", "0", "integer"),
         var("AlignedDataCtrlr", "Measurands", "Energy.Active.Import.Register", "MemberList", values_list=MEASURANDS),
     ]
@@ -234,9 +240,22 @@ class DeviceModel:
 
     @property
     def authorize_remote_start(self) -> bool:
-        key = self._key("AuthorizeRemoteTxRequests", "AuthCtrlr", "AuthorizeRemoteStart")
+        return self._flag(self._key("AuthorizeRemoteTxRequests", "AuthCtrlr", "AuthorizeRemoteStart"))
+
+    def _flag(self, key: tuple[str, str, str | None]) -> bool:
         setting = self._settings.get(key)
         return setting is not None and setting.value == "true"
+
+    @property
+    def reservations_enabled(self) -> bool:
+        """2.x ReservationCtrlr.Enabled (1.6 has no such switch: the Reservation profile is on)."""
+        return not self.version.is_2x or self._flag(("ReservationCtrlr", "Enabled", None))
+
+    @property
+    def reserve_whole_station(self) -> bool:
+        """A reservation without a connector: 1.6 ReserveConnectorZeroSupported, 2.x
+        ReservationCtrlr.NonEvseSpecific."""
+        return self._flag(self._key("ReserveConnectorZeroSupported", "ReservationCtrlr", "NonEvseSpecific"))
 
     def set_availability_state(self, state: str) -> None:
         setting = self._settings.get(("ChargingStation", "AvailabilityState", None))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ocpp_core.errors import NotImplementedAction
+from ocpp_core.timefmt import parse_ms
 from ocpp_core.versions import OcppVersion
 
 from . import messages
@@ -71,7 +72,7 @@ def reset_v2(st: Station, p: Payload) -> Reply:
 async def _stop_and_notify(st: Station, conn: Connector, reason: str) -> None:
     if conn.transaction is not None:
         await st.stop_transaction(conn.id, reason=reason)
-    await st.status(conn.id, "Available" if conn.operative else "Unavailable")
+    await st.status(conn.id, st.current_status(conn))
 
 
 # ---------------------------------------------------------------------- remote start / stop
@@ -81,20 +82,20 @@ def remote_start_v16(st: Station, p: Payload) -> Reply:
     wanted = p.get("connectorId")
     if wanted is not None and wanted <= 0:
         return _status("Rejected")  # 1.6 §6.33: connectorId SHALL be > 0
-    conn = st.free_connector(wanted)
+    id_tag = p["idTag"]
+    conn = st.free_connector(wanted, id_tag)  # a connector reserved for another tag is not free
     if conn is None:
         return _status("Rejected")
-    conn.starting = True  # reserve it now: a second remote start must not pick it
-    id_tag = p["idTag"]
+    conn.starting = True  # hold it now: a second remote start must not pick it
     return _status("Accepted", lambda: st.remote_start(conn.id, id_tag))
 
 
 def request_start_v2(st: Station, p: Payload) -> Reply:
-    conn = st.free_connector(p.get("evseId"))
+    token = p["idToken"]
+    conn = st.free_connector(p.get("evseId"), token["idToken"])
     if conn is None:
         return _status("Rejected")
     conn.starting = True
-    token = p["idToken"]
     return _status(
         "Accepted",
         lambda: st.remote_start(
@@ -124,6 +125,34 @@ def get_transaction_status(st: Station, p: Payload) -> Reply:
     if "transactionId" in p:
         response["ongoingIndicator"] = st.connector_with_transaction(p["transactionId"]) is not None
     return Reply(response)
+
+
+# ---------------------------------------------------------------------- reservations
+
+
+def _reserve(st: Station, reservation_id: int, connector_id: int, id_tag: str, expiry: str) -> Reply:
+    expiry_ms = parse_ms(expiry)
+    if expiry_ms is None:
+        return _status("Rejected")  # a date-time the schema let through but we cannot read
+    status = st.reserve(reservation_id, connector_id, id_tag, expiry_ms)
+    # Accepted: the connector goes Reserved (1.6 §4.9, 2.0.1 H01), reported after the answer.
+    return _status(status, st.sync_reserved_statuses if status == "Accepted" else None)
+
+
+def reserve_now_v16(st: Station, p: Payload) -> Reply:
+    # parentIdTag is not kept: the station learns no parent of the tags it is presented.
+    return _reserve(st, p["reservationId"], p["connectorId"], p["idTag"], p["expiryDate"])
+
+
+def reserve_now_v2(st: Station, p: Payload) -> Reply:
+    # No evseId (or 0): any EVSE. connectorType is not checked: every simulated connector fits.
+    return _reserve(st, p["id"], p.get("evseId") or 0, p["idToken"]["idToken"], p["expiryDateTime"])
+
+
+def cancel_reservation(st: Station, p: Payload) -> Reply:
+    if st.cancel_reservation(p["reservationId"]):
+        return _status("Accepted", st.sync_reserved_statuses)  # the connector back to Available
+    return _status("Rejected")  # 1.6 §5.1, 2.0.1 H02: no such reservation
 
 
 # ---------------------------------------------------------------------- configuration
@@ -244,7 +273,7 @@ def _change_availability(st: Station, targets: list[Connector], operative: bool)
 
     async def notify() -> None:
         for connector_id in changed:
-            await st.status(connector_id, "Available" if operative else "Unavailable")
+            await st.status(connector_id, st.current_status(st.connectors[connector_id]))
 
     return _status("Scheduled" if scheduled else "Accepted", notify if changed else None)
 
@@ -373,6 +402,7 @@ def trigger_message_v2(st: Station, p: Payload) -> Reply:
 # ---------------------------------------------------------------------- tables
 
 _V16: dict[str, Handler] = {
+    "CancelReservation": cancel_reservation,
     "ChangeAvailability": change_availability_v16,
     "ChangeConfiguration": change_configuration,
     "ExtendedTriggerMessage": trigger_message_v16,
@@ -380,6 +410,7 @@ _V16: dict[str, Handler] = {
     "GetLocalListVersion": get_local_list_version_v16,
     "RemoteStartTransaction": remote_start_v16,
     "RemoteStopTransaction": remote_stop_v16,
+    "ReserveNow": reserve_now_v16,
     "Reset": reset_v16,
     "SendLocalList": send_local_list_v16,
     "TriggerMessage": trigger_message_v16,
@@ -387,6 +418,7 @@ _V16: dict[str, Handler] = {
 }
 
 _V2: dict[str, Handler] = {
+    "CancelReservation": cancel_reservation,
     "ChangeAvailability": change_availability_v2,
     "CustomerInformation": customer_information,
     "GetBaseReport": get_base_report,
@@ -396,6 +428,7 @@ _V2: dict[str, Handler] = {
     "GetVariables": get_variables,
     "RequestStartTransaction": request_start_v2,
     "RequestStopTransaction": request_stop_v2,
+    "ReserveNow": reserve_now_v2,
     "Reset": reset_v2,
     "SendLocalList": send_local_list_v2,
     "SetVariables": set_variables,

@@ -225,7 +225,7 @@ class _Charger:
         conn = st.connectors[1]
         if self.next_call == "start":
             self.next_call = None
-            if conn.busy:
+            if conn.busy or st.reservation_blocks(conn, self.config.id_tag):
                 return
             tx = await st.start_transaction(1, self.config.id_tag)
             self.stats.sessions += 1
@@ -255,7 +255,7 @@ class _Charger:
                 self.next_call = "available"
                 await st.stop_transaction(1, reason="Local")
             return
-        if r < 0.70 or conn.starting or not conn.operative:
+        if r < 0.70 or conn.starting or not conn.operative or st.reservation_blocks(conn, self.config.id_tag):
             await st.heartbeat()
         elif r < 0.80:
             await st.status(1, "Available")

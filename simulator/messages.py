@@ -200,8 +200,12 @@ def transaction_event(
     charging_state: str | None = None,
     stopped_reason: str | None = None,
     remote_start_id: int | None = None,
+    reservation_id: int | None = None,
 ) -> dict[str, Any]:
-    """TransactionEvent (2.0.1 / 2.1 E01-E15): Started, Updated or Ended."""
+    """TransactionEvent (2.0.1 / 2.1 E01-E15): Started, Updated or Ended.
+
+    ``reservation_id``: the reservation the transaction ends by using it (H03, in Started).
+    """
     info: dict[str, Any] = {"transactionId": transaction_id}
     if charging_state is not None:
         info["chargingState"] = charging_state
@@ -221,6 +225,13 @@ def transaction_event(
     }
     if token is not None:
         payload["idToken"] = id_token(token)
+    if reservation_id is not None:
+        payload["reservationId"] = reservation_id
     if energy_wh is not None:
         payload["meterValue"] = [meter_value(OcppVersion.V201, energy_wh, context, ts)]
     return payload
+
+
+def reservation_status_update(reservation_id: int, status: str) -> dict[str, Any]:
+    """2.x ReservationStatusUpdate (H04): ``Expired``, ``Removed`` (2.1 also ``NoTransaction``)."""
+    return {"reservationId": reservation_id, "reservationUpdateStatus": status}

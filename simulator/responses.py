@@ -2,8 +2,8 @@
 
 A station must answer every CALL it receives (OCPP-J 1.6 §4.1, 2.0.1 part 4 §4.1). The
 stateful handlers (``handlers``) cover what the simulator really does (reset, remote start,
-configuration...); everything else gets the answer of a station that does not have the
-feature, chosen so the CSMS is not left waiting for follow-up messages that never come:
+configuration, reservations...); everything else gets the answer of a station that does not
+have the feature, chosen so the CSMS is not left waiting for follow-up messages that never come:
 firmware, log and certificate requests are refused, reports that have nothing to say answer
 ``EmptyResultSet`` / ``NotFound``. A test checks that every action in
 ``CSMS_INITIATED[version]`` has an entry here whose answer passes the response schema.

@@ -117,6 +117,8 @@ class Transaction:
     authorization: str | None = None
     #: A remote stop was accepted: a second one is refused.
     stopping: bool = False
+    #: The reservation the transaction used (sent in StartTransaction / TransactionEvent Started).
+    reservation_id: int | None = None
 
     def next_seq_no(self) -> int:
         # 2.0.1 E01.FR.16 (and 2.1): seqNo starts at 0 and increases by one per event.
@@ -142,6 +144,28 @@ class Connector:
     @property
     def busy(self) -> bool:
         return self.transaction is not None or self.starting
+
+
+#: The statuses of a connector that nothing occupies: it may be reserved, or stop being so.
+_IDLE_STATUSES = ("Available", "Reserved")
+
+
+@dataclass(slots=True)
+class Reservation:
+    """A reservation the station holds (1.6 §5.13 ReserveNow, 2.0.1 H01)."""
+
+    id: int
+    id_tag: str
+    #: Epoch ms of ``expiryDate`` / ``expiryDateTime``.
+    expiry_ms: int
+    #: The reserved connector / EVSE; 0: any one of the station (1.6 connector 0, 2.x no evseId).
+    connector_id: int
+    #: Fires at the expiry (None while the station is closed: checked lazily then).
+    timer: asyncio.TimerHandle | None = None
+
+    def matches(self, id_tag: str | None) -> bool:
+        # Id tags are case insensitive (1.6 IdToken, 2.0.1 IdTokenType).
+        return id_tag is not None and id_tag.casefold() == self.id_tag.casefold()
 
 
 @dataclass(slots=True)
@@ -210,6 +234,8 @@ class Station:
         self.answered: dict[str, int] = {}
         #: A 2.x Reset OnIdle answered Scheduled: reboot once the last transaction ends.
         self.reset_when_idle = False
+        #: Reservations held, by id (see :meth:`reserve`).
+        self.reservations: dict[int, Reservation] = {}
 
         self._model: DeviceModel | None = None
         self._ws: ClientConnection | None = None
@@ -265,17 +291,24 @@ class Station:
                 return connector
         return None
 
-    def free_connector(self, preferred: int | None = None) -> Connector | None:
-        """The connector a new transaction may use (``preferred``, or the first free one)."""
+    def free_connector(self, preferred: int | None = None, id_tag: str | None = None) -> Connector | None:
+        """The connector a new transaction for ``id_tag`` may use (``preferred``, or a free one).
+
+        A connector reserved for another id tag is not free (1.6 §5.13, 2.0.1 H01); without
+        ``preferred``, one reserved for ``id_tag`` comes first.
+        """
+
+        def usable(connector: Connector) -> bool:
+            return not connector.busy and connector.operative and not self.reservation_blocks(connector, id_tag)
+
         if preferred is not None:
             connector = self.connectors.get(preferred)
-            if connector is None or connector.busy or not connector.operative:
-                return None
-            return connector
-        for connector in self.connectors.values():
-            if not connector.busy and connector.operative:
+            return connector if connector is not None and usable(connector) else None
+        free = [c for c in self.connectors.values() if usable(c)]
+        for connector in free:
+            if any(r.connector_id == connector.id and r.matches(id_tag) for r in self.reservations.values()):
                 return connector
-        return None
+        return free[0] if free else None
 
     def _connector(self, connector_id: int) -> Connector:
         try:
@@ -296,6 +329,8 @@ class Station:
         """Open the WebSocket. Raises :class:`ConnectFailed` (or a subclass) with a clear reason."""
         self._closing = False
         self._stopped.clear()
+        for reservation in self.reservations.values():
+            self._arm(reservation)  # disarmed by a previous close()
         await self._open()
 
     async def _open(self) -> None:
@@ -352,6 +387,8 @@ class Station:
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection and stop every background task. Idempotent."""
         self._closing = True
+        for reservation in self.reservations.values():
+            self._disarm(reservation)
         current = asyncio.current_task()
         tasks = [t for t in self._tasks if t is not current]
         for task in tasks:
@@ -650,13 +687,16 @@ class Station:
     async def send_status_all(self) -> None:
         """StatusNotification for every connector, from its current state (after a boot)."""
         for connector in self.connectors.values():
-            await self.status(connector.id, self._current_status(connector))
+            await self.status(connector.id, self.current_status(connector))
 
-    def _current_status(self, connector: Connector) -> str:
+    def current_status(self, connector: Connector) -> str:
+        """The status the connector's state calls for (1.6 vocabulary, mapped when sent)."""
         if not connector.operative:
             return "Unavailable"
         if connector.transaction is not None:
             return "Charging"  # mapped to Occupied for 2.x
+        if self.reservations and self._held(connector):
+            return "Reserved"
         return "Available"
 
     async def authorize(self, id_tag: str = DEFAULT_ID_TAG) -> Payload:
@@ -681,15 +721,31 @@ class Station:
         conn = self._connector(connector)
         if conn.transaction is not None:
             raise ValueError(f"{self.id}: connector {connector} already has a transaction")
+        if self.reservation_blocks(conn, id_tag):
+            raise ValueError(f"{self.id}: connector {connector} is reserved for another id tag")
         if meter_start is not None:
             conn.meter_wh = meter_start
-        tx = Transaction(connector, id_tag, token_type, conn.meter_wh, remote_start_id=remote_start_id)
+        # A reservation for this id tag (on the connector, else on the whole station) ends by
+        # being used; its id goes with the start (1.6 §5.13, 2.0.1 H03).
+        reservation = self._claim_reservation(conn, id_tag)
+        tx = Transaction(
+            connector,
+            id_tag,
+            token_type,
+            conn.meter_wh,
+            remote_start_id=remote_start_id,
+            reservation_id=reservation.id if reservation is not None else None,
+        )
         conn.transaction = tx  # the connector is busy from now on, whatever the CSMS says
         conn.starting = False
+        if reservation is not None or self.reservations:
+            self._reservations_changed()
         ts = messages.timestamp()
         try:
             if not self.version.is_2x:
-                payload = messages.start_transaction_v16(connector, id_tag, tx.meter_start, ts)
+                payload = messages.start_transaction_v16(
+                    connector, id_tag, tx.meter_start, ts, reservation_id=tx.reservation_id
+                )
                 response = await self.call("StartTransaction", payload)
                 tx.transaction_id = int(response["transactionId"])
             else:
@@ -708,6 +764,7 @@ class Station:
                     token=id_tag,
                     charging_state="Charging",
                     remote_start_id=remote_start_id,
+                    reservation_id=tx.reservation_id,
                 )
                 payload["idToken"] = token
                 response = await self.call("TransactionEvent", payload)
@@ -809,6 +866,8 @@ class Station:
             self._after_transaction(conn)
 
     def _after_transaction(self, conn: Connector) -> None:
+        if self.reservations:
+            self._reservations_changed()  # a whole-station reservation may hold another connector now
         if conn.pending_operative is not None:
             conn.operative = conn.pending_operative
             conn.pending_operative = None
@@ -819,7 +878,7 @@ class Station:
 
     async def _notify_status(self, connector_id: int) -> None:
         try:
-            await self.status(connector_id, self._current_status(self.connectors[connector_id]))
+            await self.status(connector_id, self.current_status(self.connectors[connector_id]))
         except SimulatorError as exc:
             self._event("followup_failed", f"StatusNotification: {exc}")
 
@@ -836,6 +895,178 @@ class Station:
                 await self.meter_values(conn.id)
             except SimulatorError as exc:
                 logger.warning("%s: periodic meter values failed: %s", self.id, exc)
+
+    # ------------------------------------------------------------------ reservations
+
+    def reserve(self, reservation_id: int, connector_id: int, id_tag: str, expiry_ms: int) -> str:
+        """Decide a ReserveNow (1.6 §5.13, 2.0.1 H01); keep the reservation when ``Accepted``.
+
+        ``connector_id`` 0 reserves any connector of the station (if the configuration allows:
+        1.6 ReserveConnectorZeroSupported, 2.x ReservationCtrlr.NonEvseSpecific): one connector
+        then stays free for ``id_tag``. A reservation with the id of one the station holds
+        replaces it (a refused one leaves it as it was). Answers Accepted, Occupied (a
+        transaction, another reservation, or no connector left), Faulted, Unavailable, or
+        Rejected (reservations off, unknown connector, already expired). The connector
+        statuses are the caller's to report (:meth:`sync_reserved_statuses`).
+        """
+        live = self._live_reservations()
+        if not self.model.reservations_enabled or expiry_ms <= messages.now_ms():
+            return "Rejected"
+        others = [r for r in live if r.id != reservation_id]
+        held = {r.connector_id for r in others if r.connector_id}
+        whole = sum(1 for r in others if not r.connector_id)
+        answers = {c.id: self._reservable(c, held) for c in self.connectors.values()}
+        free = sum(1 for answer in answers.values() if answer == "Accepted")
+        if connector_id == 0:
+            if not self.model.reserve_whole_station:
+                return "Rejected"
+            if free > whole:
+                status = "Accepted"
+            elif free == 0 and set(answers.values()) == {"Faulted"}:
+                status = "Faulted"
+            elif free == 0 and set(answers.values()) <= {"Faulted", "Unavailable"}:
+                status = "Unavailable"
+            else:
+                status = "Occupied"
+        elif connector_id in answers:
+            status = answers[connector_id]
+            if status == "Accepted" and free - 1 < whole:
+                status = "Occupied"  # the last free connector is kept for a whole-station reservation
+        else:
+            return "Rejected"
+        if status != "Accepted":
+            return status
+        replaced = self.reservations.pop(reservation_id, None)
+        if replaced is not None:
+            self._disarm(replaced)
+        reservation = Reservation(reservation_id, id_tag, expiry_ms, connector_id)
+        self.reservations[reservation_id] = reservation
+        self._arm(reservation)
+        return status
+
+    def cancel_reservation(self, reservation_id: int) -> bool:
+        """CancelReservation (1.6 §5.1, 2.0.1 H02): True if the station held it (now dropped)."""
+        self._live_reservations()
+        reservation = self.reservations.get(reservation_id)
+        if reservation is None:
+            return False
+        self._forget(reservation)
+        return True
+
+    def reservation_blocks(self, conn: Connector, id_tag: str | None) -> bool:
+        """Whether reservations for others keep ``conn`` from a transaction for ``id_tag``:
+        ``conn`` is reserved for another tag, or it is one of the connectors that whole-station
+        reservations of other tags need (1.6 §5.13: one stays available for each)."""
+        live = self._live_reservations()
+        if not live:
+            return False
+        for reservation in live:
+            if reservation.connector_id == conn.id:
+                return not reservation.matches(id_tag)
+        whole = [r for r in live if not r.connector_id]
+        others = len(whole) - (1 if any(r.matches(id_tag) for r in whole) else 0)
+        if others <= 0:
+            return False
+        held = {r.connector_id for r in live if r.connector_id}
+        free_elsewhere = sum(
+            1 for c in self.connectors.values() if c is not conn and self._reservable(c, held) == "Accepted"
+        )
+        return free_elsewhere < others
+
+    async def sync_reserved_statuses(self) -> None:
+        """StatusNotification for each idle connector that became Reserved or stopped being so."""
+        for conn in list(self.connectors.values()):
+            if conn.status not in _IDLE_STATUSES or not conn.operative or conn.busy:
+                continue  # occupied, unavailable, faulted: a reservation does not show
+            wanted = self.current_status(conn)
+            if wanted != conn.status and wanted in _IDLE_STATUSES:
+                await self.status(conn.id, wanted)
+
+    def _reservable(self, conn: Connector, held: set[int]) -> str:
+        """The ReserveNow answer for ``conn`` alone; ``held``: connectors reserved already."""
+        if conn.status == "Faulted":
+            return "Faulted"
+        if not conn.operative or conn.status == "Unavailable":
+            return "Unavailable"
+        if conn.busy or conn.id in held or conn.status not in _IDLE_STATUSES:
+            return "Occupied"
+        return "Accepted"
+
+    def _held(self, conn: Connector) -> bool:
+        """Whether ``conn`` is reserved: for a reservation of its own, or because whole-station
+        reservations need every free connector left (2.0.1 H01: they show Reserved then)."""
+        live = self._live_reservations()
+        held = {r.connector_id for r in live if r.connector_id}
+        if conn.id in held:
+            return True
+        whole = sum(1 for r in live if not r.connector_id)
+        if not whole:
+            return False
+        free = [
+            c
+            for c in self.connectors.values()
+            if c.operative and not c.busy and c.id not in held and c.status != "Faulted"
+        ]
+        return conn in free and len(free) <= whole
+
+    def _claim_reservation(self, conn: Connector, id_tag: str) -> Reservation | None:
+        """The reservation a transaction of ``id_tag`` on ``conn`` uses (it ends), if any."""
+        live = self._live_reservations()
+        if not live:
+            return None
+        chosen = next((r for r in live if r.connector_id == conn.id and r.matches(id_tag)), None)
+        if chosen is None:
+            chosen = next((r for r in live if not r.connector_id and r.matches(id_tag)), None)
+        if chosen is not None:
+            self._forget(chosen)
+        return chosen
+
+    def _live_reservations(self) -> list[Reservation]:
+        """The reservations, once the expired ones are dropped (lazily, in case the timer of one
+        has not fired yet; the timer is what normally expires them)."""
+        if not self.reservations:
+            return []
+        now = messages.now_ms()
+        for reservation in [r for r in self.reservations.values() if r.expiry_ms <= now]:
+            self._expire(reservation)
+        return list(self.reservations.values())
+
+    def _arm(self, reservation: Reservation) -> None:
+        if reservation.timer is None:
+            delay = max(0.0, (reservation.expiry_ms - messages.now_ms()) / 1000)
+            reservation.timer = asyncio.get_running_loop().call_later(delay, self._on_expiry, reservation)
+
+    def _disarm(self, reservation: Reservation) -> None:
+        if reservation.timer is not None:
+            reservation.timer.cancel()
+            reservation.timer = None
+
+    def _forget(self, reservation: Reservation) -> None:
+        self._disarm(reservation)
+        if self.reservations.get(reservation.id) is reservation:
+            del self.reservations[reservation.id]
+
+    def _on_expiry(self, reservation: Reservation) -> None:
+        reservation.timer = None
+        if self.reservations.get(reservation.id) is reservation and not self._closing:
+            self._expire(reservation)
+
+    def _expire(self, reservation: Reservation) -> None:
+        """Past its expiry: dropped, the connector back to Available; a 2.x station tells the
+        CSMS (ReservationStatusUpdate Expired, 2.0.1 H04)."""
+        self._forget(reservation)
+        logger.info("%s: reservation %d expired", self.id, reservation.id)
+
+        async def notify() -> None:
+            if self.version.is_2x:
+                update = messages.reservation_status_update(reservation.id, "Expired")
+                await self.call("ReservationStatusUpdate", update)
+            await self.sync_reserved_statuses()
+
+        self.run_soon("ReservationStatusUpdate", notify)
+
+    def _reservations_changed(self) -> None:
+        self.run_soon("reservation statuses", self.sync_reserved_statuses)
 
     # ------------------------------------------------------------------ behaviours
 
@@ -865,7 +1096,7 @@ class Station:
     async def remote_stop(self, connector: int) -> None:
         """What follows an accepted RemoteStopTransaction / RequestStopTransaction."""
         await self.stop_transaction(connector, reason="Remote")
-        await self.status(connector, self._current_status(self.connectors[connector]))
+        await self.status(connector, self.current_status(self.connectors[connector]))
 
     async def reboot(self, *, stop_reason: str = "Reboot", boot_reason: str = "RemoteReset") -> None:
         """Stop the transactions, drop the connection, come back after ``reset_delay``, boot.

@@ -167,17 +167,34 @@ def reserve_now_payload(v16: bool, reservation_id: int, fields: Mapping[str, Any
     return payload
 
 
+def _reserved_fields(request: Mapping[str, Any]) -> dict[str, Any]:
+    """What a ReserveNow asks the charger to hold, in the record's names (1.6 or 2.x request)."""
+    token, group = request.get("idToken"), request.get("groupIdToken")
+    fields = {
+        "idTag": request.get("idTag", token.get("idToken") if isinstance(token, Mapping) else None),
+        "expiryDate": request.get("expiryDate", request.get("expiryDateTime")),
+        "parentIdTag": request.get("parentIdTag", group.get("idToken") if isinstance(group, Mapping) else None),
+    }
+    for name in ("connectorId", "evseId", "connectorType"):
+        fields[name] = request.get(name)
+    return {name: value for name, value in fields.items() if value is not None}
+
+
 def reserve_now_result(store: StateStore, now: int, cp: str, request: Mapping[str, Any], response: Any) -> None:
-    """The answer to a ReserveNow the CSMS allocated the id of (``POST .../reservations``). A raw
-    ``ReserveNow`` sent through ``POST .../calls`` chose its own id: it is not tracked (a record
-    under that id could collide with one the counter hands out later)."""
+    """The answer to a ReserveNow, on a reservation the CSMS allocated (``POST .../reservations``).
+
+    A raw ``ReserveNow`` sent through ``POST .../calls`` chose its own id: with an id nobody
+    allocated it makes no record (one made then could collide with the id the counter hands out
+    next); with a tracked reservation's id, an accepted one replaced that reservation on the
+    charger (1.6 §5.13, H01), so the record takes what it asked for.
+    """
     reservation_id = request.get("reservationId", request.get("id"))
-    if isinstance(reservation_id, int) and isinstance(response.get("status"), str):
-        store.update_reservation(
-            cp,
-            reservation_id,
-            ItemUpdate(set={"answer": response["status"], "answeredAt": now}, must_exist=True),
-        )
+    status = response.get("status")
+    if isinstance(reservation_id, int) and isinstance(status, str):
+        changes: dict[str, Any] = {"answer": status, "answeredAt": now}
+        if status == ReservationStatus.ACCEPTED:
+            changes.update(_reserved_fields(request))
+        store.update_reservation(cp, reservation_id, ItemUpdate(set=changes, must_exist=True))
 
 
 def cancel_reservation_result(store: StateStore, now: int, cp: str, request: Mapping[str, Any], response: Any) -> None:

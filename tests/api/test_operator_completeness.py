@@ -547,6 +547,17 @@ def test_a_raw_reserve_now_is_not_tracked_and_takes_no_allocated_record(deps: De
     assert _reservation(allocated)["idTag"] != "RAW"
 
 
+def test_a_raw_reserve_now_reusing_a_tracked_id_replaces_what_the_record_says(deps: Dependencies) -> None:
+    """The charger replaces a reservation whose id comes again (1.6 §5.13): so does the record."""
+    _charger(deps, "CP1", V16)
+    rid = _reserve(deps, "CP1", V16)
+    raw = {"connectorId": 1, "expiryDate": EXPIRY_IN, "idTag": "OTHER", "reservationId": rid}
+    uid = request("POST", "/chargers/CP1/calls", {"action": "ReserveNow", "payload": raw}).body["uniqueId"]
+    _answer(deps, "CP1", V16, uid, {"status": "Accepted"})
+    assert _reservation(rid)["idTag"] == "OTHER"
+    assert _reservation(rid)["status"] == "Accepted"
+
+
 # --- call history -----------------------------------------------------------------------------
 
 
