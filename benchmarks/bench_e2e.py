@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         if samples:
             print(
                 f"bench {label}-moto: heartbeat_dynamodb_ops_p50_ms={statistics.median(samples):.1f} "
-                f"p99_ms={_pct(samples, 99):.1f} samples={len(samples)} (the 3 DynamoDB calls of one Heartbeat, "
+                f"p99_ms={_pct(samples, 99):.1f} samples={len(samples)} (the one UpdateItem of a Heartbeat, "
                 "sampled against the stack's moto during the run)",
                 flush=True,
             )
