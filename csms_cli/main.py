@@ -23,6 +23,7 @@ EXIT_CALL_FAILED = 4
 CHARGER_COLUMNS = ("CHARGER", "PROTOCOL", "CONNECTED", "REGISTRATION", "LAST SEEN", "MODEL", "CONNECTORS")
 RESERVATION_COLUMNS = ("RESERVATION", "CHARGER", "CONNECTOR", "ID TAG", "STATUS", "EXPIRES", "CREATED")
 CALL_COLUMNS = ("UNIQUE ID", "ACTION", "STATUS", "CREATED", "COMPLETED")
+SITE_COLUMNS = ("SITE", "LIMIT", "PHASES", "MIN A", "CHARGERS", "UPDATED")
 #: the ``status`` values of a reservation (docs/operator_api.md#reservations)
 RESERVATION_STATES = (
     "Requested",
@@ -382,6 +383,77 @@ def cmd_transactions_list(api: ApiClient, args: argparse.Namespace, out: TextIO)
     return 0
 
 
+def _limit(view: dict[str, Any]) -> str:
+    if view.get("limitAmps") is not None:
+        return f"{view['limitAmps']:g} A"
+    if view.get("limitWatts") is not None:
+        return f"{view['limitWatts']:g} W"
+    return "-"
+
+
+def _site_row(view: dict[str, Any]) -> list[Any]:
+    chargers = view.get("chargers") or []
+    return [
+        view.get("siteId"),
+        _limit(view),
+        view.get("phases"),
+        view.get("minAmps"),
+        " ".join(chargers),
+        view.get("updatedAt"),
+    ]
+
+
+def _print_site(view: dict[str, Any], out: TextIO) -> None:
+    big = ("chargers", "activeTransactions")
+    output.key_values(((k, v) for k, v in view.items() if k not in big), out)
+    output.key_values([("chargers", " ".join(view.get("chargers") or []))], out)
+    out.write("\nactive transactions:\n")
+    output.table(
+        ("CHARGER", "TRANSACTION", "STARTED"),
+        (
+            [t.get("chargePointId"), t.get("transactionId"), t.get("startedAt")]
+            for t in view.get("activeTransactions") or []
+        ),
+        out,
+    )
+
+
+def _positive_number(text: str) -> int | float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number above 0")
+    return int(value) if value.is_integer() else value
+
+
+def cmd_sites_put(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    body: dict[str, Any] = {"phases": args.phases, "minAmps": args.min_amps, "chargers": args.charger or []}
+    if args.limit_amps is not None:
+        body["limitAmps"] = args.limit_amps
+    else:
+        body["limitWatts"] = args.limit_watts
+    answer = api.request("PUT", f"/sites/{segment(args.site)}", body)
+    _show(args, answer, out, _print_site)
+    return 0
+
+
+def cmd_sites_show(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    answer = api.request("GET", f"/sites/{segment(args.site)}")
+    _show(args, answer, out, _print_site)
+    return 0
+
+
+def cmd_sites_list(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    answer = api.request("GET", "/sites")
+    if args.json:
+        output.as_json(answer, out)
+    else:
+        output.table(SITE_COLUMNS, (_site_row(v) for v in answer.get("sites", [])), out)
+    return 0
+
+
 # --- the parser ----------------------------------------------------------------------------
 
 
@@ -513,6 +585,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", required=True, help="why it is closed (1 to 255 characters)")
     p.add_argument("--charger", help="the charger, when the id is used by more than one")
     p.set_defaults(run=cmd_transactions_close)
+
+    sites = commands.add_parser("sites", help="sites for smart charging: a limit shared by chargers", parents=[common])
+    site_cmds = sites.add_subparsers(dest="sub", metavar="SUBCOMMAND", required=True)
+    p = site_cmds.add_parser("put", help="create or replace a site (the whole site each time)", parents=[common])
+    p.add_argument("site")
+    limit = p.add_mutually_exclusive_group(required=True)
+    limit.add_argument("--limit-amps", type=_positive_number, metavar="N", help="site limit in amperes per phase")
+    limit.add_argument("--limit-watts", type=_positive_number, metavar="N", help="site limit in watts")
+    p.add_argument("--phases", type=int, choices=(1, 3), required=True, help="1 or 3")
+    p.add_argument(
+        "--min-amps", type=_positive_number, required=True, metavar="N", help="the least an EV charges at (else 0)"
+    )
+    p.add_argument(
+        "--charger",
+        action="append",
+        metavar="CP",
+        help="a charger of the site (repeat it; none: a site without chargers)",
+    )
+    p.set_defaults(run=cmd_sites_put)
+    p = site_cmds.add_parser("show", help="one site, with the active transactions of its chargers", parents=[common])
+    p.add_argument("site")
+    p.set_defaults(run=cmd_sites_show)
+    p = site_cmds.add_parser("list", help="all sites, in id order", parents=[common])
+    p.set_defaults(run=cmd_sites_list)
     return parser
 
 

@@ -33,6 +33,9 @@ ROUTES: tuple[tuple[apigwv2.HttpMethod, str], ...] = (
     (apigwv2.HttpMethod.DELETE, "/chargers/{id}/reservations/{reservationId}"),
     (apigwv2.HttpMethod.GET, "/reservations/{reservationId}"),
     (apigwv2.HttpMethod.DELETE, "/reservations/{reservationId}"),
+    (apigwv2.HttpMethod.GET, "/sites"),
+    (apigwv2.HttpMethod.GET, "/sites/{siteId}"),
+    (apigwv2.HttpMethod.PUT, "/sites/{siteId}"),
 )
 
 # HTTP APIs accept only their own $context variables (not the REST API standard set).

@@ -20,10 +20,13 @@ TTL attribute ``expiresAt`` (epoch seconds; DynamoDB deletes lazily, so readers 
 | reservation | ``CP#<id>`` | ``RES#<reservationId, 10 digits>`` |
 | reservation id -> its charger | ``RESERVATION#<reservationId>`` | ``RESERVATION`` |
 | id token | ``IDTAG#<idTag>`` | ``IDTAG`` |
+| site (smart charging: limit, phases, chargers) | ``SITE#<siteId>`` | ``SITE`` |
+| site membership of a charger (``siteId``: at most one site) | ``CP#<id>`` | ``SITE`` |
 | transaction id counter | ``COUNTER`` | ``TRANSACTION`` |
 | reservation id counter | ``COUNTER`` | ``RESERVATION`` |
 
-Index ``list`` (keys only, sparse): ``listPk`` = ``CHARGERS``, ``listSk`` = charger id, on charger items.
+Index ``list`` (keys only, sparse): ``listPk`` = ``CHARGERS``, ``listSk`` = charger id, on charger items;
+``listPk`` = ``SITES``, ``listSk`` = site id, on site items.
 
 A *frame digest* names one frame as OCPP-J identifies it: "a message ID for any CALL message MUST be
 different from all message IDs previously used by the same sender for any other CALL messages on the
@@ -45,11 +48,16 @@ CHARGER_SK = "CHARGER"
 
 #: The sparse index that lists chargers without a table scan: only charger items carry its keys
 #: (``LIST_PK`` = ``CHARGERS``, ``LIST_SK`` = the charger id). Keys only: the many updates of
-#: a charger's other attributes (last seen on every message) never write to it.
+#: a charger's other attributes (last seen on every message) never write to it. Site items carry
+#: them too, under ``LIST_PK`` = ``SITES``: one index, two lists that never mix.
 LIST_INDEX = "list"
 LIST_PK = "listPk"
 LIST_SK = "listSk"
 CHARGERS_LIST = "CHARGERS"
+SITES_LIST = "SITES"
+SITE_SK = "SITE"
+#: the sort key of a charger's site membership item (in the charger's partition)
+MEMBERSHIP_SK = "SITE"
 OUTSTANDING_SK = "OUTSTANDING"
 ID_TAG_SK = "IDTAG"
 COUNTER_PK = "COUNTER"
@@ -134,6 +142,19 @@ def reservation_sk(reservation_id: int) -> str:
 
 def reservation_pointer_pk(reservation_id: int) -> str:
     return f"RESERVATION#{reservation_id}"
+
+
+def site_pk(site_id: str) -> str:
+    return "SITE#" + site_id
+
+
+def site_key(site_id: str) -> dict[str, str]:
+    return {PK: site_pk(site_id), SK: SITE_SK}
+
+
+def membership_key(charge_point_id: str) -> dict[str, str]:
+    """The item that says which site the charger belongs to (one GetItem: ``site_of``)."""
+    return {PK: charger_pk(charge_point_id), SK: MEMBERSHIP_SK}
 
 
 def id_tag_pk(id_tag: str) -> str:

@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from .ports import ItemUpdate, MessageStatus, Newer, ProcessedMessage, Record
+from .ports import ChargerInAnotherSite, ItemUpdate, MessageStatus, Newer, ProcessedMessage, Record
 
 
 def _copy(value: Any) -> Any:
@@ -95,6 +95,9 @@ class InMemoryStore:
         self.calls: dict[tuple[str, str], Record] = {}
         self.outstanding: dict[str, Record] = {}
         self.reservations: dict[tuple[str, int], Record] = {}
+        self.sites: dict[str, Record] = {}
+        #: charger id -> the id of the site it belongs to
+        self.memberships: dict[str, str] = {}
         self._counter = itertools.count(1)
         self.counter_value = 0
         self._reservation_counter = itertools.count(1)
@@ -163,6 +166,10 @@ class InMemoryStore:
     def get_charger_map(self, charge_point_id: str, name: str) -> dict[str, Any]:
         with self._lock:
             return dict(_copy(self.maps.get((charge_point_id, name), {})))
+
+    def get_chargers(self, charge_point_ids: Sequence[str]) -> dict[str, Record]:
+        with self._lock:
+            return {cp: _copy(self.chargers[cp]) for cp in dict.fromkeys(charge_point_ids) if cp in self.chargers}
 
     def record_connection(
         self,
@@ -365,6 +372,42 @@ class InMemoryStore:
         with self._lock:
             found = [(rid, r) for (cp, rid), r in self.reservations.items() if cp == charge_point_id]
             return [_copy(r) for _, r in sorted(found, key=lambda pair: pair[0], reverse=True)]
+
+    # --- sites ---------------------------------------------------------------------------
+    def put_site(self, site_id: str, record: Mapping[str, Any], previous_chargers: Sequence[str]) -> None:
+        """The DynamoDB adapter's steps (claim each charger, the site, release the dropped ones),
+        here under the lock, so that a conflict changes nothing."""
+        wanted = [str(cp) for cp in record.get("chargers") or []]
+        with self._lock:
+            claimed: list[str] = []
+            for cp in wanted:
+                holder = self.memberships.get(cp)
+                if holder is not None and holder != site_id:
+                    for undo in claimed:
+                        del self.memberships[undo]
+                    raise ChargerInAnotherSite(cp, holder)
+                if holder is None:
+                    self.memberships[cp] = site_id
+                    claimed.append(cp)
+            stored = self.sites.get(site_id) or {}
+            self.sites[site_id] = {**_copy(dict(record)), "siteId": site_id}
+            kept = set(wanted)
+            for cp in [*previous_chargers, *(stored.get("chargers") or [])]:
+                if cp not in kept and self.memberships.get(cp) == site_id:
+                    del self.memberships[cp]
+
+    def get_site(self, site_id: str) -> Record | None:
+        with self._lock:
+            found = self.sites.get(site_id)
+            return _copy(found) if found is not None else None
+
+    def list_sites(self) -> list[Record]:
+        with self._lock:
+            return [_copy(r) for _, r in sorted(self.sites.items())]
+
+    def site_of(self, charge_point_id: str) -> str | None:
+        with self._lock:
+            return self.memberships.get(charge_point_id)
 
     def complete_call(
         self, charge_point_id: str, unique_id: str, changes: Mapping[str, Any], expected_status: str = "pending"

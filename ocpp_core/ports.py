@@ -41,6 +41,23 @@ class ConditionFailed(StoreError):
     """A conditional write lost (the item already exists, or is not in the expected state)."""
 
 
+class ChargerInAnotherSite(ConditionFailed):
+    """``put_site`` refused: ``charge_point_id`` already belongs to site ``site_id`` (nothing changed)."""
+
+    def __init__(self, charge_point_id: str, site_id: str | None) -> None:
+        super().__init__(f"charger {charge_point_id} belongs to site {site_id}")
+        self.charge_point_id = charge_point_id
+        self.site_id = site_id
+
+
+class SiteBusy(ConditionFailed):
+    """``put_site`` refused: another change of the same site is in progress (nothing changed)."""
+
+    def __init__(self, site_id: str) -> None:
+        super().__init__(f"site {site_id} is being changed by another request")
+        self.site_id = site_id
+
+
 class Clock(Protocol):
     def now_ms(self) -> int:
         """Epoch milliseconds."""
@@ -145,6 +162,10 @@ class ChargerStore(Protocol):
         ...
 
     def get_charger_map(self, charge_point_id: str, name: str) -> dict[str, Any]: ...
+
+    def get_chargers(self, charge_point_ids: Sequence[str]) -> dict[str, Record]:
+        """The charger records of those ids that exist, by id (batched reads, not one per id)."""
+        ...
 
     # --- presence: one item per bridge connection (``presence.py`` says why) ---------------
     def record_connection(
@@ -286,7 +307,45 @@ class ReservationStore(Protocol):
         ...
 
 
+class SiteStore(Protocol):
+    """Sites for smart charging (DESIGN §10): a limit shared by a group of chargers.
+
+    A charger belongs to at most one site, even when two changes race: membership is one item per
+    charger (``keys.membership_key``), claimed by a conditional write (only if absent or already this
+    site), and the site item is written after every claim held. A site record is
+    ``{"siteId", "limitAmps" | "limitWatts", "phases", "minAmps", "chargers", "updatedAt"}``.
+    """
+
+    def put_site(self, site_id: str, record: Mapping[str, Any], previous_chargers: Sequence[str]) -> None:
+        """Create or replace the site, its ``record["chargers"]`` becoming its members.
+
+        Claims every charger of the record, then writes the site item, then releases the chargers it
+        no longer has (``previous_chargers``, what the caller read, and what the store holds). Raises
+        :class:`ChargerInAnotherSite` (a charger is another site's) or :class:`SiteBusy` (another
+        change of this site is in progress) having undone its own claims: then nothing changed.
+        """
+        ...
+
+    def get_site(self, site_id: str) -> Record | None: ...
+
+    def list_sites(self) -> list[Record]:
+        """Every site record, in id order (no table scan)."""
+        ...
+
+    def site_of(self, charge_point_id: str) -> str | None:
+        """The id of the site the charger belongs to, or None: one read."""
+        ...
+
+
 class StateStore(
-    MessageLog, ChargerStore, IdTokenStore, TransactionStore, EventStore, CallStore, ReservationStore, Protocol
+    MessageLog,
+    ChargerStore,
+    IdTokenStore,
+    TransactionStore,
+    EventStore,
+    CallStore,
+    ReservationStore,
+    SiteStore,
+    Protocol,
 ):
     """Everything the processor and the operator API keep."""

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -22,7 +23,16 @@ from boto3.dynamodb.types import DYNAMODB_CONTEXT, TypeDeserializer, TypeSeriali
 from botocore.exceptions import ClientError
 
 from ocpp_core import keys
-from ocpp_core.ports import ItemUpdate, MessageStatus, Newer, ProcessedMessage, Record, StoreError
+from ocpp_core.ports import (
+    ChargerInAnotherSite,
+    ItemUpdate,
+    MessageStatus,
+    Newer,
+    ProcessedMessage,
+    Record,
+    SiteBusy,
+    StoreError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +128,11 @@ _MAP_KEY = "k:"
 def _listed(charge_point_id: str) -> dict[str, str]:
     """The ``list`` index keys every charger item carries (set where a charger item may be created)."""
     return {keys.LIST_PK: keys.CHARGERS_LIST, keys.LIST_SK: charge_point_id}
+
+
+#: how long one ``put_site`` may hold its site's lease (it claims up to 500 chargers one by one)
+SITE_LEASE_S = 60
+_LEASE_TOKEN, _LEASE_UNTIL = "leaseToken", "leaseUntil"
 
 
 def _is_condition_failure(error: ClientError) -> bool:
@@ -344,6 +359,10 @@ class DynamoStore:
             if pending:
                 raise StoreError(f"DynamoDB batch_get_item left {len(pending)} keys unprocessed")
         return found
+
+    def get_chargers(self, charge_point_ids: Sequence[str]) -> dict[str, Record]:
+        found = self._batch_get([keys.charger_key(cp) for cp in dict.fromkeys(charge_point_ids)])
+        return {str(r.get("chargePointId")): r for r in found}
 
     def set_charger_map_entries(self, charge_point_id: str, name: str, entries: Mapping[str, Any]) -> None:
         """One attribute per key of the map's own item (``MAP#<name>``), so that no write reads
@@ -607,6 +626,153 @@ class DynamoStore:
     def list_reservations(self, charge_point_id: str) -> list[Record]:
         found = self._query(keys.charger_pk(charge_point_id), keys.RESERVATION_PREFIX)
         return sorted(found, key=lambda r: int(r.get("reservationId") or 0), reverse=True)
+
+    # --- sites ---------------------------------------------------------------------------
+    def put_site(self, site_id: str, record: Mapping[str, Any], previous_chargers: Sequence[str]) -> None:
+        """Lease the site, claim each charger, write the site (ending the lease), release the rest.
+
+        * The lease (``leaseToken`` / ``leaseUntil`` on the site item, taken only if no live one is
+          there) makes two changes of one site take turns: the second gets :class:`SiteBusy`. It
+          also reads the stored chargers, so a release never depends on the caller's read alone.
+        * A claim is a PutItem of the charger's membership item, only if absent or already this
+          site's: a charger can never be claimed by two sites, whatever the interleaving. On a lost
+          claim the claims this call made are deleted (each only if still this site's) and
+          :class:`ChargerInAnotherSite` names the holder.
+        * The site item is written after every claim held, only while the lease is ours.
+        * The chargers the site dropped are released after that write, not before: a failure in
+          between leaves a charger claimed but in no site's record (a retry frees it), never a
+          charger in a site's record that another site could claim.
+        """
+        wanted = list(dict.fromkeys(str(cp) for cp in record.get("chargers") or []))
+        token = uuid.uuid4().hex
+        site_key = serialize_item(keys.site_key(site_id))
+        try:
+            response = self._call(
+                "update_item",
+                Key=site_key,
+                UpdateExpression="SET #token = :token, #until = :until",
+                ConditionExpression="attribute_not_exists(#until) OR #until <= :now",
+                ExpressionAttributeNames={"#token": _LEASE_TOKEN, "#until": _LEASE_UNTIL},
+                ExpressionAttributeValues=serialize_item(
+                    {":token": token, ":until": int(self._now_s()) + SITE_LEASE_S, ":now": int(self._now_s())}
+                ),
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError:
+            raise SiteBusy(site_id) from None
+        stored = deserialize_item(response.get("Attributes") or {})
+        claimed: list[str] = []
+        try:
+            for cp in wanted:
+                if self._claim(site_id, cp):
+                    claimed.append(cp)
+            item = {**record, "siteId": site_id, keys.LIST_PK: keys.SITES_LIST, keys.LIST_SK: site_id}
+            try:
+                self._put(
+                    keys.site_pk(site_id),
+                    keys.SITE_SK,
+                    item,
+                    ConditionExpression="#token = :token",
+                    ExpressionAttributeNames={"#token": _LEASE_TOKEN},
+                    ExpressionAttributeValues=serialize_item({":token": token}),
+                )
+            except ClientError:
+                raise SiteBusy(site_id) from None  # the lease ran out and another change took it
+        except BaseException:
+            for cp in claimed:
+                self._release(site_id, cp)
+            self._end_lease(site_id, token, existed="siteId" in stored)
+            raise
+        kept = set(wanted)
+        for cp in dict.fromkeys([*previous_chargers, *(stored.get("chargers") or [])]):
+            if cp not in kept:
+                self._release(site_id, str(cp))
+
+    def _claim(self, site_id: str, charge_point_id: str) -> bool:
+        """Make the charger this site's; True if this call did (False: it was already)."""
+        try:
+            response = self._put(
+                keys.charger_pk(charge_point_id),
+                keys.MEMBERSHIP_SK,
+                {"siteId": site_id, "chargePointId": charge_point_id},
+                ConditionExpression="attribute_not_exists(#pk) OR #site = :site",
+                ExpressionAttributeNames={"#pk": keys.PK, "#site": "siteId"},
+                ExpressionAttributeValues=serialize_item({":site": site_id}),
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError:
+            raise ChargerInAnotherSite(charge_point_id, self.site_of(charge_point_id)) from None
+        return not response.get("Attributes")
+
+    def _release(self, site_id: str, charge_point_id: str) -> None:
+        """Delete the charger's membership if it is still this site's (best effort on an undo)."""
+        try:
+            self._call(
+                "delete_item",
+                Key=serialize_item(keys.membership_key(charge_point_id)),
+                ConditionExpression="#site = :site",
+                ExpressionAttributeNames={"#site": "siteId"},
+                ExpressionAttributeValues=serialize_item({":site": site_id}),
+            )
+        except ClientError:
+            pass  # another site's (or free) already
+        except StoreError:
+            logger.warning("could not release charger %s from site %s", charge_point_id, site_id, exc_info=True)
+
+    def _end_lease(self, site_id: str, token: str, *, existed: bool) -> None:
+        """Give the lease back: remove it from the site, or delete the lease-only item of a new site."""
+        common: dict[str, Any] = {
+            "Key": serialize_item(keys.site_key(site_id)),
+            "ConditionExpression": "#token = :token",
+            "ExpressionAttributeValues": serialize_item({":token": token}),
+        }
+        try:
+            if existed:
+                self._call(
+                    "update_item",
+                    UpdateExpression="REMOVE #token, #until",
+                    ExpressionAttributeNames={"#token": _LEASE_TOKEN, "#until": _LEASE_UNTIL},
+                    **common,
+                )
+            else:
+                self._call("delete_item", ExpressionAttributeNames={"#token": _LEASE_TOKEN}, **common)
+        except (ClientError, StoreError):
+            logger.warning("could not end the lease of site %s (it expires by itself)", site_id, exc_info=True)
+
+    @staticmethod
+    def _site_record(record: Record | None) -> Record | None:
+        """A site as the port returns it; None for the lease-only item of a site being created."""
+        if record is None or "siteId" not in record:
+            return None
+        record.pop(_LEASE_TOKEN, None)
+        record.pop(_LEASE_UNTIL, None)
+        return record
+
+    def get_site(self, site_id: str) -> Record | None:
+        return self._site_record(self._get(keys.site_pk(site_id), keys.SITE_SK))
+
+    def list_sites(self) -> list[Record]:
+        """A query of the sparse ``list`` index (``SITES``), then the records in batches."""
+        kwargs: dict[str, Any] = {
+            "IndexName": keys.LIST_INDEX,
+            "KeyConditionExpression": "#lpk = :sites",
+            "ExpressionAttributeNames": {"#lpk": keys.LIST_PK},
+            "ExpressionAttributeValues": serialize_item({":sites": keys.SITES_LIST}),
+        }
+        ids: list[str] = []
+        while True:
+            response = self._call("query", **kwargs)
+            ids.extend(str(deserialize_item(item)[keys.LIST_SK]) for item in response.get("Items", []))
+            if not response.get("LastEvaluatedKey"):
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        found = [self._site_record(r) for r in self._batch_get([keys.site_key(site) for site in ids])]
+        return sorted((r for r in found if r is not None), key=lambda r: str(r.get("siteId")))
+
+    def site_of(self, charge_point_id: str) -> str | None:
+        membership = self._get(keys.charger_pk(charge_point_id), keys.MEMBERSHIP_SK)
+        site = (membership or {}).get("siteId")
+        return site if isinstance(site, str) else None
 
     def complete_call(
         self, charge_point_id: str, unique_id: str, changes: Mapping[str, Any], expected_status: str = "pending"

@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError
 
 from ocpp_core.ports import StoreError
 
-from . import calls, chargers, id_tags, reservations, transactions
+from . import calls, chargers, id_tags, reservations, sites, transactions
 from .context import ApiContext
 from .errors import ApiError
 from .http import Request, Response, parse_event
@@ -42,6 +42,8 @@ ROUTES: list[Route] = [
     ),
     Route("/transactions", {"GET": transactions.list_transactions}),
     Route("/transactions/{transactionId}/close", {"POST": transactions.close}),
+    Route("/sites", {"GET": sites.list_sites}),
+    Route("/sites/{siteId}", {"GET": sites.get_site, "PUT": sites.put_site}),
 ]
 
 

@@ -63,11 +63,21 @@ def _check_transaction_id(value: str) -> None:
         raise BadRequest(f"Invalid transaction id: 1 to {MAX_TRANSACTION_ID_LENGTH} printable characters.")
 
 
+def _check_site_id(value: str) -> None:
+    """Site ids follow the charger id rule (DESIGN §2)."""
+    if not is_valid_charge_point_id(value):
+        raise BadRequest(
+            f"Invalid site id {value[:60]!r}: use 1 to {MAX_ID_LENGTH} characters from [A-Za-z0-9._:-].",
+            siteId=value[:60],
+        )
+
+
 PARAMETER_CHECKS: dict[str, Callable[[str], None]] = {
     "chargePointId": _check_charge_point_id,
     "idTag": _check_id_tag,
     "uniqueId": _check_unique_id,
     "transactionId": _check_transaction_id,
+    "siteId": _check_site_id,
 }
 
 

@@ -513,3 +513,53 @@ def test_transactions_close_an_id_two_chargers_use(server: ApiServer, deps: Depe
     assert (shown["chargePointId"], shown["status"], shown["closedBy"]) == ("CS2", "Completed", "operator")
     code, out, _ = run(server, "transactions", "list", "--status", "Active", "--json")
     assert [t["chargePointId"] for t in json.loads(out)["transactions"]] == ["CS1"]
+
+
+# --- sites ---------------------------------------------------------------------------------
+
+
+def test_sites_put_show_list_and_errors(server: ApiServer, deps: Dependencies) -> None:
+    for cp in ("CP1", "CP2"):
+        deps.store.update_charger(cp, {"registered": True})
+    code, out, err = run(
+        server, "sites", "put", "S1", "--limit-amps", "63", "--phases", "3", "--min-amps", "6",
+        "--charger", "CP1", "--charger", "CP2", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    put = json.loads(out)
+    assert (put["siteId"], put["limitAmps"], put["minAmps"], put["chargers"]) == ("S1", 63, 6, ["CP1", "CP2"])
+    code, out, err = run(server, "sites", "put", "S2", "--limit-watts", "11000.5", "--phases", "1", "--min-amps", "6")
+    assert code == 0, err
+    shown = fields(out.split("\nactive transactions:\n")[0])
+    assert (shown["siteId"], shown["limitWatts"], shown["phases"], shown["chargers"]) == ("S2", "11000.5", "1", "-")
+
+    code, out, err = run(server, "sites", "show", "S1")
+    assert code == 0, err
+    record, transactions = out.split("\nactive transactions:\n")
+    assert fields(record)["chargers"] == "CP1 CP2" and fields(record)["limitAmps"] == "63"
+    assert transactions.split() == ["CHARGER", "TRANSACTION", "STARTED"]
+    code, out, _ = run(server, "sites", "show", "S1", "--json")
+    assert json.loads(out)["activeTransactions"] == []
+
+    code, out, err = run(server, "sites", "list")
+    assert code == 0, err
+    header, first, second = table_rows(out)
+    assert header == ["SITE", "LIMIT", "PHASES", "MIN A", "CHARGERS", "UPDATED"]
+    assert first[:5] == ["S1", "63 A", "3", "6", "CP1 CP2"] and second[:5] == ["S2", "11000.5 W", "1", "6", "-"]
+    code, out, _ = run(server, "sites", "list", "--json")
+    assert json.loads(out)["count"] == 2
+
+    code, _, err = run(server, "sites", "put", "S3", "--limit-amps", "32", "--phases", "3", "--min-amps", "6",
+                       "--charger", "CP2")  # fmt: skip
+    assert (code, err) == (1, "error: Charger CP2 already belongs to site S1: remove it there first. (HTTP 409)\n")
+    code, _, err = run(server, "sites", "put", "S3", "--limit-amps", "5", "--phases", "3", "--min-amps", "6")
+    assert code == 1 and "above the site limit" in err and "(HTTP 400)" in err
+    code, _, err = run(server, "sites", "show", "S9")
+    assert (code, err) == (1, "error: Unknown site S9. (HTTP 404)\n")
+    refused = cli("--api-url", server.url, "sites", "put", "S3", "--limit-amps", "5", "--limit-watts", "9",
+                  "--phases", "3", "--min-amps", "6")  # fmt: skip
+    assert refused.returncode == 2 and "not allowed with argument" in refused.stderr
+    refused = cli(
+        "--api-url", server.url, "sites", "put", "S3", "--limit-amps", "5", "--phases", "2", "--min-amps", "1"
+    )
+    assert refused.returncode == 2 and "--phases" in refused.stderr

@@ -13,8 +13,10 @@ import threading
 
 import pytest
 
+from lambdas.adapters.dynamo import DynamoStore
 from ocpp_core import calls, keys
-from ocpp_core.ports import ItemUpdate, Newer, ProcessedMessage, StateStore
+from ocpp_core.memory_store import InMemoryStore
+from ocpp_core.ports import ChargerInAnotherSite, ItemUpdate, Newer, ProcessedMessage, SiteBusy, StateStore
 from tests.fakes import START_MS, FakeClock, SeqIds, charger_connected, mark_connected, mark_disconnected
 
 NOW_S = START_MS // 1000
@@ -893,3 +895,137 @@ def test_require_absent_refuses_an_update_when_the_attribute_exists(store: State
     assert not store.update_transaction("CP1", "7", close)
     assert not store.update_transaction("CP1", "8", close)  # must_exist still holds
     assert store.get_transaction("CP1", "7") == {"status": "Completed", "stoppedAt": 5}
+
+
+# --- sites (SiteStore): a charger belongs to at most one site ---------------------------------
+
+
+def _site(site_id: str, chargers: list[str], **extra: object) -> dict[str, object]:
+    return {"siteId": site_id, "limitAmps": 63, "phases": 3, "minAmps": 6, "chargers": chargers, **extra}
+
+
+def test_sites_are_put_read_listed_in_id_order_and_their_chargers_found(store: StateStore) -> None:
+    assert store.get_site("S1") is None and store.list_sites() == [] and store.site_of("CP1") is None
+    store.put_site("S2", _site("S2", ["CP3"], limitWatts=11000.5), [])
+    store.put_site("S1", _site("S1", ["CP1", "CP2"]), [])
+    assert store.get_site("S1") == _site("S1", ["CP1", "CP2"])
+    assert store.get_site("S2") == _site("S2", ["CP3"], limitWatts=11000.5)
+    assert [s["siteId"] for s in store.list_sites()] == ["S1", "S2"]
+    assert [store.site_of(cp) for cp in ("CP1", "CP2", "CP3", "CP4")] == ["S1", "S1", "S2", None]
+    # Neither the sites nor the memberships are chargers.
+    assert store.list_chargers() == [] and store.get_charger("CP1") is None
+
+
+def test_a_charger_of_another_site_is_refused_and_the_refused_put_changes_nothing(store: StateStore) -> None:
+    store.put_site("S1", _site("S1", ["CP1", "CP2"]), [])
+    with pytest.raises(ChargerInAnotherSite) as refused:
+        store.put_site("S2", _site("S2", ["CP9", "CP8", "CP2", "CP7"]), [])
+    assert (refused.value.charge_point_id, refused.value.site_id) == ("CP2", "S1")
+    # The claims the refused put made before the conflict are undone; no site item was written.
+    assert [store.site_of(cp) for cp in ("CP9", "CP8", "CP7")] == [None, None, None]
+    assert store.get_site("S2") is None and [s["siteId"] for s in store.list_sites()] == ["S1"]
+    assert store.site_of("CP2") == "S1"
+    # The same for a replacement of an existing site: it keeps its record and its chargers.
+    store.put_site("S3", _site("S3", ["CP5"]), [])
+    with pytest.raises(ChargerInAnotherSite):
+        store.put_site("S3", _site("S3", ["CP5", "CP6", "CP1"]), ["CP5"])
+    assert store.get_site("S3") == _site("S3", ["CP5"])
+    assert (store.site_of("CP5"), store.site_of("CP6")) == ("S3", None)
+
+
+def test_replacing_a_site_releases_the_chargers_it_drops(store: StateStore) -> None:
+    store.put_site("S1", _site("S1", ["CP1", "CP2", "CP3"]), [])
+    store.put_site("S1", _site("S1", ["CP3", "CP4"], minAmps=8), ["CP1", "CP2", "CP3"])
+    assert store.get_site("S1") == _site("S1", ["CP3", "CP4"], minAmps=8)
+    assert [store.site_of(cp) for cp in ("CP1", "CP2", "CP3", "CP4")] == [None, None, "S1", "S1"]
+    # The caller's view of the previous chargers may be stale: what the store holds is released too.
+    store.put_site("S1", _site("S1", []), [])
+    assert [store.site_of(cp) for cp in ("CP3", "CP4")] == [None, None]
+    store.put_site("S2", _site("S2", ["CP1", "CP3"]), [])
+    assert (store.site_of("CP1"), store.site_of("CP3")) == ("S2", "S2")
+    # A stale previous list never releases another site's charger.
+    store.put_site("S1", _site("S1", []), ["CP1"])
+    assert store.site_of("CP1") == "S2"
+
+
+def test_a_put_repeated_is_the_same_put(store: StateStore) -> None:
+    store.put_site("S1", _site("S1", ["CP1"]), [])
+    store.put_site("S1", _site("S1", ["CP1"]), ["CP1"])
+    assert store.get_site("S1") == _site("S1", ["CP1"]) and store.site_of("CP1") == "S1"
+
+
+@pytest.mark.usefixtures("atomic_moto_requests")
+def test_racing_puts_of_different_sites_never_share_a_charger(store: StateStore) -> None:
+    if isinstance(store, InMemoryStore):
+        store = InMemoryStore(lock=threading.RLock())  # as a multi-threaded caller uses it
+    chargers = [f"CP{i}" for i in range(6)]
+    sites = [f"S{i}" for i in range(6)]
+    barrier = threading.Barrier(len(sites))
+    outcome: dict[str, str] = {}
+
+    def put(index: int, site_id: str) -> None:
+        wanted = chargers[index:] + chargers[:index]  # each site claims in another order
+        barrier.wait()
+        try:
+            store.put_site(site_id, _site(site_id, wanted[:4]), [])
+            outcome[site_id] = "stored"
+        except ChargerInAnotherSite:
+            outcome[site_id] = "refused"
+
+    threads = [threading.Thread(target=put, args=(i, s)) for i, s in enumerate(sites)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(outcome) == len(sites)
+    records = {s["siteId"]: s for s in store.list_sites()}
+    assert set(records) == {s for s, result in outcome.items() if result == "stored"}
+    holders: dict[str, str] = {}
+    for site_id, record in records.items():
+        for cp in record["chargers"]:
+            assert cp not in holders, f"{cp} is in {holders.get(cp)} and {site_id}"
+            holders[cp] = site_id
+    # Memberships say exactly what the records say: a refused put left no claim behind.
+    assert {cp: store.site_of(cp) for cp in chargers} == {cp: holders.get(cp) for cp in chargers}
+
+
+def test_the_chargers_of_a_batch_read_are_those_that_exist(store: StateStore) -> None:
+    store.update_charger("CP1", {"registered": True})
+    store.update_charger("CP2", {"registered": False})
+    found = store.get_chargers(["CP1", "CP2", "CP3", "CP1"])
+    assert sorted(found) == ["CP1", "CP2"]
+    assert found["CP1"] == {"chargePointId": "CP1", "registered": True}
+    assert store.get_chargers([]) == {}
+
+
+def test_dynamo_a_change_of_a_site_in_progress_makes_another_wait(dynamo_store: DynamoStore, clock: FakeClock) -> None:
+    """DynamoDB only: the site lease (the in-memory store runs a put under its lock)."""
+    dynamo_store.put_site("S1", _site("S1", ["CP1"]), [])
+    lease = {
+        "leaseToken": {"S": "another-request"},
+        "leaseUntil": {"N": str(int(clock.now_s()) + 30)},
+    }
+    dynamo_store._client.update_item(
+        TableName=dynamo_store.table_name,
+        Key={keys.PK: {"S": keys.site_pk("S1")}, keys.SK: {"S": keys.SITE_SK}},
+        UpdateExpression="SET leaseToken = :t, leaseUntil = :u",
+        ExpressionAttributeValues={":t": lease["leaseToken"], ":u": lease["leaseUntil"]},
+    )
+    assert dynamo_store.get_site("S1") == _site("S1", ["CP1"])  # the lease is not part of the record
+    with pytest.raises(SiteBusy):
+        dynamo_store.put_site("S1", _site("S1", ["CP2"]), ["CP1"])
+    assert (dynamo_store.site_of("CP1"), dynamo_store.site_of("CP2")) == ("S1", None)
+    clock.advance(31)  # a request that died holding the lease holds it no longer
+    dynamo_store.put_site("S1", _site("S1", ["CP2"]), ["CP1"])
+    assert dynamo_store.get_site("S1") == _site("S1", ["CP2"])
+    assert (dynamo_store.site_of("CP1"), dynamo_store.site_of("CP2")) == (None, "S1")
+
+
+def test_dynamo_a_refused_new_site_leaves_no_item(dynamo_store: DynamoStore) -> None:
+    dynamo_store.put_site("S1", _site("S1", ["CP1"]), [])
+    with pytest.raises(ChargerInAnotherSite):
+        dynamo_store.put_site("S2", _site("S2", ["CP1"]), [])
+    item = dynamo_store._client.get_item(
+        TableName=dynamo_store.table_name, Key={keys.PK: {"S": keys.site_pk("S2")}, keys.SK: {"S": keys.SITE_SK}}
+    )
+    assert "Item" not in item and dynamo_store.get_site("S2") is None
