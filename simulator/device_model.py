@@ -20,6 +20,10 @@ RO = "ReadOnly"
 RW = "ReadWrite"
 
 MEASURANDS = "Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage,SoC"
+#: What the station keeps of charging profiles (1.6 §9.4 Smart Charging keys, 2.x SmartChargingCtrlr).
+MAX_STACK_LEVEL = 8
+MAX_PERIODS = 24
+MAX_PROFILES = 16
 
 
 @dataclass(slots=True)
@@ -47,6 +51,10 @@ def _v16_settings(connectors: int) -> list[Setting]:
         key("AllowOfflineTxForUnknownId", "false", "boolean"),
         key("AuthorizationCacheEnabled", "false", "boolean"),
         key("AuthorizeRemoteTxRequests", "false", "boolean"),
+        # 1.6 §9.4 (Smart Charging profile).
+        key("ChargeProfileMaxStackLevel", str(MAX_STACK_LEVEL), "integer", RO),
+        key("ChargingScheduleAllowedChargingRateUnit", "Current,Power", mutability=RO),
+        key("ChargingScheduleMaxPeriods", str(MAX_PERIODS), "integer", RO),
         key("ClockAlignedDataInterval", "0", "integer"),
         key("ConnectionTimeOut", "60", "integer"),
         key("GetConfigurationMaxKeys", "50", "integer", RO),
@@ -55,6 +63,7 @@ def _v16_settings(connectors: int) -> list[Setting]:
         key("LocalAuthListMaxLength", "100", "integer", RO),
         key("LocalAuthorizeOffline", "true", "boolean"),
         key("LocalPreAuthorize", "false", "boolean"),
+        key("MaxChargingProfilesInstalled", str(MAX_PROFILES), "integer", RO),
         key("MeterValuesAlignedData", "Energy.Active.Import.Register"),
         key("MeterValuesSampledData", "Energy.Active.Import.Register"),
         # 0: no periodic samples of our own (a scenario or load run decides when to send them).
@@ -150,6 +159,12 @@ def _v2_settings(charge_point_id: str, vendor: str, model: str, security_profile
         var("ReservationCtrlr", "Available", "true", "boolean", RO),
         var("ReservationCtrlr", "Enabled", "true", "boolean"),
         var("ReservationCtrlr", "NonEvseSpecific", "true", "boolean", RO),
+        # 2.0.1 appendix 3 (SmartChargingCtrlr): charging profiles in A or W (block K).
+        var("SmartChargingCtrlr", "Available", "true", "boolean", RO),
+        var("SmartChargingCtrlr", "Enabled", "true", "boolean"),
+        var("SmartChargingCtrlr", "PeriodsPerSchedule", str(MAX_PERIODS), "integer", RO),
+        var("SmartChargingCtrlr", "ProfileStackLevel", str(MAX_STACK_LEVEL), "integer", RO),
+        var("SmartChargingCtrlr", "RateUnit", "A,W", "MemberList", RO, values_list="A,W"),
         var("AlignedDataCtrlr", "Interval", "0", "integer"),
         var("AlignedDataCtrlr", "Measurands", "Energy.Active.Import.Register", "MemberList", values_list=MEASURANDS),
     ]
@@ -256,6 +271,46 @@ class DeviceModel:
         """A reservation without a connector: 1.6 ReserveConnectorZeroSupported, 2.x
         ReservationCtrlr.NonEvseSpecific."""
         return self._flag(self._key("ReserveConnectorZeroSupported", "ReservationCtrlr", "NonEvseSpecific"))
+
+    @property
+    def smart_charging_enabled(self) -> bool:
+        """2.x SmartChargingCtrlr.Enabled (1.6: the SmartCharging feature profile is on)."""
+        return not self.version.is_2x or self._flag(("SmartChargingCtrlr", "Enabled", None))
+
+    @property
+    def rate_units(self) -> str:
+        """The units charging schedules may use: 1.6 ChargingScheduleAllowedChargingRateUnit
+        (``Current,Power``), 2.x SmartChargingCtrlr.RateUnit (``A,W``)."""
+        setting = self._settings.get(
+            self._key("ChargingScheduleAllowedChargingRateUnit", "SmartChargingCtrlr", "RateUnit")
+        )
+        return setting.value if setting is not None else ""
+
+    @property
+    def max_stack_level(self) -> int:
+        return self._int(self._key("ChargeProfileMaxStackLevel", "SmartChargingCtrlr", "ProfileStackLevel"))
+
+    @property
+    def max_periods(self) -> int:
+        return self._int(self._key("ChargingScheduleMaxPeriods", "SmartChargingCtrlr", "PeriodsPerSchedule"))
+
+    @property
+    def max_profiles(self) -> int:
+        # 2.x has no such variable of its own here (SmartChargingCtrlr.Entries is not modelled).
+        return MAX_PROFILES if self.version.is_2x else self._int(("", "MaxChargingProfilesInstalled", None))
+
+    @property
+    def sampled_measurands(self) -> list[str]:
+        """What a sample during a transaction carries: 1.6 MeterValuesSampledData, 2.x
+        SampledDataCtrlr.TxUpdatedMeasurands."""
+        setting = self._settings.get(self._key("MeterValuesSampledData", "SampledDataCtrlr", "TxUpdatedMeasurands"))
+        value = setting.value if setting is not None else ""
+        return [m.strip() for m in value.split(",") if m.strip()]
+
+    def force(self, name: str, value: str, component: str = "") -> None:
+        """Set a setting whatever its mutability: what the manufacturer configured (say, a
+        station that takes schedules in amps only). ``component`` empty for a 1.6 key."""
+        self._settings[(component, name, None)].value = value
 
     def set_availability_state(self, state: str) -> None:
         setting = self._settings.get(("ChargingStation", "AvailabilityState", None))

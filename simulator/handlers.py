@@ -18,6 +18,7 @@ from ocpp_core.timefmt import parse_ms
 from ocpp_core.versions import OcppVersion
 
 from . import messages
+from .charging_profiles import CSMS_SOURCE, Profile, ProfileRefused
 from .responses import default_response
 
 if TYPE_CHECKING:
@@ -78,6 +79,17 @@ async def _stop_and_notify(st: Station, conn: Connector, reason: str) -> None:
 # ---------------------------------------------------------------------- remote start / stop
 
 
+def _start_profile(st: Station, connector_id: int, p: Payload) -> tuple[bool, Profile | None]:
+    """The TxProfile a remote start carries (1.6 §5.11, 2.0.1 F01 / K05): (usable, profile)."""
+    raw = p.get("chargingProfile")
+    if raw is None:
+        return True, None
+    try:
+        return True, st.profiles.check(connector_id, raw, for_remote_start=True)
+    except ProfileRefused:
+        return False, None
+
+
 def remote_start_v16(st: Station, p: Payload) -> Reply:
     wanted = p.get("connectorId")
     if wanted is not None and wanted <= 0:
@@ -86,8 +98,11 @@ def remote_start_v16(st: Station, p: Payload) -> Reply:
     conn = st.free_connector(wanted, id_tag)  # a connector reserved for another tag is not free
     if conn is None:
         return _status("Rejected")
+    usable, profile = _start_profile(st, conn.id, p)
+    if not usable:
+        return _status("Rejected")  # not a TxProfile, or one the station cannot honour
     conn.starting = True  # hold it now: a second remote start must not pick it
-    return _status("Accepted", lambda: st.remote_start(conn.id, id_tag))
+    return _status("Accepted", lambda: st.remote_start(conn.id, id_tag, charging_profile=profile))
 
 
 def request_start_v2(st: Station, p: Payload) -> Reply:
@@ -95,11 +110,18 @@ def request_start_v2(st: Station, p: Payload) -> Reply:
     conn = st.free_connector(p.get("evseId"), token["idToken"])
     if conn is None:
         return _status("Rejected")
+    usable, profile = _start_profile(st, conn.id, p)
+    if not usable:
+        return _status("Rejected")
     conn.starting = True
     return _status(
         "Accepted",
         lambda: st.remote_start(
-            conn.id, token["idToken"], remote_start_id=p["remoteStartId"], token_type=str(token["type"])
+            conn.id,
+            token["idToken"],
+            remote_start_id=p["remoteStartId"],
+            token_type=str(token["type"]),
+            charging_profile=profile,
         ),
     )
 
@@ -153,6 +175,126 @@ def cancel_reservation(st: Station, p: Payload) -> Reply:
     if st.cancel_reservation(p["reservationId"]):
         return _status("Accepted", st.sync_reserved_statuses)  # the connector back to Available
     return _status("Rejected")  # 1.6 §5.1, 2.0.1 H02: no such reservation
+
+
+# ---------------------------------------------------------------------- charging profiles
+
+
+def _set_profile(st: Station, connector_id: int, raw: Payload) -> Reply:
+    status = st.profiles.set(connector_id, raw)
+    # Accepted: the limit applies at once; a change of charging state is reported after the answer.
+    return _status(status, st.apply_charging_limits if status == "Accepted" else None)
+
+
+def set_charging_profile_v16(st: Station, p: Payload) -> Reply:
+    return _set_profile(st, p["connectorId"], p["csChargingProfiles"])
+
+
+def set_charging_profile_v2(st: Station, p: Payload) -> Reply:
+    return _set_profile(st, p["evseId"], p["chargingProfile"])
+
+
+def _clear_profiles(st: Station, **criteria: Any) -> Reply:
+    if st.profiles.clear(**criteria):
+        return _status("Accepted", st.apply_charging_limits)
+    return _status("Unknown")
+
+
+def clear_charging_profile_v16(st: Station, p: Payload) -> Reply:
+    # 1.6 §5.5: by id, else every profile matching the fields given (none: all of them).
+    return _clear_profiles(
+        st,
+        profile_id=p.get("id"),
+        connector_id=p.get("connectorId"),
+        purpose=p.get("chargingProfilePurpose"),
+        stack_level=p.get("stackLevel"),
+    )
+
+
+def clear_charging_profile_v2(st: Station, p: Payload) -> Reply:
+    criteria = p.get("chargingProfileCriteria") or {}
+    return _clear_profiles(
+        st,
+        profile_id=p.get("chargingProfileId"),
+        connector_id=criteria.get("evseId"),
+        purpose=criteria.get("chargingProfilePurpose"),
+        stack_level=criteria.get("stackLevel"),
+    )
+
+
+def _composite(st: Station, connector_id: int, duration: int, unit: str | None) -> tuple[str, Payload | None]:
+    """(status, schedule) of a GetCompositeSchedule (1.6 §5.7, 2.0.1 K08)."""
+    allowed = st.profiles.allowed_units()
+    if unit is None:
+        unit = "A" if "A" in allowed else "W"
+    if (connector_id != 0 and connector_id not in st.connectors) or duration < 0 or unit not in allowed:
+        return "Rejected", None
+    start = messages.now_ms()
+    periods = st.profiles.composite(connector_id, duration, unit, start)
+    return "Accepted", {"start": messages.timestamp(start), "unit": unit, "periods": periods}
+
+
+def get_composite_schedule_v16(st: Station, p: Payload) -> Reply:
+    connector_id, duration = p["connectorId"], p["duration"]
+    status, schedule = _composite(st, connector_id, duration, p.get("chargingRateUnit"))
+    if schedule is None:
+        return _status(status)
+    return Reply(
+        {
+            "status": status,
+            "connectorId": connector_id,
+            "scheduleStart": schedule["start"],
+            "chargingSchedule": {
+                "duration": duration,
+                "startSchedule": schedule["start"],
+                "chargingRateUnit": schedule["unit"],
+                "chargingSchedulePeriod": schedule["periods"],
+            },
+        }
+    )
+
+
+def get_composite_schedule_v2(st: Station, p: Payload) -> Reply:
+    evse_id, duration = p["evseId"], p["duration"]
+    status, schedule = _composite(st, evse_id, duration, p.get("chargingRateUnit"))
+    if schedule is None:
+        return _status(status)
+    return Reply(
+        {
+            "status": status,
+            "schedule": {
+                "evseId": evse_id,
+                "duration": duration,
+                "scheduleStart": schedule["start"],
+                "chargingRateUnit": schedule["unit"],
+                "chargingSchedulePeriod": schedule["periods"],
+            },
+        }
+    )
+
+
+def get_charging_profiles_v2(st: Station, p: Payload) -> Reply:
+    """2.0.1 K09: Accepted, then ReportChargingProfiles per EVSE (``tbc`` on all but the last)."""
+    found = st.profiles.select(p.get("evseId"), p["chargingProfile"])
+    if not found:
+        return _status("NoProfiles")
+    request_id = p["requestId"]
+
+    async def report() -> None:
+        evses = sorted(found)
+        for index, evse_id in enumerate(evses):
+            await st.call(
+                "ReportChargingProfiles",
+                {
+                    "requestId": request_id,
+                    "chargingLimitSource": CSMS_SOURCE,
+                    "evseId": evse_id,
+                    "chargingProfile": found[evse_id],
+                    "tbc": index < len(evses) - 1,
+                },
+            )
+
+    return _status("Accepted", report)
 
 
 # ---------------------------------------------------------------------- configuration
@@ -405,7 +547,9 @@ _V16: dict[str, Handler] = {
     "CancelReservation": cancel_reservation,
     "ChangeAvailability": change_availability_v16,
     "ChangeConfiguration": change_configuration,
+    "ClearChargingProfile": clear_charging_profile_v16,
     "ExtendedTriggerMessage": trigger_message_v16,
+    "GetCompositeSchedule": get_composite_schedule_v16,
     "GetConfiguration": get_configuration,
     "GetLocalListVersion": get_local_list_version_v16,
     "RemoteStartTransaction": remote_start_v16,
@@ -413,6 +557,7 @@ _V16: dict[str, Handler] = {
     "ReserveNow": reserve_now_v16,
     "Reset": reset_v16,
     "SendLocalList": send_local_list_v16,
+    "SetChargingProfile": set_charging_profile_v16,
     "TriggerMessage": trigger_message_v16,
     "UnlockConnector": unlock_connector_v16,
 }
@@ -420,8 +565,11 @@ _V16: dict[str, Handler] = {
 _V2: dict[str, Handler] = {
     "CancelReservation": cancel_reservation,
     "ChangeAvailability": change_availability_v2,
+    "ClearChargingProfile": clear_charging_profile_v2,
     "CustomerInformation": customer_information,
     "GetBaseReport": get_base_report,
+    "GetChargingProfiles": get_charging_profiles_v2,
+    "GetCompositeSchedule": get_composite_schedule_v2,
     "GetLocalListVersion": get_local_list_version_v2,
     "GetReport": get_report,
     "GetTransactionStatus": get_transaction_status,
@@ -431,6 +579,7 @@ _V2: dict[str, Handler] = {
     "ReserveNow": reserve_now_v2,
     "Reset": reset_v2,
     "SendLocalList": send_local_list_v2,
+    "SetChargingProfile": set_charging_profile_v2,
     "SetVariables": set_variables,
     "TriggerMessage": trigger_message_v2,
     "UnlockConnector": unlock_connector_v2,

@@ -140,8 +140,31 @@ def sampled_energy(version: OcppVersion, energy_wh: int, context: str) -> dict[s
     return {"value": str(energy_wh), "context": context, "measurand": ENERGY, "unit": "Wh"}
 
 
-def meter_value(version: OcppVersion, energy_wh: int, context: str, ts: str) -> dict[str, Any]:
-    return {"timestamp": ts, "sampledValue": [sampled_energy(version, energy_wh, context)]}
+#: Measurands a station samples besides the energy register, with their unit.
+UNITS = {"Current.Import": "A", "Power.Active.Import": "W", "Voltage": "V"}
+
+
+def sampled_value(version: OcppVersion, measurand: str, value: float, context: str) -> dict[str, Any]:
+    """One sampled value of ``measurand`` (a key of :data:`UNITS`), rounded to 0.1."""
+    unit = UNITS[measurand]
+    number = round(value, 1)
+    if version.is_2x:
+        return {"value": number, "context": context, "measurand": measurand, "unitOfMeasure": {"unit": unit}}
+    return {"value": f"{number:g}", "context": context, "measurand": measurand, "unit": unit}
+
+
+def meter_value(
+    version: OcppVersion,
+    energy_wh: int,
+    context: str,
+    ts: str,
+    extra: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """A MeterValue: the energy register, then ``extra`` (measurand -> value) if any."""
+    sampled = [sampled_energy(version, energy_wh, context)]
+    for measurand, value in (extra or {}).items():
+        sampled.append(sampled_value(version, measurand, value, context))
+    return {"timestamp": ts, "sampledValue": sampled}
 
 
 def meter_values(
@@ -152,9 +175,10 @@ def meter_values(
     *,
     transaction_id: int | None = None,
     context: str = "Sample.Periodic",
+    extra: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """MeterValues (1.6 with an optional transaction, 2.x outside a transaction)."""
-    sample = [meter_value(version, energy_wh, context, ts)]
+    sample = [meter_value(version, energy_wh, context, ts, extra)]
     if version.is_2x:
         return {"evseId": connector, "meterValue": sample}
     payload: dict[str, Any] = {"connectorId": connector, "meterValue": sample}
@@ -201,10 +225,12 @@ def transaction_event(
     stopped_reason: str | None = None,
     remote_start_id: int | None = None,
     reservation_id: int | None = None,
+    extra: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """TransactionEvent (2.0.1 / 2.1 E01-E15): Started, Updated or Ended.
 
-    ``reservation_id``: the reservation the transaction ends by using it (H03, in Started).
+    ``reservation_id``: the reservation the transaction ends by using it (H03, in Started);
+    ``extra``: sampled values besides the energy register (measurand -> value).
     """
     info: dict[str, Any] = {"transactionId": transaction_id}
     if charging_state is not None:
@@ -228,7 +254,7 @@ def transaction_event(
     if reservation_id is not None:
         payload["reservationId"] = reservation_id
     if energy_wh is not None:
-        payload["meterValue"] = [meter_value(OcppVersion.V201, energy_wh, context, ts)]
+        payload["meterValue"] = [meter_value(OcppVersion.V201, energy_wh, context, ts, extra)]
     return payload
 
 

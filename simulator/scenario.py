@@ -126,7 +126,7 @@ async def _session(station: Station, options: ScenarioOptions) -> None:
         raise ScenarioFailed(
             f"the CSMS refused id tag {options.id_tag} when the transaction started ({tx.authorization})"
         )
-    await station.status(connector, "Charging")
+    await station.status(connector, station.current_status(station.connectors[connector]))  # Charging, or SuspendedEVSE
     for _ in range(options.samples):
         if options.sample_interval > 0:
             await asyncio.sleep(options.sample_interval)

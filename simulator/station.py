@@ -48,6 +48,7 @@ from ocpp_core.schemas import validate_request, validate_response
 from ocpp_core.versions import CHARGER_INITIATED, CSMS_INITIATED, OcppVersion
 
 from . import messages
+from .charging_profiles import DEFAULT_PHASES, VOLTS, ChargingProfiles, Draw, Profile, amps_to_watts
 from .device_model import DeviceModel
 from .errors import (
     CallErrorReceived,
@@ -62,6 +63,7 @@ from .errors import (
     SubprotocolRefused,
 )
 from .handlers import handler_for
+from .reservations import Reservation, Reservations
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +121,10 @@ class Transaction:
     stopping: bool = False
     #: The reservation the transaction used (sent in StartTransaction / TransactionEvent Started).
     reservation_id: int | None = None
+    #: Epoch ms of the start (where Relative charging schedules start).
+    started_ms: int = 0
+    #: ``Charging``, or ``SuspendedEVSE`` while the limit in force is 0 (1.6 status, 2.x chargingState).
+    charging_state: str = "Charging"
 
     def next_seq_no(self) -> int:
         # 2.0.1 E01.FR.16 (and 2.1): seqNo starts at 0 and increases by one per event.
@@ -144,28 +150,6 @@ class Connector:
     @property
     def busy(self) -> bool:
         return self.transaction is not None or self.starting
-
-
-#: The statuses of a connector that nothing occupies: it may be reserved, or stop being so.
-_IDLE_STATUSES = ("Available", "Reserved")
-
-
-@dataclass(slots=True)
-class Reservation:
-    """A reservation the station holds (1.6 §5.13 ReserveNow, 2.0.1 H01)."""
-
-    id: int
-    id_tag: str
-    #: Epoch ms of ``expiryDate`` / ``expiryDateTime``.
-    expiry_ms: int
-    #: The reserved connector / EVSE; 0: any one of the station (1.6 connector 0, 2.x no evseId).
-    connector_id: int
-    #: Fires at the expiry (None while the station is closed: checked lazily then).
-    timer: asyncio.TimerHandle | None = None
-
-    def matches(self, id_tag: str | None) -> bool:
-        # Id tags are case insensitive (1.6 IdToken, 2.0.1 IdTokenType).
-        return id_tag is not None and id_tag.casefold() == self.id_tag.casefold()
 
 
 @dataclass(slots=True)
@@ -198,6 +182,7 @@ class Station:
         reconnect_attempts: int = 10,
         reconnect_delay: float = 1.0,
         energy_step_wh: int = 250,
+        max_current: float = 32.0,
         ssl_context: ssl.SSLContext | None = None,
         on_frame: FrameCallback | None = None,
         on_call: CallCallback | None = None,
@@ -220,7 +205,10 @@ class Station:
         self.auto_reconnect = auto_reconnect
         self.reconnect_attempts = reconnect_attempts
         self.reconnect_delay = reconnect_delay
+        #: Wh a periodic sample adds at full draw (``max_current`` on 3 phases); less when limited.
         self.energy_step_wh = energy_step_wh
+        #: Amps per phase the EV (and the connector) can take at most.
+        self.max_current = max_current
         self.ssl_context = ssl_context
         self.on_frame = on_frame
         self.on_call = on_call
@@ -234,8 +222,10 @@ class Station:
         self.answered: dict[str, int] = {}
         #: A 2.x Reset OnIdle answered Scheduled: reboot once the last transaction ends.
         self.reset_when_idle = False
-        #: Reservations held, by id (see :meth:`reserve`).
-        self.reservations: dict[int, Reservation] = {}
+        #: Reservations held (see :meth:`reserve`); ``reservations`` is their dict, by id.
+        self._reservations = Reservations(self)
+        #: Charging profiles installed (see :meth:`draw`).
+        self.profiles = ChargingProfiles(self)
 
         self._model: DeviceModel | None = None
         self._ws: ClientConnection | None = None
@@ -261,6 +251,16 @@ class Station:
     @property
     def connected(self) -> bool:
         return self._ws is not None
+
+    @property
+    def closing(self) -> bool:
+        """True from :meth:`close` on (until the next :meth:`connect`)."""
+        return self._closing
+
+    @property
+    def reservations(self) -> dict[int, Reservation]:
+        """The reservations the station holds, by id (:mod:`simulator.reservations`)."""
+        return self._reservations.held
 
     @property
     def stopped(self) -> bool:
@@ -306,7 +306,7 @@ class Station:
             return connector if connector is not None and usable(connector) else None
         free = [c for c in self.connectors.values() if usable(c)]
         for connector in free:
-            if any(r.connector_id == connector.id and r.matches(id_tag) for r in self.reservations.values()):
+            if self._reservations.reserved_for(connector, id_tag):
                 return connector
         return free[0] if free else None
 
@@ -329,8 +329,8 @@ class Station:
         """Open the WebSocket. Raises :class:`ConnectFailed` (or a subclass) with a clear reason."""
         self._closing = False
         self._stopped.clear()
-        for reservation in self.reservations.values():
-            self._arm(reservation)  # disarmed by a previous close()
+        self._reservations.arm_all()  # disarmed by a previous close()
+        self._arm_limit_timer()
         await self._open()
 
     async def _open(self) -> None:
@@ -387,8 +387,8 @@ class Station:
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection and stop every background task. Idempotent."""
         self._closing = True
-        for reservation in self.reservations.values():
-            self._disarm(reservation)
+        self._reservations.disarm_all()
+        self.profiles.disarm()
         current = asyncio.current_task()
         tasks = [t for t in self._tasks if t is not current]
         for task in tasks:
@@ -694,8 +694,8 @@ class Station:
         if not connector.operative:
             return "Unavailable"
         if connector.transaction is not None:
-            return "Charging"  # mapped to Occupied for 2.x
-        if self.reservations and self._held(connector):
+            return connector.transaction.charging_state  # Charging / SuspendedEVSE: Occupied in 2.x
+        if self._reservations and self._reservations.holds(connector):
             return "Reserved"
         return "Available"
 
@@ -711,12 +711,14 @@ class Station:
         remote_start_id: int | None = None,
         trigger_reason: str = "Authorized",
         token_type: str = "ISO14443",
+        charging_profile: Profile | None = None,
     ) -> Transaction:
         """StartTransaction (1.6) or TransactionEvent Started (2.x); returns the transaction.
 
         The CSMS's verdict on the id tag is in ``Transaction.authorization``; the caller
         decides what a refusal means (the scenario stops; a remote start stops the transaction
-        with reason DeAuthorized, as 1.6 §5.11 and 2.0.1 E05 describe).
+        with reason DeAuthorized, as 1.6 §5.11 and 2.0.1 E05 describe). ``charging_profile``:
+        the TxProfile of a remote start (checked already), in force from the start.
         """
         conn = self._connector(connector)
         if conn.transaction is not None:
@@ -727,7 +729,7 @@ class Station:
             conn.meter_wh = meter_start
         # A reservation for this id tag (on the connector, else on the whole station) ends by
         # being used; its id goes with the start (1.6 §5.13, 2.0.1 H03).
-        reservation = self._claim_reservation(conn, id_tag)
+        reservation = self._reservations.claim(conn, id_tag)
         tx = Transaction(
             connector,
             id_tag,
@@ -735,11 +737,17 @@ class Station:
             conn.meter_wh,
             remote_start_id=remote_start_id,
             reservation_id=reservation.id if reservation is not None else None,
+            started_ms=messages.now_ms(),
         )
         conn.transaction = tx  # the connector is busy from now on, whatever the CSMS says
         conn.starting = False
-        if reservation is not None or self.reservations:
-            self._reservations_changed()
+        if charging_profile is not None:
+            self.profiles.bind(charging_profile, tx)
+        if self.profiles:
+            tx.charging_state = self._charging_state(conn)
+            self._arm_limit_timer()
+        if reservation is not None or self._reservations:
+            self._reservations.changed()
         ts = messages.timestamp()
         try:
             if not self.version.is_2x:
@@ -762,7 +770,7 @@ class Station:
                     energy_wh=tx.meter_start,
                     context="Transaction.Begin",
                     token=id_tag,
-                    charging_state="Charging",
+                    charging_state=tx.charging_state,
                     remote_start_id=remote_start_id,
                     reservation_id=tx.reservation_id,
                 )
@@ -770,6 +778,7 @@ class Station:
                 response = await self.call("TransactionEvent", payload)
         except BaseException:
             conn.transaction = None
+            self.profiles.forget_transaction(tx)
             raise
         tx.authorization = messages.authorization_status(self.version, response)
         if self.model.meter_interval > 0:
@@ -789,14 +798,20 @@ class Station:
         During a transaction: 1.6 MeterValues with the transactionId, 2.x TransactionEvent
         Updated (unless ``in_transaction`` is False: then a plain 2.x MeterValues). Outside a
         transaction: MeterValues. ``energy_wh`` sets the register; by default a periodic sample
-        advances it by ``energy_step_wh`` and a triggered one reads it as it is.
+        advances it by what the connector draws now (:meth:`draw`: ``energy_step_wh`` at full
+        draw, in proportion below it, nothing while the limit is 0) and a triggered one reads it
+        as it is. The sample carries the other measurands the configuration asks for
+        (MeterValuesSampledData / SampledDataCtrlr.TxUpdatedMeasurands: Current.Import,
+        Power.Active.Import, Voltage).
         """
         conn = self._connector(connector)
+        draw = self.draw(conn)
         if energy_wh is not None:
             conn.meter_wh = energy_wh
         elif context != "Trigger" and conn.transaction is not None:
-            conn.meter_wh += self.energy_step_wh
+            conn.meter_wh += self._energy_step(draw)
         tx = conn.transaction
+        extra = self._sampled_extras(draw)
         ts = messages.timestamp()
         if self.version.is_2x and tx is not None and in_transaction and isinstance(tx.transaction_id, str):
             payload = messages.transaction_event(
@@ -808,11 +823,12 @@ class Station:
                 ts=ts,
                 energy_wh=conn.meter_wh,
                 context=context,
+                extra=extra,
             )
             return await self.call("TransactionEvent", payload)
         transaction_id = tx.transaction_id if tx is not None and isinstance(tx.transaction_id, int) else None
         payload = messages.meter_values(
-            self.version, connector, conn.meter_wh, ts, transaction_id=transaction_id, context=context
+            self.version, connector, conn.meter_wh, ts, transaction_id=transaction_id, context=context, extra=extra
         )
         return await self.call("MeterValues", payload)
 
@@ -863,11 +879,14 @@ class Station:
             return await self.call("TransactionEvent", payload)
         finally:
             conn.transaction = None
-            self._after_transaction(conn)
+            self._after_transaction(conn, tx)
 
-    def _after_transaction(self, conn: Connector) -> None:
-        if self.reservations:
-            self._reservations_changed()  # a whole-station reservation may hold another connector now
+    def _after_transaction(self, conn: Connector, tx: Transaction) -> None:
+        if self.profiles:
+            self.profiles.forget_transaction(tx)  # its TxProfiles end with it (1.6 §3.13.1, 2.0.1 K01)
+            self._arm_limit_timer()
+        if self._reservations:
+            self._reservations.changed()  # a whole-station reservation may hold another connector now
         if conn.pending_operative is not None:
             conn.operative = conn.pending_operative
             conn.pending_operative = None
@@ -896,184 +915,100 @@ class Station:
             except SimulatorError as exc:
                 logger.warning("%s: periodic meter values failed: %s", self.id, exc)
 
+    # ------------------------------------------------------------------ charging limits
+    # The rules are in :mod:`simulator.charging_profiles`; these are the station's entry points.
+
+    def draw(self, conn: Connector) -> Draw:
+        """What ``conn`` draws now: the one place that says it (meter values, charging state).
+
+        Without a transaction, nothing; with one, ``max_current`` (the EV's maximum) capped by
+        the limit in force (:meth:`ChargingProfiles.draws`).
+        """
+        if conn.transaction is None:
+            return Draw(0.0)
+        if not self.profiles:
+            return Draw(self.max_current)
+        return self.profiles.draws(messages.now_ms()).get(conn.id, Draw(0.0))
+
+    def _energy_step(self, draw: Draw) -> int:
+        """Wh a periodic sample adds: ``energy_step_wh`` at full draw, in proportion below it."""
+        full = amps_to_watts(self.max_current, DEFAULT_PHASES)
+        return round(self.energy_step_wh * draw.watts / full) if full > 0 else 0
+
+    def _sampled_extras(self, draw: Draw) -> dict[str, float]:
+        if self._model is None:
+            return {}  # never configured: the default, the energy register alone
+        values = {"Current.Import": draw.amps, "Power.Active.Import": draw.watts, "Voltage": VOLTS}
+        return {m: values[m] for m in self._model.sampled_measurands if m in values}
+
+    def _charging_state(self, conn: Connector) -> str:
+        return "SuspendedEVSE" if self.draw(conn).amps <= 0 else "Charging"
+
+    async def apply_charging_limits(self) -> None:
+        """After the profiles changed (or a schedule moved on): report each transaction whose
+        charging state changed (1.6 StatusNotification SuspendedEVSE / Charging; 2.x
+        TransactionEvent Updated, ChargingStateChanged), and wait for the next change."""
+        self._arm_limit_timer()
+        for conn in list(self.connectors.values()):
+            tx = conn.transaction
+            if tx is None or (wanted := self._charging_state(conn)) == tx.charging_state:
+                continue
+            tx.charging_state = wanted
+            if tx.transaction_id is None:
+                continue  # 1.6, StartTransaction unanswered: the status after it says so
+            if not self.version.is_2x:
+                await self.status(conn.id, wanted)
+                continue
+            payload = messages.transaction_event(
+                event_type="Updated",
+                transaction_id=str(tx.transaction_id),
+                seq_no=tx.next_seq_no(),
+                trigger_reason="ChargingStateChanged",
+                evse_id=conn.id,
+                ts=messages.timestamp(),
+                charging_state=wanted,
+            )
+            await self.call("TransactionEvent", payload)
+
+    def _arm_limit_timer(self) -> None:
+        """At the next instant a schedule may change a running transaction's limit, apply it."""
+        if self._closing or not self.transactions():
+            self.profiles.disarm()
+        else:
+            self.profiles.arm(lambda: self.run_soon("charging limits", self.apply_charging_limits))
+
     # ------------------------------------------------------------------ reservations
+    # The logic is in :mod:`simulator.reservations`; these are the station's entry points.
 
     def reserve(self, reservation_id: int, connector_id: int, id_tag: str, expiry_ms: int) -> str:
-        """Decide a ReserveNow (1.6 §5.13, 2.0.1 H01); keep the reservation when ``Accepted``.
-
-        ``connector_id`` 0 reserves any connector of the station (if the configuration allows:
-        1.6 ReserveConnectorZeroSupported, 2.x ReservationCtrlr.NonEvseSpecific): one connector
-        then stays free for ``id_tag``. A reservation with the id of one the station holds
-        replaces it (a refused one leaves it as it was). Answers Accepted, Occupied (a
-        transaction, another reservation, or no connector left), Faulted, Unavailable, or
-        Rejected (reservations off, unknown connector, already expired). The connector
-        statuses are the caller's to report (:meth:`sync_reserved_statuses`).
-        """
-        live = self._live_reservations()
-        if not self.model.reservations_enabled or expiry_ms <= messages.now_ms():
-            return "Rejected"
-        others = [r for r in live if r.id != reservation_id]
-        held = {r.connector_id for r in others if r.connector_id}
-        whole = sum(1 for r in others if not r.connector_id)
-        answers = {c.id: self._reservable(c, held) for c in self.connectors.values()}
-        free = sum(1 for answer in answers.values() if answer == "Accepted")
-        if connector_id == 0:
-            if not self.model.reserve_whole_station:
-                return "Rejected"
-            if free > whole:
-                status = "Accepted"
-            elif free == 0 and set(answers.values()) == {"Faulted"}:
-                status = "Faulted"
-            elif free == 0 and set(answers.values()) <= {"Faulted", "Unavailable"}:
-                status = "Unavailable"
-            else:
-                status = "Occupied"
-        elif connector_id in answers:
-            status = answers[connector_id]
-            if status == "Accepted" and free - 1 < whole:
-                status = "Occupied"  # the last free connector is kept for a whole-station reservation
-        else:
-            return "Rejected"
-        if status != "Accepted":
-            return status
-        replaced = self.reservations.pop(reservation_id, None)
-        if replaced is not None:
-            self._disarm(replaced)
-        reservation = Reservation(reservation_id, id_tag, expiry_ms, connector_id)
-        self.reservations[reservation_id] = reservation
-        self._arm(reservation)
-        return status
+        """Decide a ReserveNow (1.6 §5.13, 2.0.1 H01): see :meth:`Reservations.reserve`."""
+        return self._reservations.reserve(reservation_id, connector_id, id_tag, expiry_ms)
 
     def cancel_reservation(self, reservation_id: int) -> bool:
         """CancelReservation (1.6 §5.1, 2.0.1 H02): True if the station held it (now dropped)."""
-        self._live_reservations()
-        reservation = self.reservations.get(reservation_id)
-        if reservation is None:
-            return False
-        self._forget(reservation)
-        return True
+        return self._reservations.cancel(reservation_id)
 
     def reservation_blocks(self, conn: Connector, id_tag: str | None) -> bool:
-        """Whether reservations for others keep ``conn`` from a transaction for ``id_tag``:
-        ``conn`` is reserved for another tag, or it is one of the connectors that whole-station
-        reservations of other tags need (1.6 §5.13: one stays available for each)."""
-        live = self._live_reservations()
-        if not live:
-            return False
-        for reservation in live:
-            if reservation.connector_id == conn.id:
-                return not reservation.matches(id_tag)
-        whole = [r for r in live if not r.connector_id]
-        others = len(whole) - (1 if any(r.matches(id_tag) for r in whole) else 0)
-        if others <= 0:
-            return False
-        held = {r.connector_id for r in live if r.connector_id}
-        free_elsewhere = sum(
-            1 for c in self.connectors.values() if c is not conn and self._reservable(c, held) == "Accepted"
-        )
-        return free_elsewhere < others
+        """Whether reservations for others keep ``conn`` from a transaction for ``id_tag``."""
+        return self._reservations.blocks(conn, id_tag)
 
     async def sync_reserved_statuses(self) -> None:
         """StatusNotification for each idle connector that became Reserved or stopped being so."""
-        for conn in list(self.connectors.values()):
-            if conn.status not in _IDLE_STATUSES or not conn.operative or conn.busy:
-                continue  # occupied, unavailable, faulted: a reservation does not show
-            wanted = self.current_status(conn)
-            if wanted != conn.status and wanted in _IDLE_STATUSES:
-                await self.status(conn.id, wanted)
-
-    def _reservable(self, conn: Connector, held: set[int]) -> str:
-        """The ReserveNow answer for ``conn`` alone; ``held``: connectors reserved already."""
-        if conn.status == "Faulted":
-            return "Faulted"
-        if not conn.operative or conn.status == "Unavailable":
-            return "Unavailable"
-        if conn.busy or conn.id in held or conn.status not in _IDLE_STATUSES:
-            return "Occupied"
-        return "Accepted"
-
-    def _held(self, conn: Connector) -> bool:
-        """Whether ``conn`` is reserved: for a reservation of its own, or because whole-station
-        reservations need every free connector left (2.0.1 H01: they show Reserved then)."""
-        live = self._live_reservations()
-        held = {r.connector_id for r in live if r.connector_id}
-        if conn.id in held:
-            return True
-        whole = sum(1 for r in live if not r.connector_id)
-        if not whole:
-            return False
-        free = [
-            c
-            for c in self.connectors.values()
-            if c.operative and not c.busy and c.id not in held and c.status != "Faulted"
-        ]
-        return conn in free and len(free) <= whole
-
-    def _claim_reservation(self, conn: Connector, id_tag: str) -> Reservation | None:
-        """The reservation a transaction of ``id_tag`` on ``conn`` uses (it ends), if any."""
-        live = self._live_reservations()
-        if not live:
-            return None
-        chosen = next((r for r in live if r.connector_id == conn.id and r.matches(id_tag)), None)
-        if chosen is None:
-            chosen = next((r for r in live if not r.connector_id and r.matches(id_tag)), None)
-        if chosen is not None:
-            self._forget(chosen)
-        return chosen
-
-    def _live_reservations(self) -> list[Reservation]:
-        """The reservations, once the expired ones are dropped (lazily, in case the timer of one
-        has not fired yet; the timer is what normally expires them)."""
-        if not self.reservations:
-            return []
-        now = messages.now_ms()
-        for reservation in [r for r in self.reservations.values() if r.expiry_ms <= now]:
-            self._expire(reservation)
-        return list(self.reservations.values())
-
-    def _arm(self, reservation: Reservation) -> None:
-        if reservation.timer is None:
-            delay = max(0.0, (reservation.expiry_ms - messages.now_ms()) / 1000)
-            reservation.timer = asyncio.get_running_loop().call_later(delay, self._on_expiry, reservation)
-
-    def _disarm(self, reservation: Reservation) -> None:
-        if reservation.timer is not None:
-            reservation.timer.cancel()
-            reservation.timer = None
-
-    def _forget(self, reservation: Reservation) -> None:
-        self._disarm(reservation)
-        if self.reservations.get(reservation.id) is reservation:
-            del self.reservations[reservation.id]
-
-    def _on_expiry(self, reservation: Reservation) -> None:
-        reservation.timer = None
-        if self.reservations.get(reservation.id) is reservation and not self._closing:
-            self._expire(reservation)
-
-    def _expire(self, reservation: Reservation) -> None:
-        """Past its expiry: dropped, the connector back to Available; a 2.x station tells the
-        CSMS (ReservationStatusUpdate Expired, 2.0.1 H04)."""
-        self._forget(reservation)
-        logger.info("%s: reservation %d expired", self.id, reservation.id)
-
-        async def notify() -> None:
-            if self.version.is_2x:
-                update = messages.reservation_status_update(reservation.id, "Expired")
-                await self.call("ReservationStatusUpdate", update)
-            await self.sync_reserved_statuses()
-
-        self.run_soon("ReservationStatusUpdate", notify)
-
-    def _reservations_changed(self) -> None:
-        self.run_soon("reservation statuses", self.sync_reserved_statuses)
+        await self._reservations.sync_statuses()
 
     # ------------------------------------------------------------------ behaviours
 
     async def remote_start(
-        self, connector: int, id_tag: str, *, remote_start_id: int | None = None, token_type: str = "ISO14443"
+        self,
+        connector: int,
+        id_tag: str,
+        *,
+        remote_start_id: int | None = None,
+        token_type: str = "ISO14443",
+        charging_profile: Profile | None = None,
     ) -> None:
-        """What follows an accepted RemoteStartTransaction / RequestStartTransaction."""
+        """What follows an accepted RemoteStartTransaction / RequestStartTransaction
+        (``charging_profile``: the TxProfile it carried, checked already)."""
         conn = self._connector(connector)
         try:
             if self.model.authorize_remote_start:
@@ -1083,7 +1018,12 @@ class Station:
             if not self.version.is_2x:
                 await self.status(connector, "Preparing")
             tx = await self.start_transaction(
-                connector, id_tag, remote_start_id=remote_start_id, trigger_reason="RemoteStart", token_type=token_type
+                connector,
+                id_tag,
+                remote_start_id=remote_start_id,
+                trigger_reason="RemoteStart",
+                token_type=token_type,
+                charging_profile=charging_profile,
             )
         finally:
             conn.starting = False
@@ -1091,7 +1031,7 @@ class Station:
             await self.stop_transaction(connector, reason="DeAuthorized")
             await self.status(connector, "Available")
             return
-        await self.status(connector, "Charging")  # Occupied in 2.x
+        await self.status(connector, self.current_status(conn))  # Charging / SuspendedEVSE; Occupied in 2.x
 
     async def remote_stop(self, connector: int) -> None:
         """What follows an accepted RemoteStopTransaction / RequestStopTransaction."""
