@@ -146,12 +146,17 @@ def fail_call(store: StateStore, now_ms: int, charge_point_id: str, unique_id: s
     store.release_outstanding(charge_point_id, unique_id)
 
 
+def is_overdue(record: Mapping[str, Any], now_ms: int) -> bool:
+    """A call still ``pending`` at or after its ``timeoutAt``: it reads as ``timeout``."""
+    return record.get("status") == PENDING and now_ms >= int(record.get("timeoutAt", 0))
+
+
 def view_call(store: StateStore, now_ms: int, charge_point_id: str, unique_id: str) -> Record | None:
     """The call record as the API shows it, with an overdue ``pending`` turned into ``timeout``."""
     record = store.get_call(charge_point_id, unique_id)
     if record is None:
         return None
-    if record.get("status") == PENDING and now_ms >= int(record.get("timeoutAt", 0)):
+    if is_overdue(record, now_ms):
         changes = {"status": TIMEOUT, "completedAt": now_ms}
         if store.complete_call(charge_point_id, unique_id, changes):
             store.release_outstanding(charge_point_id, unique_id)

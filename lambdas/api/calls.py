@@ -20,11 +20,11 @@ from typing import Any
 
 from ocpp_core.calls import (
     FINAL_STATES,
-    PENDING,
     TIMEOUT,
     CallRefused,
     RefusalKind,
     fail_call,
+    is_overdue,
     start_call,
     view_call,
 )
@@ -167,7 +167,7 @@ def _view_and_count(ctx: ApiContext, cp: str, unique_id: str) -> Record | None:
     now = ctx.now_ms()
     store = ctx.deps.store
     record = store.get_call(cp, unique_id)
-    if record is None or record.get("status") != PENDING or now < int(record.get("timeoutAt", 0)):
+    if record is None or not is_overdue(record, now):
         return record
     # Overdue: view_call applies the timeout (conditionally, so only one reader wins).
     record = view_call(store, now, cp, unique_id)
@@ -208,7 +208,7 @@ def list_calls(ctx: ApiContext, request: Request, params: dict[str, str]) -> Res
 
 def _overdue_as_timeout(record: Record, now_ms: int) -> Record:
     """A pending call past its timeout reads as ``timeout`` (a listing does not write it)."""
-    if record.get("status") == PENDING and now_ms >= int(record.get("timeoutAt", 0)):
+    if is_overdue(record, now_ms):
         return {**record, "status": TIMEOUT.value}
     return record
 

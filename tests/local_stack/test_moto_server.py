@@ -5,8 +5,9 @@
 * Transactions backed up per item roll back exactly as moto's whole-table backup does: a
   property test runs generated transactions (some failing half-way) on two backends, one
   with each backup, and compares errors and tables after each.
-* The server itself (one thread, each connection closed after its answer) serves concurrent
-  clients, all of them, and loses none of their writes.
+* The server itself answers concurrent clients, every write applied. (A smoke test: under the
+  GIL moto's unlocked races are too rare for it to tell the request lock's absence, and it
+  passes with keep-alive too; the single thread's gain is measured in ``bench e2e``.)
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from lambdas.adapters.dynamo import DynamoStore, create_table
-from local_stack.moto_server import CONTENT_TYPE, fast_dynamodb_responses, item_backup_transactions
+from local_stack.moto_server import (
+    CONTENT_TYPE,
+    PLAIN_JSON_OPERATIONS,
+    fast_dynamodb_responses,
+    item_backup_transactions,
+)
 from local_stack.ports import free_port
 from ocpp_core.ports import ItemUpdate, Newer
 
@@ -39,13 +45,7 @@ REGION = "us-east-1"
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[None]:
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+def aws(aws_env: None) -> Iterator[None]:
     with mock_aws():
         yield
 
@@ -187,17 +187,7 @@ def test_the_fast_responses_equal_motos_own_on_every_item_operation(comparisons:
     assert [r["chargePointId"] for r in store.list_chargers()] == ["CP-A"]
 
     assert comparisons.mismatches == []
-    assert {
-        "GetItem",
-        "PutItem",
-        "UpdateItem",
-        "DeleteItem",
-        "Query",
-        "Scan",
-        "BatchGetItem",
-        "BatchWriteItem",
-        "TransactWriteItems",
-    } <= set(comparisons.compared)
+    assert PLAIN_JSON_OPERATIONS <= set(comparisons.compared)
 
 
 # -- transactions: per-item backup vs moto's whole-table backup -------------------------------------
@@ -288,12 +278,7 @@ def test_per_item_backup_rolls_back_as_the_whole_table_backup_does(aws: None, tr
 
 
 @pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[str]:
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+def server(aws_env: None) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "local_stack.moto_server", "-H", "127.0.0.1", "-p", str(port)],
