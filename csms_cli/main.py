@@ -24,6 +24,8 @@ CHARGER_COLUMNS = ("CHARGER", "PROTOCOL", "CONNECTED", "REGISTRATION", "LAST SEE
 RESERVATION_COLUMNS = ("RESERVATION", "CHARGER", "CONNECTOR", "ID TAG", "STATUS", "EXPIRES", "CREATED")
 CALL_COLUMNS = ("UNIQUE ID", "ACTION", "STATUS", "CREATED", "COMPLETED")
 SITE_COLUMNS = ("SITE", "LIMIT", "PHASES", "MIN A", "CHARGERS", "UPDATED")
+PROFILE_COLUMNS = ("CONNECTOR/EVSE", "ID", "PURPOSE", "STACK", "KIND", "TRANSACTION", "SOURCE", "LIMITS", "SINCE")
+SCHEDULE_COLUMNS = ("CONNECTOR/EVSE", "START", "DURATION", "UNIT", "LIMITS", "RECEIVED")
 #: the ``status`` values of a reservation (docs/operator_api.md#reservations)
 RESERVATION_STATES = (
     "Requested",
@@ -454,6 +456,67 @@ def cmd_sites_list(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int
     return 0
 
 
+def _scope(view: dict[str, Any]) -> Any:
+    """``1`` (1.6 connector 1), ``evse 1`` (2.x EVSE 1)."""
+    return view.get("connectorId") if "evseId" not in view else f"evse {view['evseId']}"
+
+
+def _periods(schedule: Any) -> str:
+    """``0s:16A 3600s:10A``: when each period starts and its limit."""
+    if not isinstance(schedule, dict):
+        return ""
+    unit = schedule.get("chargingRateUnit", "")
+    return " ".join(
+        f"{p.get('startPeriod')}s:{p.get('limit'):g}{unit}"
+        for p in schedule.get("chargingSchedulePeriod") or []
+        if isinstance(p, dict) and isinstance(p.get("limit"), (int, float))
+    )
+
+
+def _profile_row(view: dict[str, Any]) -> list[Any]:
+    schedules = (view.get("chargingProfile") or {}).get("chargingSchedule")
+    # 1.6: one chargingSchedule object; 2.x: a list of them (1 to 3)
+    limits = " | ".join(_periods(s) for s in (schedules if isinstance(schedules, list) else [schedules]))
+    return [
+        _scope(view),
+        view.get("chargingProfileId"),
+        view.get("chargingProfilePurpose"),
+        view.get("stackLevel"),
+        view.get("chargingProfileKind"),
+        view.get("transactionId"),
+        view.get("source"),
+        limits,
+        view.get("installedAt") or view.get("reportedAt"),
+    ]
+
+
+def _schedule_row(view: dict[str, Any]) -> list[Any]:
+    request, response = view.get("request") or {}, view.get("response") or {}
+    # 1.6: {connectorId, scheduleStart, chargingSchedule}; 2.x: {schedule: {evseId, scheduleStart, ...}}
+    schedule = response.get("schedule") or response.get("chargingSchedule") or {}
+    start = response.get("scheduleStart") or schedule.get("scheduleStart")
+    return [
+        _scope(request),
+        start,
+        schedule.get("duration"),
+        schedule.get("chargingRateUnit"),
+        _periods(schedule),
+        view.get("receivedAt"),
+    ]
+
+
+def cmd_profiles(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    """The charging profiles the CSMS believes the charger has, then its composite schedules."""
+    answer = api.request("GET", f"/chargers/{segment(args.charger)}/charging-profiles")
+    if args.json:
+        output.as_json(answer, out)
+        return 0
+    output.table(PROFILE_COLUMNS, (_profile_row(p) for p in answer.get("profiles", [])), out)
+    out.write("\ncomposite schedules:\n")
+    output.table(SCHEDULE_COLUMNS, (_schedule_row(s) for s in answer.get("compositeSchedules", [])), out)
+    return 0
+
+
 # --- the parser ----------------------------------------------------------------------------
 
 
@@ -609,6 +672,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_sites_show)
     p = site_cmds.add_parser("list", help="all sites, in id order", parents=[common])
     p.set_defaults(run=cmd_sites_list)
+
+    p = commands.add_parser(
+        "profiles", help="the charging profiles the CSMS believes a charger has installed", parents=[common]
+    )
+    p.add_argument("charger")
+    p.set_defaults(run=cmd_profiles)
     return parser
 
 

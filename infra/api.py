@@ -27,6 +27,7 @@ ROUTES: tuple[tuple[apigwv2.HttpMethod, str], ...] = (
     (apigwv2.HttpMethod.GET, "/chargers/{id}/calls"),
     (apigwv2.HttpMethod.POST, "/chargers/{id}/calls"),
     (apigwv2.HttpMethod.GET, "/chargers/{id}/calls/{uniqueId}"),
+    (apigwv2.HttpMethod.GET, "/chargers/{id}/charging-profiles"),
     (apigwv2.HttpMethod.GET, "/chargers/{id}/reservations"),
     (apigwv2.HttpMethod.POST, "/chargers/{id}/reservations"),
     (apigwv2.HttpMethod.GET, "/chargers/{id}/reservations/{reservationId}"),

@@ -2,7 +2,8 @@
 
 Top to bottom the dashboard follows a frame's path: chargers connected to the bridge, frames
 in and out, the NLB and the tasks, the IoT rules, the processor and its EMF metrics, the
-operator calls, the dead-letter queues, then every alarm's state.
+operator calls, the other functions (lifecycle, operator API, outbox timer), the dead-letter
+queues, then every alarm's state. Every function has its Errors and Throttles alarms.
 
 Metric sources: the bridge's EMF metrics (``OCPP/Bridge``, ``Service=bridge``, ``Stage``), the
 Lambda handlers' Powertools EMF metrics (``OCPP/CSMS``, dimensions ``service`` = the function's
@@ -328,7 +329,7 @@ class Monitoring(Construct):
         )
         self.dashboard.add_widgets(
             graph(
-                "Lifecycle and operator API functions",
+                "Lifecycle, operator API and outbox timer functions",
                 [f.metric_invocations(period=ONE_MINUTE, statistic="Sum", label=_short(f)) for f in other_functions],
                 right=[
                     *(f.metric_errors(period=ONE_MINUTE, statistic="Sum") for f in other_functions),

@@ -2,7 +2,8 @@
 
 One function per rule of the stage (``lambdas.rules.rules_for``: the stage's topic filters and
 rule names; the SQL is built by the same code the local rule emulator evaluates), plus the
-operator API function. IoT rules invoke Lambda asynchronously; a
+operator API function and the outbox timer (DESIGN §10), which an EventBridge rule invokes every
+minute. IoT rules invoke Lambda asynchronously; a
 retry would arrive after the charger's call timed out, so there is none: a failed event goes to
 a dead-letter queue to be looked at, and a rule that cannot invoke at all sends the message to its
 error action (another queue).
@@ -13,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_iot as iot
 from aws_cdk import aws_lambda as lambda_
@@ -25,6 +28,20 @@ from infra.nag import acknowledge
 from lambdas.rules import AWS_IOT_SQL_VERSION, LIFECYCLE_RULE, MESSAGE_RULE, RULES, RuleDefinition
 
 OPERATOR_API_HANDLER = "lambdas.operator_api.handler"
+TIMER_HANDLER = "lambdas.timer.handler"
+
+# EventBridge schedules have no second-level precision: "The finest resolution using a cron
+# expression is one minute" (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-run-lambda-schedule.html),
+# and a rate expression counts whole minutes, hours or days, ``rate(1 minute)`` being the
+# shortest (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rate-expressions.html).
+# The run lands somewhere within its minute, and its target may start several seconds after
+# that. So a call unanswered past its timeout (OCPP_CALL_TIMEOUT, 30 s) is released up to about a
+# minute later on AWS; the local stack runs the timer every few seconds (OCPP_LOCAL_TIMER_S).
+TIMER_SCHEDULE = events.Schedule.rate(cdk.Duration.minutes(1))
+#: A run may take the whole minute before the next one starts.
+TIMER_TIMEOUT = cdk.Duration.seconds(60)
+#: Two runs that meet are harmless (every step is a conditional write) but useless.
+TIMER_RESERVED_CONCURRENCY = 1
 
 #: Lambda's own defaults would retry twice over up to six hours; an OCPP reply is worthless
 #: after the charger's timeout (tens of seconds), and every handler is idempotent anyway.
@@ -64,7 +81,8 @@ def _queue(scope: Construct, construct_id: str) -> sqs.Queue:
 
 
 class Processing(Construct):
-    """Lambda functions, topic rules with their permissions, async-invoke settings and DLQs."""
+    """Lambda functions, topic rules with their permissions, async-invoke settings and DLQs, and
+    the outbox timer's schedule."""
 
     def __init__(
         self,
@@ -127,6 +145,28 @@ class Processing(Construct):
             reserved_concurrency=None,
         )
         self.functions[OPERATOR_API_HANDLER] = self.operator_api
+
+        self.timer = self._function(
+            "OutboxTimer",
+            handler=TIMER_HANDLER,
+            description="Outbox timer: applies CSMS call timeouts and sends queued calls",
+            memory_mib=256,
+            timeout=TIMER_TIMEOUT,
+            reserved_concurrency=TIMER_RESERVED_CONCURRENCY,
+        )
+        # EventBridge invokes it asynchronously. A run that failed, or waited a minute behind a
+        # run still busy (the reserved concurrency throttles it), is worth nothing: the next
+        # minute's run does the same work. So no retry, neither by Lambda nor by EventBridge, and
+        # no failure queue: there is nothing in the event to look at; TimerErrors says it failed.
+        self.timer.configure_async_invoke(retry_attempts=0, max_event_age=ASYNC_MAX_EVENT_AGE)
+        self.timer_schedule = events.Rule(
+            self,
+            "OutboxTimerSchedule",
+            schedule=TIMER_SCHEDULE,
+            description="Runs the outbox timer every minute (DESIGN §10)",
+            targets=[targets.LambdaFunction(self.timer, retry_attempts=0)],
+        )
+        self.functions[TIMER_HANDLER] = self.timer
 
         # IoT Core assumes this role only to put undeliverable messages on the error queue.
         account = cdk.Stack.of(self).account

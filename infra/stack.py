@@ -223,27 +223,30 @@ class CsmsStack(cdk.Stack):
 
         # --- grants -------------------------------------------------------------------------------
         # What the DynamoDB adapter calls (lambdas/adapters/dynamo.py), on the table alone; only
-        # the operator API lists chargers, from the one index it needs.
+        # the operator API (listing chargers and sites) and the outbox timer (overdue calls,
+        # chargers with queued calls) query the one index they need.
         table_data = iam.PolicyStatement(actions=TABLE_DATA_ACTIONS, resources=[table.table_arn])
-        for function in (processing.message_processor, processing.lifecycle, processing.operator_api):
+        for function in (processing.message_processor, processing.lifecycle, processing.operator_api, processing.timer):
             function.add_to_role_policy(table_data)
-        processing.operator_api.add_to_role_policy(
-            iam.PolicyStatement(actions=["dynamodb:Query"], resources=[f"{table.table_arn}/index/{keys.LIST_INDEX}"])
+        list_index = iam.PolicyStatement(
+            actions=["dynamodb:Query"], resources=[f"{table.table_arn}/index/{keys.LIST_INDEX}"]
         )
+        for function in (processing.operator_api, processing.timer):
+            function.add_to_role_policy(list_index)
         # The bridge only reads a charger's registry item (password hash, protocol) at handshake.
         self.bridge.task_role.add_to_principal_policy(
             iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[table.table_arn])
         )
 
-        # Replies and operator calls: only this stage's out topics.
+        # Replies, operator calls and the outbox timer's queued calls: only this stage's out topics.
         out_topics = topics.iam_resource("out")
         publish_replies = iam.PolicyStatement(actions=["iot:Publish"], resources=[self.iot_arn(out_topics)])
-        for function in (processing.message_processor, processing.operator_api):
+        for function in (processing.message_processor, processing.operator_api, processing.timer):
             function.add_to_role_policy(publish_replies)
             acknowledge(
                 function,
                 _iot_finding(self, out_topics),
-                f"Replies and operator calls go to the charger's own topic {topics.root}/<id>/out; the id is "
+                f"Replies and CSMS calls go to the charger's own topic {topics.root}/<id>/out; the id is "
                 "data, so the charger level is a wildcard. Only iot:Publish, only on this stage's out topics.",
             )
 

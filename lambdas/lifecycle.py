@@ -20,14 +20,24 @@ from ocpp_core.ids import is_valid_charge_point_id
 from ocpp_core.keys import TTL_ATTRIBUTE
 from ocpp_core.ports import StateStore
 from ocpp_core.presence import CONNECTION_TTL_S
+from ocpp_core.smart_charging.balancer import charger_connected
 from ocpp_core.versions import OcppVersion
 
 from .observability import logger, metrics
+from .outbox_sender import drain
 from .runtime import dependencies
 
 
 def handle(event: Any) -> str:
-    return apply_event(dependencies().store, event)
+    deps = dependencies()
+    result = apply_event(deps.store, event)
+    if result == "connected":
+        cp = str(event["chargePointId"])
+        # A site's charger gets its profiles again; whatever was queued for it goes out. A store
+        # failure fails the invocation, and its retry applies the (idempotent) event again.
+        queued = charger_connected(deps.store, deps.clock.now_ms(), cp)
+        drain(deps, {cp, *queued})
+    return result
 
 
 def apply_event(store: StateStore, event: Any) -> str:

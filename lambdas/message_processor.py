@@ -18,6 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from ocpp_core.processor import Outcome, OutcomeKind, process
 
 from .observability import logger, metrics
+from .outbox_sender import drain
 from .publisher import outbound_topic
 from .runtime import dependencies
 
@@ -54,6 +55,11 @@ def handle(event: Any) -> Outcome:
     if outcome.reply is not None and outcome.charge_point_id is not None:
         deps.publisher.publish(outbound_topic(outcome.charge_point_id, deps.settings.topics), outcome.reply)
     failures = outcome.run_after_hooks()
+    if outcome.drain:
+        # After the reply: a 1.6 charger learns its transaction id before a profile names it.
+        sent = drain(deps, outcome.drain)
+        if sent:
+            metrics.add_metric(name="OutboxCallsSent", unit=MetricUnit.Count, value=sent)
     metrics.add_metric(name="MessagesProcessed", unit=MetricUnit.Count, value=1)
     counted = _COUNTED.get(outcome.kind)
     if counted:

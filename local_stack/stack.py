@@ -3,7 +3,7 @@
 Parts, in start order: the MQTT broker (one already reachable at the configured address,
 else a mosquitto of ours), moto in server mode (DynamoDB and the IoT data plane) with the
 table created and a demo id tag, the rule emulator invoking the Lambda handlers in process,
-the bridge (``python -m fargate_bridge``, as on Fargate) and the operator API. Every part
+the outbox timer (``timer.py``: what EventBridge's schedule invokes on AWS), the bridge (``python -m fargate_bridge``, as on Fargate) and the operator API. Every part
 started is stopped again on exit or on a failure half-way, so nothing is left running.
 
 Stopping is bounded (DESIGN §5: no process and no bound port left within 10 s): the child
@@ -34,6 +34,7 @@ from .children import spawn, stop_process
 from .delivery import DeliveryError, DeliverySettings
 from .ports import port_free, port_open, wait_for_port
 from .sweeper import DEFAULT_SWEEP_INTERVAL_S, SWEEP_INTERVAL_VARIABLE, ExpiredItemSweeper
+from .timer import DEFAULT_TIMER_INTERVAL_S, TIMER_INTERVAL_VARIABLE, PeriodicTimer
 
 logger = logging.getLogger("local_stack")
 
@@ -87,6 +88,8 @@ class StackSettings:
     emulator_workers: int = 8
     #: seconds between two sweeps of expired items (moto applies no TTL); 0: no sweeper
     ttl_sweep_interval_s: float = DEFAULT_SWEEP_INTERVAL_S
+    #: seconds between two runs of the outbox timer (every minute on AWS); 0: no timer
+    timer_interval_s: float = DEFAULT_TIMER_INTERVAL_S
     #: how the rule emulator delivers (OCPP_RULE_DELIVERY=ordered|aws and its parameters)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     state_dir: Path = field(default_factory=lambda: Path(".local-stack"))
@@ -110,6 +113,7 @@ class StackSettings:
             state_backend=_state_backend(env.get("OCPP_LOCAL_STATE", "moto")),
             emulator_workers=_env_int(env, "OCPP_EMULATOR_WORKERS", 8),
             ttl_sweep_interval_s=_env_seconds(env, SWEEP_INTERVAL_VARIABLE, DEFAULT_SWEEP_INTERVAL_S),
+            timer_interval_s=_env_seconds(env, TIMER_INTERVAL_VARIABLE, DEFAULT_TIMER_INTERVAL_S),
             delivery=_delivery(env),
             state_dir=Path(env.get("OCPP_LOCAL_STATE_DIR", ".local-stack")),
             processor_env={k: v for k, v in env.items() if k.startswith("OCPP_")},
@@ -166,6 +170,7 @@ class LocalStack:
         self.emulator: Any = None
         self.bridge: subprocess.Popen[bytes] | None = None
         self.sweeper: ExpiredItemSweeper | None = None
+        self.timer: PeriodicTimer | None = None
         self._cancelled: Callable[[], bool] = lambda: False
         self._stop_deadline = 0.0
 
@@ -324,6 +329,21 @@ class LocalStack:
             SWEEP_INTERVAL_VARIABLE,
         )
 
+    def _start_timer(self) -> None:
+        """The outbox timer (EventBridge's schedule on AWS), on the dependencies ``_start_processing`` configured."""
+        s = self.settings
+        if s.timer_interval_s <= 0:
+            return
+        from lambdas.timer import handle  # imported here: it needs the dependencies configured first
+
+        timer = self.timer = PeriodicTimer(handle, interval_s=s.timer_interval_s).start()
+        self._exit.callback(lambda: timer.stop(self._share(1.0, 2.0)))
+        logger.info(
+            "outbox timer: call timeouts and queued calls every %g s (every minute on AWS; %s)",
+            s.timer_interval_s,
+            TIMER_INTERVAL_VARIABLE,
+        )
+
     def _start_bridge(self) -> None:
         s = self.settings
         env = {
@@ -387,6 +407,7 @@ class LocalStack:
                 self._start_moto,
                 self._start_processing,
                 self._start_sweeper,
+                self._start_timer,
                 self._start_bridge,
                 self._start_api,
             ):

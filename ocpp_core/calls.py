@@ -15,13 +15,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import schemas
+from . import outbox, schemas
 from .errors import CoreError, OcppError
 from .framing import CallError, CallResult, MessageType, serialize_call, serialize_error
 from .handlers.provisioning import variable_key
 from .handlers.reservations import cancel_reservation_result, reserve_now_result
 from .ports import IdSource, ItemUpdate, Record, StateStore
 from .presence import current_connection_key, is_connected
+from .smart_charging.profiles import (
+    clear_charging_profile_result,
+    composite_schedule_result,
+    set_charging_profile_result,
+)
 from .timefmt import format_ms
 from .versions import CSMS_INITIATED, OcppVersion
 
@@ -112,23 +117,122 @@ def start_call(
             f"Charger {charge_point_id} already has a CSMS call pending ({holder.get('uniqueId')})",
             pendingUniqueId=holder.get("uniqueId"),
         )
-    record: Record = {
-        "chargePointId": charge_point_id,
-        "uniqueId": unique_id,
-        "action": action,
-        "payload": payload,
-        "protocol": version.value,
-        "status": PENDING,
-        "createdAt": now_ms,
-        "timeoutAt": timeout_at,
-        "expiresAt": now_ms // 1000 + record_ttl_s,
-    }
+    record = _call_record(charge_point_id, unique_id, action, payload, version, now_ms, timeout_s, record_ttl_s)
     try:
         store.put_call(charge_point_id, unique_id, record)
     except Exception:
         store.release_outstanding(charge_point_id, unique_id)
         raise
     return NewCall(record=record, frame=serialize_call(unique_id, action, payload), expiry_s=timeout_s)
+
+
+def _call_record(
+    cp: str, unique_id: str, action: str, payload: Any, version: OcppVersion, now_ms: int, timeout_s: int, ttl_s: int
+) -> Record:
+    return {
+        "chargePointId": cp,
+        "uniqueId": unique_id,
+        "action": action,
+        "payload": payload,
+        "protocol": version.value,
+        "status": PENDING,
+        "createdAt": now_ms,
+        "timeoutAt": now_ms + timeout_s * 1000,
+        "expiresAt": now_ms // 1000 + ttl_s,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStart:
+    """What ``start_outbox_call`` did: the call to publish (None: nothing could be sent now) and the
+    chargers whose outbox the origins of expired calls queued something for."""
+
+    call: NewCall | None
+    drain: frozenset[str] = frozenset()
+
+
+def start_outbox_call(
+    store: StateStore,
+    ids: IdSource,
+    now_ms: int,
+    charge_point_id: str,
+    *,
+    timeout_s: int,
+    record_ttl_s: int = 7 * 24 * 3600,
+) -> OutboxStart:
+    """Take the charger's oldest queued call and its slot, if it is connected and not busy.
+
+    The caller publishes the frame (``fail_call`` if that fails). Expired queued calls are dropped
+    (their origins told); an overdue call holding the slot gets its timeout applied first.
+    """
+    items = store.list_outbox(charge_point_id)
+    if not items:
+        return OutboxStart(None)
+    live, expired = outbox.split_expired(items, now_ms)
+    drain: set[str] = set()
+    for item in expired:
+        if store.remove_outbox(charge_point_id, str(item["slot"]), int(item["seq"])):
+            logger.info("outbox: %s for %s expired unsent", item.get("action"), charge_point_id)
+            drain |= _tell_origin(store, now_ms, charge_point_id, item, "expired", "not sent before it expired", None)
+    if not live:
+        return OutboxStart(None, frozenset(drain))
+    charger = store.get_charger(charge_point_id)
+    version = OcppVersion.parse((charger or {}).get("protocol"))
+    if charger is None or version is None or not is_connected(charger, _current_connection(store, charger)):
+        return OutboxStart(None, frozenset(drain))  # sent when it connects again
+    holder = store.get_outstanding(charge_point_id)
+    if holder is not None:
+        if int(holder.get("untilMs") or 0) > now_ms:
+            return OutboxStart(None, frozenset(drain))  # busy: sent when that call completes
+        view_call(store, now_ms, charge_point_id, str(holder.get("uniqueId")))  # applies its timeout
+    item = live[0]
+    slot, seq, action, payload = str(item["slot"]), int(item["seq"]), str(item["action"]), item.get("payload") or {}
+    try:
+        schemas.validate_request(version, action, payload)
+    except OcppError as error:
+        if store.remove_outbox(charge_point_id, slot, seq):
+            logger.error("outbox: dropped an invalid %s for %s: %s", action, charge_point_id, error.description)
+            drain |= _tell_origin(store, now_ms, charge_point_id, item, ERROR, error.description, None)
+        return OutboxStart(None, frozenset(drain))
+    unique_id = ids.new_id()
+    if store.acquire_outstanding(charge_point_id, unique_id, now_ms, now_ms + timeout_s * 1000) is not None:
+        return OutboxStart(None, frozenset(drain))  # another call took the slot first
+    if not store.remove_outbox(charge_point_id, slot, seq):
+        # Sent by a concurrent drain, or replaced by a newer call (its queuer drains it again).
+        store.release_outstanding(charge_point_id, unique_id)
+        return OutboxStart(None, frozenset(drain))
+    record = _call_record(charge_point_id, unique_id, action, payload, version, now_ms, timeout_s, record_ttl_s)
+    record.update(origin=item.get("origin") or {}, outboxSlot=slot, queuedAt=item.get("queuedAt"))
+    try:
+        store.put_call(charge_point_id, unique_id, record)
+    except Exception:
+        store.release_outstanding(charge_point_id, unique_id)
+        _tell_origin(store, now_ms, charge_point_id, item, ERROR, "the call could not be recorded", None)
+        raise
+    frame = serialize_call(unique_id, action, payload)
+    return OutboxStart(NewCall(record=record, frame=frame, expiry_s=timeout_s), frozenset(drain))
+
+
+#: origin kind -> what to do when a call from the outbox is final
+Origin = Callable[[StateStore, int, str, Mapping[str, Any], str, str, Any], set[str]]
+
+
+def _tell_origin(
+    store: StateStore, now_ms: int, cp: str, record: Mapping[str, Any], status: str, detail: str, response: Any
+) -> set[str]:
+    """Tell a final call's origin (if it has one) how it ended; the chargers it queued calls for."""
+    origin = record.get("origin")
+    if not isinstance(origin, Mapping) or not origin:
+        return set()
+    handler = ORIGINS.get(str(origin.get("kind")))
+    if handler is None:
+        logger.warning("call for %s has an origin of unknown kind %r", cp, origin.get("kind"))
+        return set()
+    try:
+        return handler(store, now_ms, cp, origin, status, detail, response)
+    except Exception:
+        logger.exception("the %s origin failed on the result of a call to %s", origin.get("kind"), cp)
+        return set()
 
 
 def _current_connection(store: StateStore, charger: Mapping[str, Any]) -> Record | None:
@@ -138,11 +242,11 @@ def _current_connection(store: StateStore, charger: Mapping[str, Any]) -> Record
 
 def fail_call(store: StateStore, now_ms: int, charge_point_id: str, unique_id: str, reason: str) -> None:
     """The call could not be sent (publish failed): an ``error`` record, the slot freed."""
-    store.complete_call(
-        charge_point_id,
-        unique_id,
-        {"status": ERROR, "completedAt": now_ms, "error": {"errorCode": "NotSent", "errorDescription": reason}},
-    )
+    changes = {"status": ERROR, "completedAt": now_ms, "error": {"errorCode": "NotSent", "errorDescription": reason}}
+    if store.complete_call(charge_point_id, unique_id, changes):
+        record = store.get_call(charge_point_id, unique_id)
+        if record is not None:
+            _tell_origin(store, now_ms, charge_point_id, record, ERROR, reason, None)
     store.release_outstanding(charge_point_id, unique_id)
 
 
@@ -159,6 +263,7 @@ def view_call(store: StateStore, now_ms: int, charge_point_id: str, unique_id: s
     if is_overdue(record, now_ms):
         changes = {"status": TIMEOUT, "completedAt": now_ms}
         if store.complete_call(charge_point_id, unique_id, changes):
+            _tell_origin(store, now_ms, charge_point_id, record, TIMEOUT, "no answer in time", None)
             store.release_outstanding(charge_point_id, unique_id)
             record = {**record, **changes}
         else:
@@ -190,6 +295,8 @@ class Completion:
     action: str | None = None
     reply: str | None = None
     detail: str = ""
+    #: chargers whose outbox may now send (this one's slot is free; an origin queued calls)
+    drain: frozenset[str] = frozenset()
 
 
 def complete_from_charger(
@@ -221,11 +328,15 @@ def complete_from_charger(
         )
         return Completion(False, action=action, detail=f"call already {record.get('status')}")
     if now_ms >= int(record.get("timeoutAt", 0)):
+        drain: set[str] = set()
         if store.complete_call(
             charge_point_id, frame.unique_id, {"status": TIMEOUT, "completedAt": now_ms, "lateAnswerAt": now_ms}
         ):
+            drain = _tell_origin(store, now_ms, charge_point_id, record, TIMEOUT, "answered after the timeout", None)
             store.release_outstanding(charge_point_id, frame.unique_id)
-        return Completion(False, action=action, detail="answer arrived after the timeout")
+        return Completion(
+            False, action=action, detail="answer arrived after the timeout", drain=frozenset({charge_point_id, *drain})
+        )
 
     reply: str | None = None
     if isinstance(frame, CallError):
@@ -263,6 +374,7 @@ def complete_from_charger(
     if not store.complete_call(charge_point_id, frame.unique_id, changes):
         # A redelivered answer (or one racing a timeout): the first one applied its effect.
         return Completion(False, action=action, detail="call completed concurrently")
+    drain = {charge_point_id}
     try:
         if changes["status"] == ACCEPTED and isinstance(frame, CallResult):
             effect = RESULT_EFFECTS.get(action)
@@ -274,10 +386,12 @@ def complete_from_charger(
                         "could not apply the %s result of %s to the charger state", action, charge_point_id
                     )
     finally:
+        response = frame.payload if isinstance(frame, CallResult) else None
+        drain |= _tell_origin(store, now_ms, charge_point_id, record, str(changes["status"]), detail, response)
         # Released only once the effect is written: the next CSMS call (OCPP allows one outstanding
         # per direction) cannot be answered and applied before this one, whatever the delivery order.
         store.release_outstanding(charge_point_id, frame.unique_id)
-    return Completion(True, action=action, reply=reply, detail=detail)
+    return Completion(True, action=action, reply=reply, detail=detail, drain=frozenset(drain))
 
 
 # --- results that feed state, as OCPP says they do -------------------------------------------
@@ -384,4 +498,18 @@ RESULT_EFFECTS: dict[str, Effect] = {
     "RequestStartTransaction": _request_start,
     "ReserveNow": reserve_now_result,
     "CancelReservation": cancel_reservation_result,
+    "SetChargingProfile": set_charging_profile_result,
+    "ClearChargingProfile": clear_charging_profile_result,
+    "GetCompositeSchedule": composite_schedule_result,
 }
+
+
+def _balancing(
+    store: StateStore, now_ms: int, cp: str, origin: Mapping[str, Any], status: str, detail: str, response: Any
+) -> set[str]:
+    from .smart_charging.balancer import profile_finished  # the balancer queues calls: imported late
+
+    return profile_finished(store, now_ms, cp, origin, status, detail, response)
+
+
+ORIGINS: dict[str, Origin] = {"balancing": _balancing}

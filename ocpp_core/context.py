@@ -35,6 +35,8 @@ class CallContext:
     builtin: Handler | None = None
     #: facts a handler wants reported in the outcome (logged, available to hooks)
     notes: dict[str, Any] = field(default_factory=dict)
+    #: chargers whose outbox has new calls (DESIGN §10): drained once this frame's reply is out
+    drain: set[str] = field(default_factory=set)
 
     @property
     def received_iso(self) -> str:

@@ -16,17 +16,23 @@ TTL attribute ``expiresAt`` (epoch seconds; DynamoDB deletes lazily, so readers 
 | event record (reports, security events...) | ``CP#<id>`` | ``EVT#<kind>#<frame digest>`` |
 | processed message (idempotency, extensions only) | ``CP#<id>`` | ``MSG#<frame digest>`` |
 | CSMS call | ``CP#<id>`` | ``CALL#<uniqueId>`` |
-| outstanding CSMS call lock | ``CP#<id>`` | ``OUTSTANDING`` |
+| outstanding CSMS call lock (listed under ``BUSY`` until its timeout) | ``CP#<id>`` | ``OUTSTANDING`` |
+| outbox: a CSMS call the system decided, waiting for the charger (DESIGN §10) | ``CP#<id>`` | ``OUTBOX#<slot>`` |
+| charging profile the CSMS believes installed | ``CP#<id>`` | ``PROFILE#<key>`` |
+| composite schedule the charger reported | ``CP#<id>`` | ``COMPOSITE#<label>`` |
 | reservation | ``CP#<id>`` | ``RES#<reservationId, 10 digits>`` |
 | reservation id -> its charger | ``RESERVATION#<reservationId>`` | ``RESERVATION`` |
 | id token | ``IDTAG#<idTag>`` | ``IDTAG`` |
 | site (smart charging: limit, phases, chargers) | ``SITE#<siteId>`` | ``SITE`` |
 | site membership of a charger (``siteId``: at most one site) | ``CP#<id>`` | ``SITE`` |
+| balancing state of a site (sessions, shares, profiles granted) | ``SITE#<siteId>`` | ``BALANCE`` |
 | transaction id counter | ``COUNTER`` | ``TRANSACTION`` |
 | reservation id counter | ``COUNTER`` | ``RESERVATION`` |
 
 Index ``list`` (keys only, sparse): ``listPk`` = ``CHARGERS``, ``listSk`` = charger id, on charger items;
-``listPk`` = ``SITES``, ``listSk`` = site id, on site items.
+``listPk`` = ``SITES``, ``listSk`` = site id, on site items; ``listPk`` = ``OUTBOX``, ``listSk`` =
+``<charger id>#<slot>``, on outbox items; ``listPk`` = ``BUSY``, ``listSk`` = ``<untilMs, 15 digits>#<charger
+id>``, on outstanding-call locks (the timer finds the overdue ones without a scan).
 
 A *frame digest* names one frame as OCPP-J identifies it: "a message ID for any CALL message MUST be
 different from all message IDs previously used by the same sender for any other CALL messages on the
@@ -59,6 +65,12 @@ SITE_SK = "SITE"
 #: the sort key of a charger's site membership item (in the charger's partition)
 MEMBERSHIP_SK = "SITE"
 OUTSTANDING_SK = "OUTSTANDING"
+OUTBOX_LIST = "OUTBOX"
+BUSY_LIST = "BUSY"
+OUTBOX_PREFIX = "OUTBOX#"
+PROFILE_PREFIX = "PROFILE#"
+COMPOSITE_PREFIX = "COMPOSITE#"
+BALANCE_SK = "BALANCE"
 ID_TAG_SK = "IDTAG"
 COUNTER_PK = "COUNTER"
 TRANSACTION_COUNTER_SK = "TRANSACTION"
@@ -159,3 +171,24 @@ def membership_key(charge_point_id: str) -> dict[str, str]:
 
 def id_tag_pk(id_tag: str) -> str:
     return "IDTAG#" + id_tag
+
+
+def outbox_sk(slot: str) -> str:
+    return OUTBOX_PREFIX + slot
+
+
+def outbox_list_sk(charge_point_id: str, slot: str) -> str:
+    return f"{charge_point_id}#{slot}"
+
+
+def busy_list_sk(charge_point_id: str, until_ms: int) -> str:
+    """Sorted by the lock's end: a query up to ``now`` finds the overdue calls."""
+    return f"{until_ms:015d}#{charge_point_id}"
+
+
+def profile_sk(profile_key: str) -> str:
+    return PROFILE_PREFIX + profile_key
+
+
+def composite_sk(label: str) -> str:
+    return COMPOSITE_PREFIX + label

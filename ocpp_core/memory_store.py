@@ -98,6 +98,11 @@ class InMemoryStore:
         self.sites: dict[str, Record] = {}
         #: charger id -> the id of the site it belongs to
         self.memberships: dict[str, str] = {}
+        #: (charger id, slot) -> the queued call, as the outbox items
+        self.outbox: dict[tuple[str, str], Record] = {}
+        self.balances: dict[str, Record] = {}
+        self.charging_profiles: dict[tuple[str, str], Record] = {}
+        self.composite_schedules: dict[tuple[str, str], Record] = {}
         self._counter = itertools.count(1)
         self.counter_value = 0
         self._reservation_counter = itertools.count(1)
@@ -316,6 +321,11 @@ class InMemoryStore:
             self.outstanding[charge_point_id] = {"uniqueId": unique_id, "untilMs": until_ms}
             return None
 
+    def get_outstanding(self, charge_point_id: str) -> Record | None:
+        with self._lock:
+            holder = self.outstanding.get(charge_point_id)
+            return dict(holder) if holder is not None else None
+
     def release_outstanding(self, charge_point_id: str, unique_id: str) -> None:
         with self._lock:
             holder = self.outstanding.get(charge_point_id)
@@ -389,12 +399,17 @@ class InMemoryStore:
                 if holder is None:
                     self.memberships[cp] = site_id
                     claimed.append(cp)
+            for cp in wanted:
+                if cp in self.chargers:
+                    self.chargers[cp]["siteId"] = site_id  # the charger's copy (see the DynamoDB adapter)
             stored = self.sites.get(site_id) or {}
             self.sites[site_id] = {**_copy(dict(record)), "siteId": site_id}
             kept = set(wanted)
             for cp in [*previous_chargers, *(stored.get("chargers") or [])]:
                 if cp not in kept and self.memberships.get(cp) == site_id:
                     del self.memberships[cp]
+                    if self.chargers.get(cp, {}).get("siteId") == site_id:
+                        del self.chargers[cp]["siteId"]
 
     def get_site(self, site_id: str) -> Record | None:
         with self._lock:
@@ -408,6 +423,107 @@ class InMemoryStore:
     def site_of(self, charge_point_id: str) -> str | None:
         with self._lock:
             return self.memberships.get(charge_point_id)
+
+    # --- outbox ------------------------------------------------------------------------
+    def queue_outbox(self, charge_point_id: str, slot: str, record: Mapping[str, Any], seq: int) -> bool:
+        with self._lock:
+            stored = self.outbox.get((charge_point_id, slot))
+            if stored is not None and int(stored["seq"]) >= seq:
+                return False
+            queued_at = stored["queuedAt"] if stored is not None else record.get("queuedAt", 0)
+            self.outbox[(charge_point_id, slot)] = {
+                **_copy(dict(record)),
+                "chargePointId": charge_point_id,
+                "slot": slot,
+                "seq": seq,
+                "queuedAt": queued_at,
+            }
+            return True
+
+    def list_outbox(self, charge_point_id: str) -> list[Record]:
+        with self._lock:
+            found = [_copy(r) for (cp, _), r in self.outbox.items() if cp == charge_point_id and self._live(r)]
+        return sorted(found, key=lambda r: (int(r.get("queuedAt") or 0), str(r.get("slot"))))
+
+    def remove_outbox(self, charge_point_id: str, slot: str, seq: int) -> bool:
+        with self._lock:
+            stored = self.outbox.get((charge_point_id, slot))
+            if stored is None or stored["seq"] != seq:
+                return False
+            del self.outbox[(charge_point_id, slot)]
+            return True
+
+    def outbox_chargers(self) -> list[str]:
+        with self._lock:
+            return sorted({cp for cp, _ in self.outbox})
+
+    def overdue_calls(self, now_ms: int, *, limit: int = 100) -> list[tuple[str, str]]:
+        with self._lock:
+            found = sorted(
+                (int(holder["untilMs"]), cp, str(holder["uniqueId"]))
+                for cp, holder in self.outstanding.items()
+                if int(holder["untilMs"]) <= now_ms
+            )
+        return [(cp, uid) for _, cp, uid in found[:limit]]
+
+    # --- balancing state ---------------------------------------------------------------
+    def get_balance(self, site_id: str) -> Record | None:
+        with self._lock:
+            found = self.balances.get(site_id)
+            return _copy(found) if found is not None else None
+
+    def put_balance(self, site_id: str, record: Mapping[str, Any], expected_version: int | None) -> bool:
+        with self._lock:
+            stored = self.balances.get(site_id)
+            if (stored is None) != (expected_version is None):
+                return False
+            if stored is not None and stored.get("version") != expected_version:
+                return False
+            self.balances[site_id] = _copy(dict(record))
+            return True
+
+    # --- charging profiles -------------------------------------------------------------
+    def put_charging_profile(
+        self, charge_point_id: str, profile_key: str, record: Mapping[str, Any], observed_at_ms: int
+    ) -> bool:
+        with self._lock:
+            stored = self.charging_profiles.get((charge_point_id, profile_key))
+            if stored is not None and int(stored.get("observedAt") or 0) >= observed_at_ms:
+                return False
+            self.charging_profiles[(charge_point_id, profile_key)] = {
+                **_copy(dict(record)),
+                "profileKey": profile_key,
+                "chargePointId": charge_point_id,
+                "observedAt": observed_at_ms,
+            }
+            return True
+
+    def delete_charging_profiles(self, charge_point_id: str, profile_keys: Sequence[str]) -> None:
+        with self._lock:
+            for key in profile_keys:
+                self.charging_profiles.pop((charge_point_id, key), None)
+
+    def list_charging_profiles(self, charge_point_id: str) -> list[Record]:
+        with self._lock:
+            found = sorted(
+                ((k, r) for (cp, k), r in self.charging_profiles.items() if cp == charge_point_id), key=_first
+            )
+            return [_copy(r) for _, r in found]
+
+    def put_composite_schedule(self, charge_point_id: str, label: str, record: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.composite_schedules[(charge_point_id, label)] = {
+                **_copy(dict(record)),
+                "label": label,
+                "chargePointId": charge_point_id,
+            }
+
+    def list_composite_schedules(self, charge_point_id: str) -> list[Record]:
+        with self._lock:
+            found = sorted(
+                ((k, r) for (cp, k), r in self.composite_schedules.items() if cp == charge_point_id), key=_first
+            )
+            return [_copy(r) for _, r in found]
 
     def complete_call(
         self, charge_point_id: str, unique_id: str, changes: Mapping[str, Any], expected_status: str = "pending"
@@ -433,6 +549,10 @@ def _apply_to(lock: Lock, table: dict[Any, Record], key: Any, update: ItemUpdate
             result.setdefault(name, value)
         table[key] = result
         return True
+
+
+def _first(pair: tuple[str, Record]) -> str:
+    return pair[0]
 
 
 def _received_order(record: Record) -> tuple[int, str]:

@@ -71,6 +71,13 @@ class IdSource(Protocol):
         ...
 
 
+class TransactionStatus(enum.StrEnum):
+    """``status`` of a transaction record."""
+
+    ACTIVE = "Active"
+    COMPLETED = "Completed"
+
+
 class MessageStatus(enum.StrEnum):
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
@@ -265,6 +272,10 @@ class CallStore(Protocol):
         """Free the slot if ``unique_id`` holds it."""
         ...
 
+    def get_outstanding(self, charge_point_id: str) -> Record | None:
+        """The slot's holder ``{"uniqueId", "untilMs"}``, even past ``untilMs``; None if free."""
+        ...
+
     def put_call(self, charge_point_id: str, unique_id: str, record: Mapping[str, Any]) -> None: ...
 
     def get_call(self, charge_point_id: str, unique_id: str) -> Record | None: ...
@@ -337,6 +348,72 @@ class SiteStore(Protocol):
         ...
 
 
+class OutboxStore(Protocol):
+    """CSMS calls the system decides itself (charging profiles, later CertificateSigned), queued per
+    charger until it has no call pending (DESIGN §10): one item per ``slot`` (what the call is for:
+    a newer call for the same purpose replaces a queued one), oldest first."""
+
+    def queue_outbox(self, charge_point_id: str, slot: str, record: Mapping[str, Any], seq: int) -> bool:
+        """Queue ``record`` (``action``, ``payload``, ``queuedAt``, ``notAfter``, ``origin``) in ``slot``
+        unless a call with a ``seq`` at least as high is queued there (a redelivery changes nothing).
+        A replaced call keeps its place: the first ``queuedAt`` stays. Whether it was queued."""
+        ...
+
+    def list_outbox(self, charge_point_id: str) -> list[Record]:
+        """The charger's queued calls (each with ``slot`` and ``seq``), oldest ``queuedAt`` first."""
+        ...
+
+    def remove_outbox(self, charge_point_id: str, slot: str, seq: int) -> bool:
+        """Remove the queued call if it is still the one with ``seq``; whether it was removed."""
+        ...
+
+    def outbox_chargers(self) -> list[str]:
+        """The chargers that have something queued (an index query, no scan)."""
+        ...
+
+    def overdue_calls(self, now_ms: int, *, limit: int = 100) -> list[tuple[str, str]]:
+        """``(charger id, unique id)`` of the calls holding a charger's slot past their timeout."""
+        ...
+
+
+class BalanceStore(Protocol):
+    """The balancing state of a site: its sessions, their shares and what each charger was granted.
+
+    One item per site, changed by optimistic concurrency: read it, compute, write it back only if
+    its ``version`` is still the one read (else read again). Unlike a blind read-modify-write, no
+    update is ever lost, whatever the interleaving of the frames that change it."""
+
+    def get_balance(self, site_id: str) -> Record | None: ...
+
+    def put_balance(self, site_id: str, record: Mapping[str, Any], expected_version: int | None) -> bool:
+        """Write ``record`` (which carries the next ``version``) if the stored version is
+        ``expected_version`` (None: no record yet). False if another writer came first."""
+        ...
+
+
+class ChargingProfileStore(Protocol):
+    """What the CSMS believes each charger has installed, and the composite schedules it reported."""
+
+    def put_charging_profile(
+        self, charge_point_id: str, profile_key: str, record: Mapping[str, Any], observed_at_ms: int
+    ) -> bool:
+        """Keep the profile under ``profile_key`` unless a later observation of it is stored
+        (``observedAt``, set to ``observed_at_ms``). Whether it was written."""
+        ...
+
+    def delete_charging_profiles(self, charge_point_id: str, profile_keys: Sequence[str]) -> None: ...
+
+    def list_charging_profiles(self, charge_point_id: str) -> list[Record]:
+        """Every profile record of the charger (with ``profileKey``), in key order."""
+        ...
+
+    def put_composite_schedule(self, charge_point_id: str, label: str, record: Mapping[str, Any]) -> None: ...
+
+    def list_composite_schedules(self, charge_point_id: str) -> list[Record]:
+        """Every composite schedule record (with ``label``), in label order."""
+        ...
+
+
 class StateStore(
     MessageLog,
     ChargerStore,
@@ -346,6 +423,9 @@ class StateStore(
     CallStore,
     ReservationStore,
     SiteStore,
+    OutboxStore,
+    BalanceStore,
+    ChargingProfileStore,
     Protocol,
 ):
     """Everything the processor and the operator API keep."""

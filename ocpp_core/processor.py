@@ -83,6 +83,8 @@ class Outcome:
     action: str | None = None
     error_code: str | None = None
     detail: str | None = None
+    #: chargers whose outbox has calls to send once the reply is out (DESIGN §10)
+    drain: frozenset[str] = frozenset()
     _hooks: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _hook_names: list[str] = field(default_factory=list, repr=False)
 
@@ -189,6 +191,7 @@ def _process(
             unique_id=frame.unique_id,
             action=result.action,
             detail=result.detail,
+            drain=result.drain,
         )
 
     ctx = CallContext(
@@ -325,6 +328,7 @@ def _run_handler(ctx: CallContext, frame: Call, extensions: Extensions) -> tuple
         charge_point_id=cp,
         unique_id=uid,
         action=frame.action,
+        drain=frozenset(ctx.drain),
     )
     return outcome, response, False
 

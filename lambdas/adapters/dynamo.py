@@ -9,17 +9,11 @@ to the caller. TTL deletion is lazy (up to days late), so every read that depend
 
 from __future__ import annotations
 
-import decimal
-import json
 import logging
-import math
-import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from decimal import Decimal
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from boto3.dynamodb.types import DYNAMODB_CONTEXT, TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from ocpp_core import keys
@@ -34,95 +28,19 @@ from ocpp_core.ports import (
     StoreError,
 )
 
+from .dynamo_codec import (
+    MAP_KEY,
+    MAP_KEYS_PER_UPDATE,
+    UpdateExpression,
+    deserialize_item,
+    public_record,
+    serialize_item,
+)
+from .dynamo_smart_charging import SmartChargingItems
+
+__all__ = ["DynamoStore", "create_table", "deserialize_item", "serialize_item"]
+
 logger = logging.getLogger(__name__)
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-_MAX_DEPTH = 30  # DynamoDB nests at most 32 levels
-
-
-#: A value DynamoDB cannot hold as it is (a number beyond its 38 digits or 1E-130..1E+125, a float
-#: that is not finite) is stored as ``{_JSON: "<its JSON text>"}`` and read back unchanged. A map of
-#: the caller's that has this one key is wrapped the same way, so reading never mistakes it.
-_JSON = "$json"
-_MIN_EXPONENT, _MAX_EXPONENT = -130, 125
-
-
-def _wrapped(value: Any) -> dict[str, str]:
-    return {_JSON: json.dumps(value)}
-
-
-def _number(value: int | float) -> Any:
-    """``value`` as DynamoDB stores it, or its JSON wrapping when DynamoDB cannot."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return _wrapped(value)
-    number = Decimal(value) if isinstance(value, int) else Decimal(repr(value))
-    if number.is_zero():
-        return number
-    try:
-        DYNAMODB_CONTEXT.create_decimal(number)  # raises beyond 38 significant digits or the exponents
-    except decimal.DecimalException:
-        return _wrapped(value)
-    if not _MIN_EXPONENT <= number.adjusted() <= _MAX_EXPONENT:
-        return _wrapped(value)
-    return number
-
-
-def _to_dynamo(value: Any, depth: int = 0) -> Any:
-    if depth > _MAX_DEPTH:
-        raise StoreError("value is nested too deeply for DynamoDB")
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)):
-        return _number(value)
-    if isinstance(value, Mapping):
-        if len(value) == 1 and _JSON in value:
-            return _wrapped(value)
-        return {str(k): _to_dynamo(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_to_dynamo(v, depth + 1) for v in value]
-    if isinstance(value, (set, frozenset)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return {Decimal(v) for v in value}  # a number set (NS): ADD to it is idempotent
-    return str(value)
-
-
-def _from_dynamo(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        if len(value) == 1 and isinstance(value.get(_JSON), str):
-            return json.loads(value[_JSON])
-        return {k: _from_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_dynamo(v) for v in value]
-    if isinstance(value, set):
-        return sorted(_from_dynamo(v) for v in value)
-    return value
-
-
-def serialize_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(_to_dynamo(v)) for k, v in item.items()}
-
-
-def deserialize_item(item: Mapping[str, Any]) -> Record:
-    return {k: _from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
-
-
-def _public(item: Record) -> Record:
-    """A record as the ports return it: without the table's own key attributes."""
-    for attribute in _KEY_ATTRIBUTES:
-        item.pop(attribute, None)
-    return item
-
-
-_KEY_ATTRIBUTES = (keys.PK, keys.SK, keys.LIST_PK, keys.LIST_SK)
-_BATCH_GET_MAX = 100
-_BATCH_GET_ATTEMPTS = 6
-#: keys of a charger map written by one UpdateItem: an expression string is at most 4 KB
-#: (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html)
-_MAP_KEYS_PER_UPDATE = 100
-#: a map key's attribute name is the key behind this prefix: any key (even ``pk``) is kept as given
-_MAP_KEY = "k:"
 
 
 def _listed(charge_point_id: str) -> dict[str, str]:
@@ -135,111 +53,7 @@ SITE_LEASE_S = 60
 _LEASE_TOKEN, _LEASE_UNTIL = "leaseToken", "leaseUntil"
 
 
-def _is_condition_failure(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
-class DynamoStore:
-    def __init__(self, client: Any, table_name: str, *, clock_s: Callable[[], float] = time.time):
-        self._client = client
-        self.table_name = table_name
-        self._now_s = clock_s
-
-    # --- low-level helpers -------------------------------------------------------------------
-    def _call(self, operation: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self._client, operation)(TableName=self.table_name, **kwargs)
-        except ClientError as error:
-            if _is_condition_failure(error):
-                raise
-            raise StoreError(f"DynamoDB {operation} failed: {error}") from error
-
-    def _live_record(self, item: Mapping[str, Any] | None) -> Record | None:
-        if not item:
-            return None
-        record = deserialize_item(item)
-        expires = record.get(keys.TTL_ATTRIBUTE)
-        if isinstance(expires, int) and expires <= self._now_s():
-            return None  # expired, waiting for TTL deletion
-        return _public(record)
-
-    def _get(self, pk: str, sk: str) -> Record | None:
-        response = self._call("get_item", Key=serialize_item({keys.PK: pk, keys.SK: sk}), ConsistentRead=True)
-        return self._live_record(response.get("Item"))
-
-    def _put(self, pk: str, sk: str, record: Mapping[str, Any], **kwargs: Any) -> Any:
-        item = {**record, keys.PK: pk, keys.SK: sk}
-        return self._call("put_item", Item=serialize_item(item), **kwargs)
-
-    def _update(self, pk: str, sk: str, update: ItemUpdate, **kwargs: Any) -> Any:
-        """One UpdateItem for ``update``; raises ClientError (condition) for the caller to map."""
-        expression = _UpdateExpression()
-        for name, value in update.set.items():
-            if name not in _KEY_ATTRIBUTES[:2]:
-                expression.set(name, value)
-        for name, value in update.set_if_absent.items():
-            if name not in update.set and name not in _KEY_ATTRIBUTES[:2]:
-                expression.set_if_absent(name, value)
-        for name, elements in update.add_to_set.items():
-            if elements:
-                expression.add(name, set(elements))
-        conditions = []
-        if update.must_exist:
-            conditions.append(f"attribute_exists({expression.name(keys.PK)})")
-        for name in update.require_absent:
-            conditions.append(f"attribute_not_exists({expression.name(name)})")
-        if update.newer is not None:
-            order = update.newer
-            attribute, value = expression.name(order.attribute), expression.value(order.value)
-            comparison = ">" if order.earliest_wins else "<"
-            conditions.append(f"(attribute_not_exists({attribute}) OR {attribute} {comparison} {value})")
-            expression.set(order.attribute, order.value)
-        return self._call(
-            "update_item",
-            Key=serialize_item({keys.PK: pk, keys.SK: sk}),
-            **expression.build(" AND ".join(conditions) or None),
-            **kwargs,
-        )
-
-    def _apply(self, pk: str, sk: str, update: ItemUpdate) -> bool:
-        if update.is_empty():  # nothing to write (DynamoDB refuses an empty update expression)
-            return not update.must_exist or self._get(pk, sk) is not None
-        try:
-            self._update(pk, sk, update)
-        except ClientError:
-            return False
-        return True
-
-    def _query(self, pk: str, sk_prefix: str) -> Iterator[Record]:
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
-            "ExpressionAttributeNames": {"#pk": keys.PK, "#sk": keys.SK},
-            "ExpressionAttributeValues": serialize_item({":pk": pk, ":prefix": sk_prefix}),
-            "ConsistentRead": True,
-        }
-        yield from self._paginate("query", kwargs)
-
-    def _scan_prefix(self, sk_prefix: str) -> Iterator[Record]:
-        kwargs: dict[str, Any] = {
-            "FilterExpression": "begins_with(#sk, :prefix)",
-            "ExpressionAttributeNames": {"#sk": keys.SK},
-            "ExpressionAttributeValues": serialize_item({":prefix": sk_prefix}),
-            "ConsistentRead": True,
-        }
-        yield from self._paginate("scan", kwargs)
-
-    def _paginate(self, operation: str, kwargs: dict[str, Any]) -> Iterator[Record]:
-        while True:
-            response = self._call(operation, **kwargs)
-            for item in response.get("Items", []):
-                record = self._live_record(item)
-                if record is not None:
-                    yield record
-            last = response.get("LastEvaluatedKey")
-            if not last:
-                return
-            kwargs["ExclusiveStartKey"] = last
-
+class DynamoStore(SmartChargingItems):
     # --- idempotency (extensions only) ---------------------------------------------------
     def claim_message(self, charge_point_id: str, key: str, now_ms: int, expires_at_s: int) -> ProcessedMessage | None:
         pk, sk = keys.charger_pk(charge_point_id), keys.message_sk(key)
@@ -306,8 +120,8 @@ class DynamoStore:
             )
         except ClientError as error:
             item = error.response.get("Item")
-            return _public(deserialize_item(item)) if item else None
-        return _public(deserialize_item(response.get("Attributes", {})))
+            return public_record(deserialize_item(item)) if item else None
+        return public_record(deserialize_item(response.get("Attributes", {})))
 
     def list_chargers(self, *, after: str | None = None, limit: int | None = None) -> list[Record]:
         """A query of the sparse ``list`` index (ids in order), then the records in batches."""
@@ -336,30 +150,6 @@ class DynamoStore:
         found = self._batch_get([keys.charger_key(cp) for cp in ids])
         return sorted(found, key=lambda r: str(r.get("chargePointId")))
 
-    def _batch_get(self, item_keys: list[dict[str, str]], *, with_keys: bool = False) -> list[Record]:
-        """The items at ``item_keys`` that exist (BatchGetItem, 100 keys a request, retrying leftovers)."""
-        found: list[Record] = []
-        for start in range(0, len(item_keys), _BATCH_GET_MAX):
-            pending: list[Any] = [serialize_item(key) for key in item_keys[start : start + _BATCH_GET_MAX]]
-            for attempt in range(_BATCH_GET_ATTEMPTS):
-                if not pending:
-                    break
-                if attempt:
-                    time.sleep(min(0.05 * 2**attempt, 1.0))
-                try:
-                    response = self._client.batch_get_item(
-                        RequestItems={self.table_name: {"Keys": pending, "ConsistentRead": True}}
-                    )
-                except ClientError as error:
-                    raise StoreError(f"DynamoDB batch_get_item failed: {error}") from error
-                for item in response["Responses"].get(self.table_name, []):
-                    record = deserialize_item(item)
-                    found.append(record if with_keys else _public(record))
-                pending = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
-            if pending:
-                raise StoreError(f"DynamoDB batch_get_item left {len(pending)} keys unprocessed")
-        return found
-
     def get_chargers(self, charge_point_ids: Sequence[str]) -> dict[str, Record]:
         found = self._batch_get([keys.charger_key(cp) for cp in dict.fromkeys(charge_point_ids)])
         return {str(r.get("chargePointId")): r for r in found}
@@ -367,14 +157,14 @@ class DynamoStore:
     def set_charger_map_entries(self, charge_point_id: str, name: str, entries: Mapping[str, Any]) -> None:
         """One attribute per key of the map's own item (``MAP#<name>``), so that no write reads
         the map and the charger item stays small (an update costs the size of its item)."""
-        items = [(_MAP_KEY + key, value) for key, value in entries.items()]
+        items = [(MAP_KEY + key, value) for key, value in entries.items()]
         pk, sk = keys.charger_pk(charge_point_id), keys.map_sk(name)
-        for start in range(0, len(items), _MAP_KEYS_PER_UPDATE):
-            self._update(pk, sk, ItemUpdate(set=dict(items[start : start + _MAP_KEYS_PER_UPDATE])))
+        for start in range(0, len(items), MAP_KEYS_PER_UPDATE):
+            self._update(pk, sk, ItemUpdate(set=dict(items[start : start + MAP_KEYS_PER_UPDATE])))
 
     def get_charger_map(self, charge_point_id: str, name: str) -> dict[str, Any]:
         item = self._get(keys.charger_pk(charge_point_id), keys.map_sk(name)) or {}
-        return {key.removeprefix(_MAP_KEY): value for key, value in item.items() if key.startswith(_MAP_KEY)}
+        return {key.removeprefix(MAP_KEY): value for key, value in item.items() if key.startswith(MAP_KEY)}
 
     def record_connection(
         self,
@@ -418,7 +208,7 @@ class DynamoStore:
                 continue
             pk, sk = str(record.get(keys.PK)), str(record.get(keys.SK))
             pair = (pk.removeprefix("CP#"), sk.removeprefix(keys.CONNECTION_PREFIX))
-            result[pair] = _public(record)
+            result[pair] = public_record(record)
         return result
 
     def update_status(self, charge_point_id: str, label: str, record: Mapping[str, Any], order: str) -> bool:
@@ -541,7 +331,14 @@ class DynamoStore:
             self._put(
                 pk,
                 keys.OUTSTANDING_SK,
-                {"uniqueId": unique_id, "untilMs": until_ms, keys.TTL_ATTRIBUTE: until_ms // 1000 + 3600},
+                {
+                    "uniqueId": unique_id,
+                    "untilMs": until_ms,
+                    keys.TTL_ATTRIBUTE: until_ms // 1000 + 3600,
+                    # listed by its end, so the timer finds the overdue calls (``overdue_calls``)
+                    keys.LIST_PK: keys.BUSY_LIST,
+                    keys.LIST_SK: keys.busy_list_sk(charge_point_id, until_ms),
+                },
                 ConditionExpression="attribute_not_exists(#pk) OR #until <= :now",
                 ExpressionAttributeNames={"#pk": keys.PK, "#until": "untilMs"},
                 ExpressionAttributeValues=serialize_item({":now": now_ms}),
@@ -550,6 +347,9 @@ class DynamoStore:
         except ClientError:
             holder = self._get(pk, keys.OUTSTANDING_SK)
             return holder if holder is not None else {"uniqueId": None}
+
+    def get_outstanding(self, charge_point_id: str) -> Record | None:
+        return self._get(keys.charger_pk(charge_point_id), keys.OUTSTANDING_SK)
 
     def release_outstanding(self, charge_point_id: str, unique_id: str) -> None:
         try:
@@ -702,7 +502,32 @@ class DynamoStore:
             )
         except ClientError:
             raise ChargerInAnotherSite(charge_point_id, self.site_of(charge_point_id)) from None
+        self._mark_charger(charge_point_id, site_id)
         return not response.get("Attributes")
+
+    def _mark_charger(self, charge_point_id: str, site_id: str | None, *, only_if: str | None = None) -> None:
+        """The charger item's copy of its site (``siteId``): the processor reads the charger with
+        every frame anyway, so knowing the site costs it no request. The membership item stays the
+        authority; the balancing checks the site's own list of chargers."""
+        names = {"#pk": keys.PK, "#site": "siteId"}
+        values: dict[str, Any] = {}
+        if site_id is not None:
+            expression, condition = "SET #site = :site", "attribute_exists(#pk)"
+            values[":site"] = site_id
+        else:
+            expression, condition = "REMOVE #site", "attribute_exists(#pk) AND #site = :was"
+            values[":was"] = only_if
+        try:
+            self._call(
+                "update_item",
+                Key=serialize_item(keys.charger_key(charge_point_id)),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=serialize_item(values),
+            )
+        except ClientError:
+            pass  # no charger item, or another site's mark already
 
     def _release(self, site_id: str, charge_point_id: str) -> None:
         """Delete the charger's membership if it is still this site's (best effort on an undo)."""
@@ -714,6 +539,7 @@ class DynamoStore:
                 ExpressionAttributeNames={"#site": "siteId"},
                 ExpressionAttributeValues=serialize_item({":site": site_id}),
             )
+            self._mark_charger(charge_point_id, None, only_if=site_id)
         except ClientError:
             pass  # another site's (or free) already
         except StoreError:
@@ -777,7 +603,7 @@ class DynamoStore:
     def complete_call(
         self, charge_point_id: str, unique_id: str, changes: Mapping[str, Any], expected_status: str = "pending"
     ) -> bool:
-        expression = _UpdateExpression()
+        expression = UpdateExpression()
         for name, value in changes.items():
             expression.set(name, value)
         condition = f"{expression.name('status')} = {expression.value(expected_status)}"
@@ -790,52 +616,6 @@ class DynamoStore:
         except ClientError:
             return False
         return True
-
-
-class _UpdateExpression:
-    """Builds an UpdateExpression with every name and value as a placeholder."""
-
-    def __init__(self) -> None:
-        self._names: dict[str, str] = {}
-        self._values: dict[str, Any] = {}
-        self._sets: list[str] = []
-        self._adds: list[str] = []
-
-    def name(self, attribute: str) -> str:
-        for placeholder, known in self._names.items():
-            if known == attribute:
-                return placeholder
-        placeholder = f"#n{len(self._names)}"
-        self._names[placeholder] = attribute
-        return placeholder
-
-    def value(self, value: Any) -> str:
-        placeholder = f":v{len(self._values)}"
-        self._values[placeholder] = value
-        return placeholder
-
-    def set(self, attribute: str, value: Any) -> None:
-        self._sets.append(f"{self.name(attribute)} = {self.value(value)}")
-
-    def set_if_absent(self, attribute: str, value: Any) -> None:
-        name = self.name(attribute)
-        self._sets.append(f"{name} = if_not_exists({name}, {self.value(value)})")
-
-    def add(self, attribute: str, elements: set[int]) -> None:
-        self._adds.append(f"{self.name(attribute)} {self.value(elements)}")
-
-    def build(self, condition: str | None) -> dict[str, Any]:
-        clauses = []
-        if self._sets:
-            clauses.append("SET " + ", ".join(self._sets))
-        if self._adds:
-            clauses.append("ADD " + ", ".join(self._adds))
-        kwargs: dict[str, Any] = {"UpdateExpression": " ".join(clauses), "ExpressionAttributeNames": self._names}
-        if self._values:
-            kwargs["ExpressionAttributeValues"] = serialize_item(self._values)
-        if condition:
-            kwargs["ConditionExpression"] = condition
-        return kwargs
 
 
 def _received_order(record: Record) -> tuple[int, str]:

@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError
 
 from ocpp_core.ports import StoreError
 
-from . import calls, chargers, id_tags, reservations, sites, transactions
+from . import calls, chargers, charging_profiles, id_tags, reservations, sites, transactions
 from .context import ApiContext
 from .errors import ApiError
 from .http import Request, Response, parse_event
@@ -27,6 +27,7 @@ ROUTES: list[Route] = [
     Route("/chargers/{chargePointId}", {"GET": chargers.get_charger, "PUT": chargers.put_charger}),
     Route("/chargers/{chargePointId}/calls", {"GET": calls.list_calls, "POST": calls.post_call}),
     Route("/chargers/{chargePointId}/calls/{uniqueId}", {"GET": calls.get_call}),
+    Route("/chargers/{chargePointId}/charging-profiles", {"GET": charging_profiles.get_charging_profiles}),
     Route(
         "/chargers/{chargePointId}/reservations",
         {"GET": reservations.list_for_charger, "POST": reservations.create},

@@ -3,26 +3,30 @@
 A site is a limit shared by a group of chargers: ``{"siteId", "limitAmps" | "limitWatts", "phases",
 "minAmps", "chargers", "updatedAt"}``. A charger belongs to at most one site; the store enforces it
 with a conditional write per charger (``ocpp_core.ports.SiteStore``), so two PUTs that race cannot
-both take the same charger. The balancing itself (the shares, the profiles sent) comes later:
-``site_view`` is where the allocation per transaction will be shown.
+both take the same charger. Every change rebalances the site (``ocpp_core.smart_charging.balancer``):
+the shares are recomputed and the profiles queued and sent; ``GET`` shows where each one stands.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ocpp_core.handlers.transactions import TransactionStatus
 from ocpp_core.ids import MAX_ID_LENGTH, is_valid_charge_point_id
-from ocpp_core.ports import ChargerInAnotherSite, Record, SiteBusy
-from ocpp_core.smart_charging.allocation import Session, allocate
+from ocpp_core.ports import ChargerInAnotherSite, SiteBusy
+from ocpp_core.smart_charging.balancer import site_changed
+from ocpp_core.smart_charging.balancing import ACTIVE
 
+from ..outbox_sender import drain
 from .bodies import json_object
 from .context import ApiContext
 from .errors import BadRequest, Conflict, NotFound
 from .http import Request, Response
 from .views import present
+
+logger = logging.getLogger(__name__)
 
 #: the most chargers one site may have (each is one conditional write when the site is changed)
 MAX_SITE_CHARGERS = 500
@@ -95,46 +99,50 @@ def _check_registered(ctx: ApiContext, chargers: Sequence[str]) -> None:
         )
 
 
-def active_transactions(ctx: ApiContext, record: Mapping[str, Any]) -> list[Record]:
-    """The Active transactions of the site's chargers, in charger order, oldest first."""
-    store = ctx.deps.store
-    return [
-        t
-        for cp in record.get("chargers") or []
-        for t in store.list_transactions(str(cp))
-        if t.get("status") == TransactionStatus.ACTIVE
-    ]
+def site_view(record: Mapping[str, Any], balance: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``GET /sites/{siteId}``: the site as stored, and each active transaction of its chargers with
+    its ``share`` of the limit (in ``shareUnit``) and where its profile stands:
 
-
-def site_view(record: Mapping[str, Any], transactions: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """``GET /sites/{siteId}``: the site as stored, and the active transactions of its chargers,
-    each with its ``share`` of the limit (in the limit's unit) as ``allocate`` computes it now.
-
-    The shares are not sent to the chargers yet: the balancing (SetChargingProfile through the
-    outbox) is still to be built.
+    * ``limit``: what the charger accepted (the profile in force; absent before the first one);
+    * ``pending``: a profile sent or queued and not answered yet;
+    * ``profileStatus``: ``applied`` (the share is in force), ``pending``, ``waiting`` (an increase
+      held back until others' decreases are accepted), ``failed`` (rejected or unanswered
+      ``MAX_FAILURES`` times: reported, not retried until the share changes or it reconnects),
+      ``offline`` (its charger is not connected: sent when it is).
     """
     view = present(record)
-    minimum = float(record["minAmps"])
-    limit = record.get("limitAmps")
-    if limit is None:
-        limit = record["limitWatts"]
-        minimum *= NOMINAL_VOLTAGE * int(record["phases"])
-    sessions = [
-        Session(f"{t.get('chargePointId')}/{t.get('transactionId')}", int(t.get("startedAt") or 0))
-        for t in transactions
-    ]
-    shares = allocate(float(limit), minimum, sessions)
-    view["activeTransactions"] = [
-        present(
-            {
-                **{key: t.get(key) for key in ("chargePointId", "transactionId", "startedAt")},
-                "share": shares[session.key],
-            }
-        )
-        for t, session in zip(transactions, sessions, strict=True)
-    ]
+    sessions = [s for s in ((balance or {}).get("sessions") or {}).values() if s.get("state") == ACTIVE]
+    sessions.sort(
+        key=lambda s: (int(s.get("startedAt") or 0), str(s.get("chargePointId")), str(s.get("transactionId")))
+    )
+    view["activeTransactions"] = [present(_session_view(s)) for s in sessions]
     view["shareUnit"] = "A" if "limitAmps" in record else "W"
+    view["allocated"] = round(sum(float(s.get("share") or 0) for s in sessions), 6)
     return view
+
+
+def _session_view(session: Mapping[str, Any]) -> dict[str, Any]:
+    view = {key: session.get(key) for key in ("chargePointId", "transactionId", "startedAt", "share")}
+    for source, target in (("granted", "limit"), ("queued", "pending"), ("lastError", "lastError"), ("cap", "cap")):
+        if session.get(source) is not None:
+            view[target] = session[source]
+    if session.get("drawn") is not None:
+        view["drawn"] = round(float(session["drawn"]), 3)
+    view["profileStatus"] = _profile_status(session)
+    return view
+
+
+def _profile_status(session: Mapping[str, Any]) -> str:
+    if session.get("failed"):
+        return "failed"
+    if session.get("offline"):
+        return "offline"
+    if session.get("queued") is not None:
+        return "pending"
+    granted = session.get("granted")
+    if granted is not None and math.isclose(float(granted), float(session.get("share") or 0)):
+        return "applied"
+    return "waiting"
 
 
 def put_site(ctx: ApiContext, request: Request, params: dict[str, str]) -> Response:
@@ -159,7 +167,12 @@ def put_site(ctx: ApiContext, request: Request, params: dict[str, str]) -> Respo
     except SiteBusy:
         raise Conflict(f"Site {site_id} is being changed by another request: try again.", siteId=site_id) from None
     stored = store.get_site(site_id) or record
-    return Response(201 if existing is None else 200, site_view(stored, active_transactions(ctx, stored)))
+    try:
+        # New limit or members: shares recomputed and profiles queued; sent now where possible.
+        drain(ctx.deps, site_changed(store, ctx.now_ms(), site_id))
+    except Exception:
+        logger.exception("site %s: could not rebalance after the change (the next trigger does)", site_id)
+    return Response(201 if existing is None else 200, site_view(stored, store.get_balance(site_id)))
 
 
 def get_site(ctx: ApiContext, request: Request, params: dict[str, str]) -> Response:
@@ -167,7 +180,7 @@ def get_site(ctx: ApiContext, request: Request, params: dict[str, str]) -> Respo
     record = ctx.deps.store.get_site(site_id)
     if record is None:
         raise NotFound(f"Unknown site {site_id}.", siteId=site_id)
-    return Response(200, site_view(record, active_transactions(ctx, record)))
+    return Response(200, site_view(record, ctx.deps.store.get_balance(site_id)))
 
 
 def list_sites(ctx: ApiContext, request: Request, params: dict[str, str]) -> Response:

@@ -20,22 +20,16 @@ Written for delivery in any order, twice, or late (DESIGN §7), with no read bef
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from typing import Any
 
 from ..context import CallContext
 from ..keys import content_digest
-from ..ports import ItemUpdate, Newer, StateStore
+from ..ports import ItemUpdate, Newer, StateStore, TransactionStatus
+from ..smart_charging import balancer
 from .authorization import id_tag_info, id_token_info
 from .common import ORDER_SUFFIX, energy_register_wh, energy_used, latest_sample_ms, routes, whole
 from .reservations import used_by_transaction
-
-
-class TransactionStatus(enum.StrEnum):
-    ACTIVE = "Active"
-    COMPLETED = "Completed"
-
 
 # --- OCPP 1.6 ------------------------------------------------------------------------------
 
@@ -68,6 +62,7 @@ def start_transaction(ctx: CallContext, payload: dict[str, Any]) -> dict[str, An
     transaction_id = int(ctx.store.start_transaction(ctx.charge_point_id, start_key, candidate, record))
     ctx.notes["transactionId"] = transaction_id
     used_by_transaction(ctx, payload.get("reservationId"), transaction_id)
+    balancer.transaction_started(ctx, str(transaction_id), {"connectorId": payload["connectorId"]})
     return {"transactionId": transaction_id, "idTagInfo": info}
 
 
@@ -92,6 +87,8 @@ def meter_values(ctx: CallContext, payload: dict[str, Any]) -> dict[str, Any]:
                 must_exist=True,
             ),
         )
+    if tx_key is not None:
+        balancer.meter_values(ctx, tx_key, payload["meterValue"])
     return {}
 
 
@@ -115,6 +112,7 @@ def stop_transaction(ctx: CallContext, payload: dict[str, Any]) -> dict[str, Any
             chargePointId=ctx.charge_point_id, transactionId=tx_key, protocol=ctx.version.value, unknownTransaction=True
         )
         ctx.store.update_transaction(ctx.charge_point_id, tx_key, ItemUpdate(set=changes))
+    balancer.transaction_ended(ctx, tx_key)
     response: dict[str, Any] = {}
     if "idTag" in payload:
         response["idTagInfo"] = id_tag_info(ctx, payload["idTag"])
@@ -220,6 +218,7 @@ def transaction_event(ctx: CallContext, payload: dict[str, Any]) -> dict[str, An
         newer=Newer("lastSeqNo", seq),
     )
     if ctx.store.update_transaction(cp, tx_key, primary):
+        _balance(ctx, payload, tx_key, optional.get("evseId"))
         return response
 
     # An older event than one already applied (delivered late or out of order): what it says
@@ -234,7 +233,21 @@ def transaction_event(ctx: CallContext, payload: dict[str, Any]) -> dict[str, An
         store.update_transaction(
             cp, tx_key, ItemUpdate(set={"meterStart": reading}, newer=Newer("meterStartSeqNo", seq, earliest_wins=True))
         )
+    _balance(ctx, payload, tx_key, optional.get("evseId"))
     return response
+
+
+def _balance(ctx: CallContext, payload: Mapping[str, Any], transaction_id: str, evse_id: Any) -> None:
+    """The site's balancing (if the charger is in one): a start, an end, what the EV draws. In any
+    order: an Ended seen first leaves a tombstone that a late Started does not revive."""
+    event = payload["eventType"]
+    if event == "Ended":
+        balancer.transaction_ended(ctx, transaction_id)
+        return
+    if isinstance(evse_id, int) and (event == "Started" or isinstance(payload.get("evse"), Mapping)):
+        balancer.transaction_started(ctx, transaction_id, {"evseId": evse_id})
+    if payload.get("meterValue") and event == "Updated":
+        balancer.meter_values(ctx, transaction_id, payload["meterValue"])
 
 
 # --- the operator ----------------------------------------------------------------------------

@@ -33,6 +33,7 @@ def test_a_site_is_created_replaced_read_and_listed(deps: Dependencies) -> None:
         "updatedAt": format_ms(START_MS),
         "activeTransactions": [],
         "shareUnit": "A",
+        "allocated": 0,
     }
     deps.clock.advance(5)
     replaced = request("PUT", "/sites/S1", {"limitWatts": 22000.5, "phases": 1, "minAmps": 8, "chargers": ["CP3"]})
@@ -76,8 +77,9 @@ def test_the_site_shows_the_active_transactions_of_its_chargers(deps: Dependenci
     assert request("PUT", "/sites/S1", SITE).status == 201
     active = request("GET", "/sites/S1").body["activeTransactions"]
     assert [(t["chargePointId"], t["startedAt"]) for t in active] == [("CP1", format_ms(START_MS))]
-    assert set(active[0]) == {"chargePointId", "transactionId", "startedAt", "share"}
-    assert active[0]["share"] == 63  # alone on the site: all of it (not sent to the charger yet)
+    assert set(active[0]) == {"chargePointId", "transactionId", "startedAt", "share", "pending", "profileStatus"}
+    # Alone on the site: all of it, in a profile sent and not answered yet.
+    assert (active[0]["share"], active[0]["pending"], active[0]["profileStatus"]) == (63, 63, "pending")
     stored = deps.store.list_transactions("CP1")[0]
     assert active[0]["transactionId"] == stored["transactionId"]
 

@@ -57,6 +57,7 @@ ALLOWED_MODULES = frozenset(
     {
         "__future__",
         "collections",
+        "copy",  # deepcopy of a record read, changed and written back under a version check
         "dataclasses",
         "datetime",  # conversions only: now/utcnow/today are refused below
         "decimal",

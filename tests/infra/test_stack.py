@@ -578,8 +578,8 @@ def metric_names(props: dict[str, Any]) -> set[str]:
 @pytest.mark.parametrize(
     ("metric", "count", "missing"),
     [
-        ("Errors", 3, "notBreaching"),  # each function
-        ("Throttles", 3, "notBreaching"),
+        ("Errors", 4, "notBreaching"),  # each function: processor, lifecycle, operator API, outbox timer
+        ("Throttles", 4, "notBreaching"),
         ("ApproximateNumberOfMessagesVisible", 2, "notBreaching"),  # both dead-letter queues
         ("UnHealthyHostCount", 1, "notBreaching"),
         ("BrokerReachable", 1, "notBreaching"),  # no data: no task, NoHealthyBridgeTask says so

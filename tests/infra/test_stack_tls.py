@@ -115,7 +115,8 @@ def test_xray_and_reserved_concurrency_when_asked(synth: Synthesized) -> None:
     for handler, props in functions.items():
         assert props["TracingConfig"] == {"Mode": "Active"}
         assert props["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == "false"
-        expected = 50 if handler == "lambdas.message_processor.handler" else None
+        # the configured processor's, and the outbox timer's own single run at a time
+        expected = {"lambdas.message_processor.handler": 50, "lambdas.timer.handler": 1}.get(handler)
         assert props.get("ReservedConcurrentExecutions") == expected
     # X-Ray's actions are the allowed '*' ones; nothing else widened
     assert wildcard_findings(synth.json) == []
