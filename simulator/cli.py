@@ -23,6 +23,7 @@ from ocpp_core.versions import OcppVersion
 from .errors import ConnectFailed, SimulatorError
 from .load import ALL_VERSIONS, LoadConfig, LoadSummary, run_load
 from .scenario import ScenarioOptions, run_scenario
+from .site_demo import DEFAULT_API, ApiFailed, SiteDemo, run_site_demo
 from .station import DEFAULT_ID_TAG, DEFAULT_URL, parse_version
 
 #: Environment variables that give defaults to options (an explicit option wins).
@@ -250,6 +251,34 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     ld.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable mix")
     ld.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     ld.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+    st = modes.add_parser(
+        "site",
+        help="stations on one site: watch the CSMS share its limit as sessions start and end",
+        description="Register stations, make them a site through the operator API, start a session on each "
+        "(staggered), then end them; print what each station draws (its charging limit in force) and the sum.",
+    )
+    st.add_argument("--site", default="S1", dest="site_id", help="site id (default S1)")
+    st.add_argument("--chargers", type=_positive_int, default=3, help="stations on the site (default 3)")
+    st.add_argument(
+        "--version",
+        type=_versions,
+        default=(OcppVersion.V16, OcppVersion.V201),
+        dest="versions",
+        help="versions round-robin: 1.6, 2.0.1, 2.1, a list, or 'mixed' (default 1.6,2.0.1)",
+    )
+    st.add_argument("--limit-amps", type=_positive_float, default=32.0, help="site limit, A per phase (default 32)")
+    st.add_argument("--min-amps", type=_positive_float, default=6.0, help="minimum current of a session (default 6)")
+    st.add_argument("--stagger", type=_non_negative_float, default=5.0, help="seconds between starts/stops (default 5)")
+    st.add_argument("--every", type=_positive_float, default=1.0, help="seconds between two lines (default 1)")
+    st.add_argument(
+        "--api",
+        default=env.get("OCPP_API_URL", DEFAULT_API),
+        help=f"operator API (default $OCPP_API_URL or {DEFAULT_API})",
+    )
+    st.add_argument("--id-prefix", default="SITE-", help="charger id prefix (default SITE-)")
+    st.add_argument("--id-tag", default=DEFAULT_ID_TAG, help=f"id tag of the sessions (default {DEFAULT_ID_TAG})")
+    _common(st, env)
     return parser
 
 
@@ -321,6 +350,29 @@ async def _load(args: argparse.Namespace) -> int:
     return EXIT_FAILED if summary.errors or summary.failed else EXIT_OK
 
 
+async def _site(args: argparse.Namespace) -> int:
+    demo = SiteDemo(
+        site_id=args.site_id,
+        chargers=args.chargers,
+        versions=args.versions,
+        limit_amps=args.limit_amps,
+        min_amps=args.min_amps,
+        stagger_s=args.stagger,
+        every_s=args.every,
+        url=args.url,
+        api=args.api.rstrip("/"),
+        id_prefix=args.id_prefix,
+        id_tag=args.id_tag,
+        call_timeout=args.timeout,
+    )
+    try:
+        highest = await run_site_demo(demo, sys.stdout)
+    except ApiFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK if highest <= demo.limit_amps + 1e-6 else EXIT_FAILED
+
+
 def _report(summary: LoadSummary, *, as_json: bool) -> None:
     if as_json:
         print(json.dumps(summary.to_dict(), indent=2, sort_keys=True))
@@ -336,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    runner = _scenario if args.mode == "scenario" else _load
+    runner = {"scenario": _scenario, "load": _load, "site": _site}[args.mode]
     try:
         return asyncio.run(runner(args))
     except ConnectFailed as exc:

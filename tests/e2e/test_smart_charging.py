@@ -7,9 +7,11 @@ two stations draw every 10 ms: their sum never exceeds the limit, in either deli
 from __future__ import annotations
 
 import asyncio
+import io
 from typing import Any
 
 from ocpp_core.versions import OcppVersion
+from simulator.site_demo import SiteDemo, run_site_demo
 from simulator.station import Station
 
 from .conftest import E2EStack, wait_for
@@ -100,3 +102,15 @@ def test_two_sessions_share_the_site_limit(stack: E2EStack) -> None:
     assert [(t["chargePointId"], t["share"], t["profileStatus"]) for t in final] == [(CP201, 32, "applied")]
     installed = {(p["chargingProfilePurpose"], p["source"]) for p in out["profiles"]["profiles"]}
     assert ("TxProfile", "balancing") in installed and ("TxDefaultProfile", "balancing") in installed
+
+
+def test_the_site_demo_of_the_readme(stack: E2EStack) -> None:
+    """``python -m simulator site`` as the README runs it (shorter): three stations, 1.6 and 2.0.1."""
+    demo = SiteDemo(site_id="DEMO", chargers=3, stagger_s=1.5, every_s=0.2, url=stack.ws_url, api=stack.api_url)
+    out = io.StringIO()
+    highest = asyncio.run(run_site_demo(demo, out))
+    text = out.getvalue()
+    assert 0 < highest <= demo.limit_amps, text
+    assert "highest sum seen" in text and "SITE-03" in text
+    # With three sessions on 32 A, each had its third (10.6 A, rounded down to 0.1 A) at some point.
+    assert "10.6" in text, text
