@@ -36,6 +36,7 @@ from ocpp_core.topics import basic_ingest_topic
 TABLE_DATA_ACTIONS = [
     "dynamodb:GetItem",
     "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",
     "dynamodb:Query",
     "dynamodb:Scan",
     "dynamodb:PutItem",
@@ -238,10 +239,13 @@ class CsmsStack(cdk.Stack):
             iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[table.table_arn])
         )
 
-        # Replies, operator calls and the outbox timer's queued calls: only this stage's out topics.
+        # Replies, operator calls and the outbox's queued calls (sent by the processor, the timer, the
+        # lifecycle function when a charger connects, the API when a site changes): only this stage's
+        # out topics.
         out_topics = topics.iam_resource("out")
         publish_replies = iam.PolicyStatement(actions=["iot:Publish"], resources=[self.iot_arn(out_topics)])
-        for function in (processing.message_processor, processing.operator_api, processing.timer):
+        senders = (processing.message_processor, processing.operator_api, processing.timer, processing.lifecycle)
+        for function in senders:
             function.add_to_role_policy(publish_replies)
             acknowledge(
                 function,
