@@ -410,10 +410,18 @@ def _print_site(view: dict[str, Any], out: TextIO) -> None:
     output.key_values(((k, v) for k, v in view.items() if k not in big), out)
     output.key_values([("chargers", " ".join(view.get("chargers") or []))], out)
     out.write("\nactive transactions:\n")
+    unit = view.get("shareUnit", "")
     output.table(
-        ("CHARGER", "TRANSACTION", "STARTED"),
+        ("CHARGER", "TRANSACTION", "STARTED", f"SHARE {unit}", f"LIMIT {unit}", "PROFILE"),
         (
-            [t.get("chargePointId"), t.get("transactionId"), t.get("startedAt")]
+            [
+                t.get("chargePointId"),
+                t.get("transactionId"),
+                t.get("startedAt"),
+                t.get("share"),
+                t.get("limit", "-"),
+                t.get("profileStatus", "-") + (f" ({t['lastError']})" if t.get("lastError") else ""),
+            ]
             for t in view.get("activeTransactions") or []
         ),
         out,

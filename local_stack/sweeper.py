@@ -26,6 +26,8 @@ from typing import Any
 
 from ocpp_core import keys
 
+from .timer import PeriodicTimer
+
 logger = logging.getLogger(__name__)
 
 #: Seconds between two sweeps of the local stack (0: no sweeper); documented in the README.
@@ -55,12 +57,11 @@ class ExpiredItemSweeper:
         self._clock = clock
         self._page_size = page_size
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._timer: PeriodicTimer | None = None
         #: totals since start, for logs and tests
         self.deleted = 0
         self.renewed = 0
         self.sweeps = 0
-        self.failures = 0
 
     @classmethod
     def for_endpoint(cls, endpoint_url: str, table_name: str, **kwargs: Any) -> ExpiredItemSweeper:
@@ -125,28 +126,20 @@ class ExpiredItemSweeper:
         return deleted
 
     # --- the thread ------------------------------------------------------------------------
-    def _run(self) -> None:
-        while not self._stopping.wait(self.interval_s):
-            try:
-                self.sweep()
-            except Exception:  # moto restarting, a timeout...: the next sweep tries again
-                self.failures += 1
-                logger.warning(
-                    "expired items: sweep of %s failed; retrying in %g s",
-                    self.table_name,
-                    self.interval_s,
-                    exc_info=True,
-                )
+    @property
+    def failures(self) -> int:
+        """Sweeps that failed since start (each logged; the next one comes all the same)."""
+        return self._timer.failures if self._timer is not None else 0
 
     def start(self) -> ExpiredItemSweeper:
-        self._thread = threading.Thread(target=self._run, name="ttl-sweeper", daemon=True)
-        self._thread.start()
+        """Sweep every ``interval_s`` on the stack's one periodic runner (``local_stack.timer``)."""
+        name = f"expired items: sweep of {self.table_name}"
+        self._timer = PeriodicTimer(self.sweep, interval_s=self.interval_s, name=name, thread_name="ttl-sweeper")
+        self._timer.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop within ``timeout`` (a sweep in flight stops at its next item; a daemon thread after that)."""
         self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=max(0.0, timeout))
-            if self._thread.is_alive():
-                logger.warning("expired items: sweeper still busy after %.1f s; left behind (daemon thread)", timeout)
+        if self._timer is not None:
+            self._timer.stop(timeout)

@@ -8,6 +8,8 @@ in a daemon thread: a few seconds, so that a call's timeout is applied about whe
 and a demo or a test need not wait a minute. The timer's work is idempotent, so a run that meets
 the message processor (or a late run) does no harm.
 
+The expired-item sweeper (``local_stack.sweeper``) runs on a :class:`PeriodicTimer` of its own too.
+
 A run that raises is logged and counted, and the next one comes all the same; it never stops
 the stack. A failure that repeats is logged with its traceback once, then one line each time,
 until a run succeeds again.
@@ -31,11 +33,17 @@ class PeriodicTimer:
     """``start()`` calls ``run`` every ``interval_s`` (after a first wait) in a daemon thread; ``0`` runs nothing."""
 
     def __init__(
-        self, run: Callable[[], Any], *, interval_s: float = DEFAULT_TIMER_INTERVAL_S, name: str = "outbox-timer"
+        self,
+        run: Callable[[], Any],
+        *,
+        interval_s: float = DEFAULT_TIMER_INTERVAL_S,
+        name: str = "outbox-timer",
+        thread_name: str | None = None,
     ):
         self._run_once = run
         self.interval_s = interval_s
         self.name = name
+        self._thread_name = thread_name or name
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         #: totals since start, for logs and tests
@@ -71,7 +79,7 @@ class PeriodicTimer:
     def start(self) -> PeriodicTimer:
         if self.interval_s <= 0:
             return self  # disabled: no thread
-        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=self._thread_name, daemon=True)
         self._thread.start()
         return self
 

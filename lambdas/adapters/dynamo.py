@@ -48,6 +48,8 @@ def _listed(charge_point_id: str) -> dict[str, str]:
     return {keys.LIST_PK: keys.CHARGERS_LIST, keys.LIST_SK: charge_point_id}
 
 
+#: how long an outstanding-call lock outlives its timeout before the table's TTL removes it
+LOCK_TTL_S = 7 * 24 * 3600
 #: how long one ``put_site`` may hold its site's lease (it claims up to 500 chargers one by one)
 SITE_LEASE_S = 60
 _LEASE_TOKEN, _LEASE_UNTIL = "leaseToken", "leaseUntil"
@@ -125,28 +127,8 @@ class DynamoStore(SmartChargingItems):
 
     def list_chargers(self, *, after: str | None = None, limit: int | None = None) -> list[Record]:
         """A query of the sparse ``list`` index (ids in order), then the records in batches."""
-        condition = "#lpk = :chargers"
-        names = {"#lpk": keys.LIST_PK}
-        values: dict[str, Any] = {":chargers": keys.CHARGERS_LIST}
-        if after is not None:
-            condition += " AND #lsk > :after"
-            names["#lsk"] = keys.LIST_SK
-            values[":after"] = after
-        kwargs: dict[str, Any] = {
-            "IndexName": keys.LIST_INDEX,
-            "KeyConditionExpression": condition,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": serialize_item(values),
-        }
-        ids: list[str] = []
-        while limit is None or len(ids) < limit:
-            if limit is not None:
-                kwargs["Limit"] = limit - len(ids)
-            response = self._call("query", **kwargs)
-            ids.extend(str(deserialize_item(item)[keys.LIST_SK]) for item in response.get("Items", []))
-            if not response.get("LastEvaluatedKey"):
-                break
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        found_keys = self._index_keys(keys.CHARGERS_LIST, after=after, limit=limit)
+        ids = [str(key[keys.LIST_SK]) for key in found_keys]
         found = self._batch_get([keys.charger_key(cp) for cp in ids])
         return sorted(found, key=lambda r: str(r.get("chargePointId")))
 
@@ -334,7 +316,9 @@ class DynamoStore(SmartChargingItems):
                 {
                     "uniqueId": unique_id,
                     "untilMs": until_ms,
-                    keys.TTL_ATTRIBUTE: until_ms // 1000 + 3600,
+                    # kept well past its timeout: a timer that did not run for a while (an outage)
+                    # still finds the call to time out (``overdue_calls``); a new call takes it over
+                    keys.TTL_ATTRIBUTE: until_ms // 1000 + LOCK_TTL_S,
                     # listed by its end, so the timer finds the overdue calls (``overdue_calls``)
                     keys.LIST_PK: keys.BUSY_LIST,
                     keys.LIST_SK: keys.busy_list_sk(charge_point_id, until_ms),
@@ -349,7 +333,10 @@ class DynamoStore(SmartChargingItems):
             return holder if holder is not None else {"uniqueId": None}
 
     def get_outstanding(self, charge_point_id: str) -> Record | None:
-        return self._get(keys.charger_pk(charge_point_id), keys.OUTSTANDING_SK)
+        holder = self._get(keys.charger_pk(charge_point_id), keys.OUTSTANDING_SK)
+        if holder is None:
+            return None
+        return {"uniqueId": holder.get("uniqueId"), "untilMs": holder.get("untilMs")}
 
     def release_outstanding(self, charge_point_id: str, unique_id: str) -> None:
         try:
@@ -487,6 +474,10 @@ class DynamoStore(SmartChargingItems):
         for cp in dict.fromkeys([*previous_chargers, *(stored.get("chargers") or [])]):
             if cp not in kept:
                 self._release(site_id, str(cp))
+        # Once the site holds them: a failure here is the caller's to retry (PUT again), and leaves
+        # no claim outside a site's record.
+        for cp in wanted:
+            self._mark_charger(cp, site_id)
 
     def _claim(self, site_id: str, charge_point_id: str) -> bool:
         """Make the charger this site's; True if this call did (False: it was already)."""
@@ -502,7 +493,6 @@ class DynamoStore(SmartChargingItems):
             )
         except ClientError:
             raise ChargerInAnotherSite(charge_point_id, self.site_of(charge_point_id)) from None
-        self._mark_charger(charge_point_id, site_id)
         return not response.get("Attributes")
 
     def _mark_charger(self, charge_point_id: str, site_id: str | None, *, only_if: str | None = None) -> None:
@@ -579,19 +569,7 @@ class DynamoStore(SmartChargingItems):
 
     def list_sites(self) -> list[Record]:
         """A query of the sparse ``list`` index (``SITES``), then the records in batches."""
-        kwargs: dict[str, Any] = {
-            "IndexName": keys.LIST_INDEX,
-            "KeyConditionExpression": "#lpk = :sites",
-            "ExpressionAttributeNames": {"#lpk": keys.LIST_PK},
-            "ExpressionAttributeValues": serialize_item({":sites": keys.SITES_LIST}),
-        }
-        ids: list[str] = []
-        while True:
-            response = self._call("query", **kwargs)
-            ids.extend(str(deserialize_item(item)[keys.LIST_SK]) for item in response.get("Items", []))
-            if not response.get("LastEvaluatedKey"):
-                break
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        ids = [str(key[keys.LIST_SK]) for key in self._index_keys(keys.SITES_LIST)]
         found = [self._site_record(r) for r in self._batch_get([keys.site_key(site) for site in ids])]
         return sorted((r for r in found if r is not None), key=lambda r: str(r.get("siteId")))
 

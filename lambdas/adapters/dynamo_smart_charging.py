@@ -19,7 +19,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ocpp_core import keys
-from ocpp_core.ports import ItemUpdate, Newer, Record, StoreError
+from ocpp_core.ports import Record, StoreError
 
 from .dynamo_codec import serialize_item
 from .dynamo_table import TableAccess
@@ -27,23 +27,46 @@ from .dynamo_table import TableAccess
 #: charging profiles removed by one BatchWriteItem (DynamoDB's limit)
 _BATCH_WRITE_MAX = 25
 _BATCH_WRITE_ATTEMPTS = 6
+#: read-and-put rounds of one queue_outbox when writers race for the same slot
+_QUEUE_ATTEMPTS = 5
 
 
 class SmartChargingItems(TableAccess):
     # --- outbox --------------------------------------------------------------------------
     def queue_outbox(self, charge_point_id: str, slot: str, record: Mapping[str, Any], seq: int) -> bool:
-        values = {k: v for k, v in record.items() if k != "queuedAt"}
-        update = ItemUpdate(
-            set={
-                **values,
+        """A whole-item put (a newer call replaces the queued one entirely), only over an older seq;
+        the first ``queuedAt`` is read and kept (queuing is rare: a read more costs little)."""
+        pk, sk = keys.charger_pk(charge_point_id), keys.outbox_sk(slot)
+        for _ in range(_QUEUE_ATTEMPTS):
+            stored = self._get(pk, sk)
+            if stored is not None and int(stored.get("seq") or 0) >= seq:
+                return False
+            item = {
+                **record,
+                "chargePointId": charge_point_id,
                 "slot": slot,
+                "seq": seq,
+                "queuedAt": stored["queuedAt"] if stored is not None else record.get("queuedAt", 0),
                 keys.LIST_PK: keys.OUTBOX_LIST,
                 keys.LIST_SK: keys.outbox_list_sk(charge_point_id, slot),
-            },
-            set_if_absent={"queuedAt": record.get("queuedAt", 0), "chargePointId": charge_point_id},
-            newer=Newer("seq", seq),
-        )
-        return self._apply(keys.charger_pk(charge_point_id), keys.outbox_sk(slot), update)
+            }
+            if stored is None:
+                condition: dict[str, Any] = {
+                    "ConditionExpression": "attribute_not_exists(#pk)",
+                    "ExpressionAttributeNames": {"#pk": keys.PK},
+                }
+            else:
+                condition = {
+                    "ConditionExpression": "#seq = :seq",
+                    "ExpressionAttributeNames": {"#seq": "seq"},
+                    "ExpressionAttributeValues": serialize_item({":seq": stored["seq"]}),
+                }
+            try:
+                self._put(pk, sk, item, **condition)
+            except ClientError:
+                continue  # another writer came in between: read again
+            return True
+        return False
 
     def list_outbox(self, charge_point_id: str) -> list[Record]:
         found = self._query(keys.charger_pk(charge_point_id), keys.OUTBOX_PREFIX)

@@ -153,30 +153,34 @@ class TableAccess:
                 raise StoreError(f"DynamoDB batch_get_item left {len(pending)} keys unprocessed")
         return found
 
-    def _index_keys(self, list_pk: str, *, up_to: str | None = None, limit: int | None = None) -> list[Record]:
+    def _index_keys(
+        self, list_pk: str, *, after: str | None = None, up_to: str | None = None, limit: int | None = None
+    ) -> list[Record]:
         """The keys (``pk``, ``sk``, ``listSk``) under ``list_pk`` in the sparse ``list`` index, in
-        ``listSk`` order, those ``<= up_to`` only; at most ``limit``."""
+        ``listSk`` order: those ``> after`` or those ``<= up_to`` only, at most ``limit`` (each page
+        asks for no more than is still wanted)."""
         condition = "#lpk = :lpk"
         names = {"#lpk": keys.LIST_PK}
         values: dict[str, Any] = {":lpk": list_pk}
-        if up_to is not None:
-            condition += " AND #lsk <= :upto"
+        if after is not None and up_to is not None:
+            raise ValueError("after or up_to, not both")
+        if after is not None or up_to is not None:
+            condition += " AND #lsk > :bound" if after is not None else " AND #lsk <= :bound"
             names["#lsk"] = keys.LIST_SK
-            values[":upto"] = up_to
+            values[":bound"] = after if after is not None else up_to
         kwargs: dict[str, Any] = {
             "IndexName": keys.LIST_INDEX,
             "KeyConditionExpression": condition,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": serialize_item(values),
         }
-        if limit is not None:
-            kwargs["Limit"] = limit
         found: list[Record] = []
-        while True:
+        while limit is None or len(found) < limit:
+            if limit is not None:
+                kwargs["Limit"] = limit - len(found)
             response = self._call("query", **kwargs)
             found.extend(deserialize_item(item) for item in response.get("Items", []))
-            if limit is not None and len(found) >= limit:
-                return found[:limit]
             if not response.get("LastEvaluatedKey"):
-                return found
+                break
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return found

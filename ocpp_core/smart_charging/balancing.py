@@ -145,13 +145,26 @@ def charger_reconnected(state: dict[str, Any], charge_point_id: str, protocol: A
     changed = False
     for session in _active(state):
         if session.get("chargePointId") == charge_point_id:
-            session.update(queued=None, failures=0, failed=False, resend=True, offline=False)
+            # A profile out before the reconnect may have been applied, its answer lost.
+            _assume_applied(session)
+            session.update(failures=0, failed=False, resend=True, offline=False)
             changed = True
     charger = state["chargers"].get(charge_point_id)
     if charger is not None:
         charger.update(queued=None, failures=0, failed=False, resend=True, offline=False)
         changed = True
     return changed
+
+
+def _assume_applied(session: dict[str, Any]) -> None:
+    """A profile whose answer will not come may be in force or not: count the higher of the two
+    (the safe side of the bound) and send the share again to be sure (``uncertain``)."""
+    queued = session.get("queued")
+    if queued is None:
+        return
+    granted = session.get("granted")
+    session.update(granted=float(queued) if granted is None else max(float(granted), float(queued)))
+    session.update(queued=None, uncertain=True)
 
 
 def record_result(state: dict[str, Any], send: Mapping[str, Any], outcome: str, detail: str, now_ms: int) -> bool:
@@ -176,11 +189,10 @@ def record_result(state: dict[str, Any], send: Mapping[str, Any], outcome: str, 
         target["offline"] = True
         return True
     if outcome == "timeout" and not send.get("default"):
-        # No answer: the charger may have applied it or not. Count the higher of the two (the safe
-        # side of the bound) and send it again to be sure (``uncertain``). A default profile not
-        # known to be in force counts as absent: that is its safe side.
-        granted = target.get("granted")
-        target.update(granted=limit if granted is None else max(float(granted), limit), uncertain=True)
+        # No answer: it may be in force or not (a default profile not known to be in force counts
+        # as absent: that is its safe side).
+        target["queued"] = limit
+        _assume_applied(target)
     failures = int(target.get("failures") or 0) + 1
     target.update(failures=failures, lastError=f"{outcome}: {detail}"[:300], lastResultAt=now_ms)
     if failures >= MAX_FAILURES:
@@ -305,11 +317,8 @@ def _recover_lost(state: dict[str, Any], now_ms: int) -> None:
     """A profile out for longer than ``LOST_MS`` lost its answer (a crash between sending and
     recording): assume the charger may have accepted it (the safe side for the bound), send again."""
     for session in _active(state):
-        queued = session.get("queued")
-        if queued is not None and now_ms - int(session.get("queuedAt") or 0) > LOST_MS:
-            granted = session.get("granted")
-            session.update(granted=max(float(queued), float(granted)) if granted is not None else float(queued))
-            session.update(queued=None, resend=True)
+        if session.get("queued") is not None and now_ms - int(session.get("queuedAt") or 0) > LOST_MS:
+            _assume_applied(session)
     for charger in state["chargers"].values():
         if charger.get("queued") is not None and now_ms - int(charger.get("queuedAt") or 0) > LOST_MS:
             charger.update(queued=None, resend=True)  # a default not known to be accepted counts as absent

@@ -537,7 +537,7 @@ def test_sites_put_show_list_and_errors(server: ApiServer, deps: Dependencies) -
     assert code == 0, err
     record, transactions = out.split("\nactive transactions:\n")
     assert fields(record)["chargers"] == "CP1 CP2" and fields(record)["limitAmps"] == "63"
-    assert transactions.split() == ["CHARGER", "TRANSACTION", "STARTED"]
+    assert transactions.split() == ["CHARGER", "TRANSACTION", "STARTED", "SHARE", "A", "LIMIT", "A", "PROFILE"]
     code, out, _ = run(server, "sites", "show", "S1", "--json")
     assert json.loads(out)["activeTransactions"] == []
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ocpp_core.smart_charging.allocation import Session, allocate
@@ -166,6 +166,19 @@ def test_the_limits_in_force_never_exceed_the_site_limit(limit: int, minimum: fl
 
 @settings(max_examples=200, deadline=None)
 @given(limit=st.integers(6, 80), minimum=st.sampled_from([6.0, 8.0, 10.0]), script=events)
+# Found by this test: a reconnect forgot a profile still out, which the charger then applied.
+@example(
+    limit=18,
+    minimum=6.0,
+    script=[
+        ("start", "CP1"),
+        ("start", "CP2"),
+        ("start", "CP2"),
+        ("end", 0),
+        ("start", "CP1"),
+        ("answer", "CP2", "accept"),
+    ],
+)
 def test_once_the_chargers_answer_every_session_has_its_share(limit: int, minimum: float, script: list[Any]) -> None:
     world = setup(float(limit), minimum)
     run(world, script)

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from hypothesis import given, settings
 
-from lambdas.adapters.dynamo import DynamoStore, deserialize_item, serialize_item
+from lambdas.adapters.dynamo import LOCK_TTL_S, DynamoStore, deserialize_item, serialize_item
 from ocpp_core import keys
 from ocpp_core.ports import ItemUpdate, Newer, StoreError
 from tests.fakes import START_MS, FakeClock
@@ -85,7 +85,7 @@ def test_items_sit_under_the_documented_keys_and_carry_expires_at_where_they_exp
         ("CP#CP1", "MSG#m1"): {"N": str(NOW_S + 86400)},
         ("CP#CP1", "MSG#m2"): {"N": str(NOW_S + 86400)},
         # The lock's own deadline is untilMs; the TTL only sweeps it up an hour later.
-        ("CP#CP1", "OUTSTANDING"): {"N": str((START_MS + 30_000) // 1000 + 3600)},
+        ("CP#CP1", "OUTSTANDING"): {"N": str((START_MS + 30_000) // 1000 + LOCK_TTL_S)},
         ("CP#CP1", "CALL#c1"): {"N": str(NOW_S + 7 * 86400)},
         ("IDTAG#TAG", "IDTAG"): None,
         ("COUNTER", "TRANSACTION"): None,

@@ -121,7 +121,7 @@ def test_the_thread_survives_errors_and_stops_promptly(client: Any, caplog: pyte
             time.sleep(0.02)
         assert remaining(client) == set(), "the sweeper stopped after the errors"
         assert sweeper.failures == 2
-        assert "sweep of ocpp-sweeper-test failed" in caplog.text
+        assert "sweep of ocpp-sweeper-test: run failed" in caplog.text
     finally:
         started = time.monotonic()
         sweeper.stop(2)
