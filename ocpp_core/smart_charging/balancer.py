@@ -76,8 +76,12 @@ def _queue(
 ) -> set[str]:
     queued: set[str] = set()
     for send in sends:
-        protocol = (state["chargers"].get(send.charge_point_id) or {}).get("protocol")
-        call = _profile_call(site_id, state, limits, send, int(state["version"]), protocol)
+        protocol = send.protocol or (state["chargers"].get(send.charge_point_id) or {}).get("protocol")
+        call: outbox.OutboxCall | None
+        if send.clear:
+            call = _clear_call(site_id, send, int(state["version"]), str(protocol))
+        else:
+            call = _profile_call(site_id, state, limits, send, int(state["version"]), protocol)
         if call is None:
             continue
         if outbox.queue(store, now_ms, send.charge_point_id, call):
@@ -203,6 +207,11 @@ def profile_finished(
     store: StateStore, now_ms: int, cp: str, origin: Mapping[str, Any], status: str, detail: str, response: Any
 ) -> set[str]:
     """``calls.ORIGINS``: a profile the balancing queued is final."""
+    if origin.get("clear"):
+        # The charger left the site: nothing of the site's state depends on the answer.
+        if status != "accepted":
+            logger.warning("could not remove the balancing profile of %s (%s): %s", cp, origin.get("key"), detail)
+        return set()
     outcome = status
     if status == "accepted":
         answer = response.get("status") if isinstance(response, Mapping) else None
@@ -243,6 +252,16 @@ def _profile_call(
     limit = _convert(send.limit, limits, unit)
     payload = _payload(protocol, where, str(session["transactionId"]), "TxProfile", unit, limit, limits.phases)
     return outbox.OutboxCall(f"PROFILE#{where}", "SetChargingProfile", payload, origin, seq)
+
+
+def _clear_call(site_id: str, send: Send, seq: int, protocol: str) -> outbox.OutboxCall:
+    """ClearChargingProfile of the balancing's own profile on connector / EVSE ``send.where`` (by id:
+    nothing the operator installed is touched)."""
+    profile_id = BALANCING_PROFILE_ID_BASE + send.where
+    payload = {"id": profile_id} if protocol == "ocpp1.6" else {"chargingProfileId": profile_id}
+    origin: dict[str, Any] = {"kind": ORIGIN_KIND, "siteId": site_id, "key": send.key}
+    origin.update(chargePointId=send.charge_point_id, clear=True, limit=0.0, default=False)
+    return outbox.OutboxCall(f"CLEAR#{send.where}", "ClearChargingProfile", payload, origin, seq)
 
 
 def _payload(

@@ -86,6 +86,11 @@ class Send:
     charge_point_id: str
     limit: float
     default: bool = False
+    #: remove the balancing's profile instead (a charger that left the site): ``where`` names its
+    #: connector / EVSE (0: the default profile), ``protocol`` its OCPP version
+    clear: bool = False
+    where: int = 0
+    protocol: str | None = None
 
 
 def session_key(charge_point_id: str, transaction_id: str) -> str:
@@ -232,8 +237,10 @@ def plan(state: dict[str, Any], site: SiteLimits, now_ms: int) -> list[Send]:
     """Recompute the shares and decide what to queue now (updating ``state``: shares, ``queued``)."""
     _prune(state, now_ms)
     _recover_lost(state, now_ms)
+    left: list[dict[str, Any]] = []
     for session in state["sessions"].values():
         if session["state"] == ACTIVE and session.get("chargePointId") not in site.chargers:
+            left.append(dict(session))
             session.update(state=ENDED, endedAt=now_ms, share=0.0, queued=None, leftSite=True)
     active = {key: s for key, s in state["sessions"].items() if s["state"] == ACTIVE}
     sessions = [
@@ -248,6 +255,7 @@ def plan(state: dict[str, Any], site: SiteLimits, now_ms: int) -> list[Send]:
         active[key]["share"] = share
 
     sends: list[Send] = []
+    sends.extend(_released(state, site, left))
     sends.extend(_defaults(state, site, now_ms))
     held = {key: _bound(state, s) for key, s in active.items()}
     # Every decrease (and every profile that changes no bound) before any increase, the smallest
@@ -308,8 +316,28 @@ def _defaults(state: dict[str, Any], site: SiteLimits, now_ms: int) -> list[Send
         charger.update(queued=0.0, queuedAt=now_ms)
         charger.pop("resend", None)
         sends.append(Send(f"{cp}|default", cp, 0.0, default=True))
-    for cp in [cp for cp in state["chargers"] if cp not in site.chargers]:
-        del state["chargers"][cp]
+    return sends
+
+
+def _released(state: dict[str, Any], site: SiteLimits, left: list[dict[str, Any]]) -> list[Send]:
+    """A charger that left the site gets the balancing's profiles removed: its default at 0 (else
+    it would pause every session it starts, for ever) and the TxProfiles of its running sessions."""
+    sends = []
+    for cp in sorted(cp for cp in state["chargers"] if cp not in site.chargers):
+        charger = state["chargers"].pop(cp)
+        protocol = charger.get("protocol")
+        if not protocol:
+            continue
+        if charger.get("granted") is not None or charger.get("queued") is not None or charger.get("uncertain"):
+            sends.append(Send(f"{cp}|clear-default", cp, 0.0, clear=True, where=0, protocol=protocol))
+        for session in left:
+            if session.get("chargePointId") != cp:
+                continue
+            where = int(session.get("evseId") or session.get("connectorId") or 0)
+            had = session.get("granted") is not None or session.get("queued") is not None
+            if where > 0 and had:
+                key = f"{cp}|clear-{where}"
+                sends.append(Send(key, cp, 0.0, clear=True, where=where, protocol=protocol))
     return sends
 
 

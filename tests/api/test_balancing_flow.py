@@ -202,3 +202,23 @@ def test_a_two_x_session_gets_a_tx_profile_for_its_evse(deps: Dependencies) -> N
     assert profile["chargingProfile"]["transactionId"] == "tx-9"
     assert profile["chargingProfile"]["chargingProfilePurpose"] == "TxProfile"
     assert profile["chargingProfile"]["chargingSchedule"][0]["chargingRateUnit"] == "A"
+
+
+def test_a_charger_that_leaves_the_site_gets_the_balancing_profiles_removed(deps: Dependencies) -> None:
+    site_of_two(deps)
+    start_16(deps, "CP2", "st2")
+    answer(deps, "CP2", V16)
+    assert request("PUT", "/sites/S1", {**SITE, "chargers": ["CP1"]}).status == 200
+    # Its default at 0 A would pause every session it starts, for ever: both profiles go.
+    clear = calls(deps, "CP2")[-1]
+    assert clear[2] == "ClearChargingProfile"
+    removed = {clear[3]["id"]}
+    answer(deps, "CP2", V16)
+    clear = calls(deps, "CP2")[-1]
+    assert clear[2] == "ClearChargingProfile"
+    removed.add(clear[3]["id"])
+    answer(deps, "CP2", V16)
+    assert removed == {BALANCING_PROFILE_ID_BASE, BALANCING_PROFILE_ID_BASE + 1}
+    assert request("GET", "/sites/S1").body["activeTransactions"] == []
+    profiles = request("GET", "/chargers/CP2/charging-profiles").body["profiles"]
+    assert [p for p in profiles if p["source"] == "balancing"] == []
