@@ -158,7 +158,8 @@ def put_site(ctx: ApiContext, request: Request, params: dict[str, str]) -> Respo
         store.put_site(site_id, record, (existing or {}).get("chargers") or [])
     except ChargerInAnotherSite as conflict:
         holder = conflict.site_id
-        raise Conflict(
+        # 400, as the other impossible configurations of a site: the body asks for what cannot be.
+        raise BadRequest(
             f"Charger {conflict.charge_point_id} already belongs to site {holder or '(another site)'}:"
             " remove it there first.",
             chargePointId=conflict.charge_point_id,

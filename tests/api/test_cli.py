@@ -551,7 +551,7 @@ def test_sites_put_show_list_and_errors(server: ApiServer, deps: Dependencies) -
 
     code, _, err = run(server, "sites", "put", "S3", "--limit-amps", "32", "--phases", "3", "--min-amps", "6",
                        "--charger", "CP2")  # fmt: skip
-    assert (code, err) == (1, "error: Charger CP2 already belongs to site S1: remove it there first. (HTTP 409)\n")
+    assert (code, err) == (1, "error: Charger CP2 already belongs to site S1: remove it there first. (HTTP 400)\n")
     code, _, err = run(server, "sites", "put", "S3", "--limit-amps", "5", "--phases", "3", "--min-amps", "6")
     assert code == 1 and "above the site limit" in err and "(HTTP 400)" in err
     code, _, err = run(server, "sites", "show", "S9")

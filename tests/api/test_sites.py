@@ -133,11 +133,11 @@ def test_bad_input_is_one_400_sentence_and_changes_nothing(deps: Dependencies, c
     assert deps.store.site_of("CP1") is None and deps.store.site_of("CP2") == "S1"
 
 
-def test_a_charger_of_another_site_is_a_409_naming_it(deps: Dependencies) -> None:
+def test_a_charger_of_another_site_is_a_400_naming_it(deps: Dependencies) -> None:
     register(deps, "CP1", "CP2", "CP3")
     assert request("PUT", "/sites/S1", SITE).status == 201
     refused = request("PUT", "/sites/S2", {**SITE, "chargers": ["CP3", "CP2"]})
-    assert refused.status == 409
+    assert refused.status == 400
     assert refused.body == {
         "error": "Charger CP2 already belongs to site S1: remove it there first.",
         "chargePointId": "CP2",
