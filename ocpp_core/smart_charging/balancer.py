@@ -37,6 +37,7 @@ from .balancing import (
     plan,
     record_result,
     session_key,
+    set_units,
 )
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,9 @@ def _queue(
     for send in sends:
         protocol = send.protocol or (state["chargers"].get(send.charge_point_id) or {}).get("protocol")
         call: outbox.OutboxCall | None
-        if send.clear:
+        if send.probe:
+            call = _units_call(site_id, send, int(state["version"]), protocol) if protocol else None
+        elif send.clear:
             call = _clear_call(site_id, send, int(state["version"]), str(protocol))
         else:
             call = _profile_call(site_id, state, limits, send, int(state["version"]), protocol)
@@ -207,6 +210,12 @@ def profile_finished(
     store: StateStore, now_ms: int, cp: str, origin: Mapping[str, Any], status: str, detail: str, response: Any
 ) -> set[str]:
     """``calls.ORIGINS``: a profile the balancing queued is final."""
+    if origin.get("probe"):
+        if status != "accepted":
+            return set()  # the unit stays what it was taken to be ("A" when unknown)
+        site_id = str(origin.get("siteId"))
+        unit = _unit_of(store, cp, store.get_site(site_id) or {})
+        return rebalance(store, site_id, now_ms, lambda state: set_units(state, cp, unit))
     if origin.get("clear"):
         # The charger left the site: nothing of the site's state depends on the answer.
         if status != "accepted":
@@ -252,6 +261,21 @@ def _profile_call(
     limit = _convert(send.limit, limits, unit)
     payload = _payload(protocol, where, str(session["transactionId"]), "TxProfile", unit, limit, limits.phases)
     return outbox.OutboxCall(f"PROFILE#{where}", "SetChargingProfile", payload, origin, seq)
+
+
+def _units_call(site_id: str, send: Send, seq: int, protocol: str) -> outbox.OutboxCall:
+    """Read the rate units the charger's schedules may use (the result fills its configuration or
+    variables map, as any GetConfiguration / GetVariables result does)."""
+    payload: dict[str, Any]
+    if protocol == "ocpp1.6":
+        action, payload = "GetConfiguration", {"key": [_UNIT_CONFIGURATION]}
+    else:
+        component, variable = _UNIT_VARIABLE.split("/")
+        action = "GetVariables"
+        payload = {"getVariableData": [{"component": {"name": component}, "variable": {"name": variable}}]}
+    origin: dict[str, Any] = {"kind": ORIGIN_KIND, "siteId": site_id, "key": send.key}
+    origin.update(chargePointId=send.charge_point_id, probe=True, limit=0.0, default=False)
+    return outbox.OutboxCall("READ#units", action, payload, origin, seq)
 
 
 def _clear_call(site_id: str, send: Send, seq: int, protocol: str) -> outbox.OutboxCall:

@@ -91,6 +91,9 @@ class Send:
     clear: bool = False
     where: int = 0
     protocol: str | None = None
+    #: read the charger's rate units instead (1.6 ChargingScheduleAllowedChargingRateUnit, 2.x
+    #: SmartChargingCtrlr.RateUnit), once: its profiles are then written in a unit it takes
+    probe: bool = False
 
 
 def session_key(charge_point_id: str, transaction_id: str) -> str:
@@ -142,6 +145,16 @@ def known_charger(state: dict[str, Any], charge_point_id: str, protocol: Any) ->
     charger = state["chargers"].setdefault(charge_point_id, {"granted": None, "queued": None, "failures": 0})
     if isinstance(protocol, str) and protocol:
         charger["protocol"] = protocol
+
+
+def set_units(state: dict[str, Any], charge_point_id: str, unit: str) -> bool:
+    """The charger's rate unit became known: its sessions' profiles are written in it from now on."""
+    changed = False
+    for session in _active(state):
+        if session.get("chargePointId") == charge_point_id and session.get("unit") != unit:
+            session["unit"] = unit
+            changed = True
+    return changed
 
 
 def charger_reconnected(state: dict[str, Any], charge_point_id: str, protocol: Any = None) -> bool:
@@ -309,6 +322,9 @@ def _defaults(state: dict[str, Any], site: SiteLimits, now_ms: int) -> list[Send
         charger = state["chargers"].setdefault(cp, {"granted": None, "queued": None, "failures": 0})
         if not charger.get("protocol"):
             continue  # never connected: its OCPP version is unknown (sent when it connects)
+        if not charger.get("unitsAsked"):
+            charger["unitsAsked"] = True
+            sends.append(Send(f"{cp}|units", cp, 0.0, probe=True))
         if charger.get("failed") or charger.get("offline") or charger.get("queued") is not None:
             continue
         if charger.get("granted") == 0 and not (charger.get("resend") or charger.get("uncertain")):

@@ -15,6 +15,21 @@ from .support import connect, disconnect, from_charger, request
 
 SITE = {"limitAmps": 32, "phases": 3, "minAmps": 6, "chargers": ["CP1", "CP2"]}
 V16, V201 = "ocpp1.6", "ocpp2.0.1"
+UNITS = {
+    V16: {
+        "configurationKey": [{"key": "ChargingScheduleAllowedChargingRateUnit", "readonly": True, "value": "Current"}]
+    },
+    V201: {
+        "getVariableResult": [
+            {
+                "attributeStatus": "Accepted",
+                "attributeValue": "A,W",
+                "component": {"name": "SmartChargingCtrlr"},
+                "variable": {"name": "RateUnit"},
+            }
+        ]
+    },
+}
 
 
 def sent(deps: Dependencies, cp: str) -> list[list[Any]]:
@@ -24,6 +39,11 @@ def sent(deps: Dependencies, cp: str) -> list[list[Any]]:
 
 def calls(deps: Dependencies, cp: str) -> list[list[Any]]:
     return [frame for frame in sent(deps, cp) if frame[0] == 2]
+
+
+def profiles(deps: Dependencies, cp: str) -> list[list[Any]]:
+    """The SetChargingProfile calls sent to ``cp``, oldest first."""
+    return [frame for frame in calls(deps, cp) if frame[2] == "SetChargingProfile"]
 
 
 def answer(deps: Dependencies, cp: str, protocol: str, payload: Any = None, frame: Any = None) -> None:
@@ -66,6 +86,10 @@ def site_of_two(deps: Dependencies, protocols: tuple[str, str] = (V16, V16)) -> 
         profile = default[3].get("csChargingProfiles") or default[3]["chargingProfile"]
         assert profile["chargingProfilePurpose"] == "TxDefaultProfile" and limit_of(default) == 0
         answer(deps, cp, protocol)
+        # Then the rate units it takes, read once (the answer fills its configuration / variables).
+        probe = calls(deps, cp)[-1]
+        assert probe[2] == ("GetConfiguration" if protocol == V16 else "GetVariables")
+        answer(deps, cp, protocol, UNITS[protocol])
 
 
 def test_the_profile_follows_the_start_transaction_reply(deps: Dependencies) -> None:
@@ -88,7 +112,7 @@ def test_lower_first_then_raise(deps: Dependencies) -> None:
     answer(deps, "CP1", V16)
     start_16(deps, "CP2", "st2")
     assert limit_of(calls(deps, "CP1")[-1]) == 16  # lowered at once
-    assert calls(deps, "CP2")[-1][2] == "SetChargingProfile" and limit_of(calls(deps, "CP2")[-1]) == 0
+    assert limit_of(profiles(deps, "CP2")[-1]) == 0
     # ^ still the default: CP2's raise waits for CP1 to accept its decrease.
     answer(deps, "CP1", V16)
     assert limit_of(calls(deps, "CP2")[-1]) == 16
@@ -160,7 +184,7 @@ def test_a_profile_for_an_offline_charger_waits_for_it(deps: Dependencies) -> No
     disconnect(deps, "CP1")
     start_16(deps, "CP2", "st2")  # CP1 must come down to 16, but it is offline
     assert limit_of(calls(deps, "CP1")[-1]) == 32
-    assert limit_of(calls(deps, "CP2")[-1]) == 0  # and CP2 is not raised meanwhile
+    assert limit_of(profiles(deps, "CP2")[-1]) == 0  # and CP2 is not raised meanwhile
     deps.clock.advance(1)
     connect(deps, "CP1", V16, connection_id="conn-2")
     assert limit_of(calls(deps, "CP1")[-1]) == 16
@@ -183,7 +207,7 @@ def test_two_x_reordered_ended_before_started_leaves_no_session(deps: Dependenci
     event("Ended", 1, "e1")
     event("Started", 0, "e0")  # delivered late
     assert request("GET", "/sites/S1").body["activeTransactions"] == []
-    assert [c[2] for c in calls(deps, "CP1")] == ["SetChargingProfile"]  # the default only
+    assert [c[2] for c in calls(deps, "CP1")] == ["SetChargingProfile", "GetVariables"]  # the default only
 
 
 def test_a_two_x_session_gets_a_tx_profile_for_its_evse(deps: Dependencies) -> None:
@@ -222,3 +246,19 @@ def test_a_charger_that_leaves_the_site_gets_the_balancing_profiles_removed(deps
     assert request("GET", "/sites/S1").body["activeTransactions"] == []
     profiles = request("GET", "/chargers/CP2/charging-profiles").body["profiles"]
     assert [p for p in profiles if p["source"] == "balancing"] == []
+
+
+def test_a_charger_that_takes_only_watts_gets_its_profiles_in_watts(deps: Dependencies) -> None:
+    for cp in ("CP1", "CP2"):
+        assert request("PUT", f"/chargers/{cp}", {}).status in (200, 201)
+        connect(deps, cp, V16)
+    assert request("PUT", "/sites/S1", SITE).status == 201
+    answer(deps, "CP1", V16)  # the default
+    only_power = {
+        "configurationKey": [{"key": "ChargingScheduleAllowedChargingRateUnit", "readonly": True, "value": "Power"}]
+    }
+    answer(deps, "CP1", V16, only_power)
+    start_16(deps, "CP1")
+    profile = calls(deps, "CP1")[-1][3]["csChargingProfiles"]["chargingSchedule"]
+    # 32 A on 3 phases at 230 V
+    assert profile["chargingRateUnit"] == "W" and profile["chargingSchedulePeriod"][0]["limit"] == 22080

@@ -60,6 +60,8 @@ class World:
 
     def queue(self, sends: list[Send]) -> None:
         for send in sends:
+            if send.probe:
+                continue  # a read of the charger's rate units: no limit in it
             origin = {
                 "key": send.key,
                 "chargePointId": send.charge_point_id,
