@@ -44,6 +44,10 @@ LAMBDA_DISTRIBUTIONS: tuple[str, ...] = (
     "aws-lambda-powertools",
     "jmespath",
     "typing_extensions",
+    # the chargers' CA (lambdas/certificates): pure Python
+    "asn1crypto",
+    "ecdsa",
+    "six",
 )
 
 _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".mypy_cache", ".pytest_cache")

@@ -42,6 +42,7 @@ def handle(event: Any) -> Outcome:
         ids=deps.ids,
         config=deps.config,
         extensions=deps.extensions,
+        ca=deps.ca,
     )
     logger.info(
         "frame from %s: %s %s -> %s%s",

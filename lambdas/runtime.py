@@ -18,7 +18,7 @@ from typing import Any
 
 from ocpp_core.config import ProcessorConfig
 from ocpp_core.extensions import Extensions
-from ocpp_core.ports import Clock, IdSource, StateStore
+from ocpp_core.ports import CertificateSigner, Clock, IdSource, StateStore
 
 from .publisher import Publisher
 from .settings import Settings
@@ -51,6 +51,8 @@ class Dependencies:
     ids: IdSource
     config: ProcessorConfig
     extensions: Extensions
+    #: the chargers' certificate authority (None: SignCertificate is Rejected)
+    ca: CertificateSigner | None = None
 
 
 def load_extensions(module_names: tuple[str, ...]) -> Extensions:

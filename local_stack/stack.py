@@ -29,6 +29,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ocpp_core.ports import CertificateSigner
+
 from .broker import BrokerCancelled, BrokerError, MosquittoProcess, find_mosquitto, not_found_message
 from .children import spawn, stop_process
 from .delivery import DeliveryError, DeliverySettings
@@ -305,6 +307,7 @@ class LocalStack:
                 ids=runtime.TimeOrderedIds(),
                 config=settings.processor_config(),
                 extensions=runtime.load_extensions(settings.extensions),
+                ca=self._certificate_authority(),
             )
         )
         self._exit.callback(runtime.configure, None)
@@ -328,6 +331,18 @@ class LocalStack:
             s.ttl_sweep_interval_s,
             SWEEP_INTERVAL_VARIABLE,
         )
+
+    def _certificate_authority(self) -> CertificateSigner:
+        """The development CA of the state directory (created on the first run, reused after)."""
+        from lambdas.certificates import local_ca
+
+        ca = local_ca.load_or_create(self.settings.state_dir)
+        logger.info(
+            "certificate authority: %s (CA certificate %s)",
+            local_ca.CA_NAME,
+            local_ca.files(self.settings.state_dir).ca_cert,
+        )
+        return ca
 
     def _start_timer(self) -> None:
         """The outbox timer (EventBridge's schedule on AWS), on the dependencies ``_start_processing`` configured."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import outbox, schemas
+from .certificates import certificate_signed_finished
 from .errors import CoreError, OcppError
 from .framing import CallError, CallResult, MessageType, serialize_call, serialize_error
 from .handlers.provisioning import variable_key
@@ -512,4 +513,4 @@ def _balancing(
     return profile_finished(store, now_ms, cp, origin, status, detail, response)
 
 
-ORIGINS: dict[str, Origin] = {"balancing": _balancing}
+ORIGINS: dict[str, Origin] = {"balancing": _balancing, "certificate": certificate_signed_finished}

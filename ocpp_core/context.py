@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .config import ProcessorConfig
-from .ports import IdSource, Record, StateStore
+from .ports import CertificateSigner, IdSource, Record, StateStore
 from .timefmt import format_ms
 from .versions import OcppVersion
 
@@ -37,6 +37,8 @@ class CallContext:
     notes: dict[str, Any] = field(default_factory=dict)
     #: chargers whose outbox has new calls (DESIGN §10): drained once this frame's reply is out
     drain: set[str] = field(default_factory=set)
+    #: the chargers' certificate authority (None: SignCertificate is Rejected)
+    ca: CertificateSigner | None = None
 
     @property
     def received_iso(self) -> str:

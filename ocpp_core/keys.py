@@ -20,6 +20,7 @@ TTL attribute ``expiresAt`` (epoch seconds; DynamoDB deletes lazily, so readers 
 | outbox: a CSMS call the system decided, waiting for the charger (DESIGN §10) | ``CP#<id>`` | ``OUTBOX#<slot>`` |
 | charging profile the CSMS believes installed | ``CP#<id>`` | ``PROFILE#<key>`` |
 | composite schedule the charger reported | ``CP#<id>`` | ``COMPOSITE#<label>`` |
+| certificate the CA issued to the charger (listed under ``CERTS`` by its end) | ``CP#<id>`` | ``CERT#<serial, hex>`` |
 | reservation | ``CP#<id>`` | ``RES#<reservationId, 10 digits>`` |
 | reservation id -> its charger | ``RESERVATION#<reservationId>`` | ``RESERVATION`` |
 | id token | ``IDTAG#<idTag>`` | ``IDTAG`` |
@@ -66,6 +67,8 @@ SITE_SK = "SITE"
 MEMBERSHIP_SK = "SITE"
 OUTSTANDING_SK = "OUTSTANDING"
 OUTBOX_LIST = "OUTBOX"
+CERTIFICATES_LIST = "CERTS"
+CERTIFICATE_PREFIX = "CERT#"
 BUSY_LIST = "BUSY"
 OUTBOX_PREFIX = "OUTBOX#"
 PROFILE_PREFIX = "PROFILE#"
@@ -192,3 +195,12 @@ def profile_sk(profile_key: str) -> str:
 
 def composite_sk(label: str) -> str:
     return COMPOSITE_PREFIX + label
+
+
+def certificate_sk(serial: str) -> str:
+    return CERTIFICATE_PREFIX + serial
+
+
+def certificate_list_sk(not_after_ms: int, charge_point_id: str, serial: str) -> str:
+    """Sorted by the certificate's end: a query up to a date finds those expiring before it."""
+    return f"{not_after_ms:015d}#{charge_point_id}#{serial}"

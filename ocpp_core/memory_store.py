@@ -103,6 +103,7 @@ class InMemoryStore:
         self.balances: dict[str, Record] = {}
         self.charging_profiles: dict[tuple[str, str], Record] = {}
         self.composite_schedules: dict[tuple[str, str], Record] = {}
+        self.certificates: dict[tuple[str, str], Record] = {}
         self._counter = itertools.count(1)
         self.counter_value = 0
         self._reservation_counter = itertools.count(1)
@@ -524,6 +525,34 @@ class InMemoryStore:
                 ((k, r) for (cp, k), r in self.composite_schedules.items() if cp == charge_point_id), key=_first
             )
             return [_copy(r) for _, r in found]
+
+    # --- certificates ------------------------------------------------------------------
+    def create_certificate(self, charge_point_id: str, serial: str, record: Mapping[str, Any]) -> tuple[Record, bool]:
+        with self._lock:
+            stored = self.certificates.get((charge_point_id, serial))
+            if stored is not None:
+                return _copy(stored), False
+            self.certificates[(charge_point_id, serial)] = _copy(dict(record))
+            return _copy(dict(record)), True
+
+    def get_certificate(self, charge_point_id: str, serial: str) -> Record | None:
+        with self._lock:
+            found = self.certificates.get((charge_point_id, serial))
+            return _copy(found) if found is not None else None
+
+    def list_certificates(self, charge_point_id: str) -> list[Record]:
+        with self._lock:
+            found = [_copy(r) for (cp, _), r in self.certificates.items() if cp == charge_point_id]
+        return sorted(found, key=lambda r: (int(r.get("issuedAt") or 0), str(r.get("serial"))), reverse=True)
+
+    def update_certificate(self, charge_point_id: str, serial: str, update: ItemUpdate) -> bool:
+        return _apply_to(self._lock, self.certificates, (charge_point_id, serial), update, {})
+
+    def expiring_certificates(self, before_ms: int, *, limit: int = 1000) -> list[Record]:
+        with self._lock:
+            found = [_copy(r) for r in self.certificates.values() if int(r.get("notAfter") or 0) < before_ms]
+        found.sort(key=lambda r: (int(r.get("notAfter") or 0), str(r.get("chargePointId")), str(r.get("serial"))))
+        return found[:limit]
 
     def complete_call(
         self, charge_point_id: str, unique_id: str, changes: Mapping[str, Any], expected_status: str = "pending"

@@ -414,6 +414,52 @@ class ChargingProfileStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class IssuedCertificate:
+    serial: int
+    subject: str
+    not_before_ms: int
+    not_after_ms: int
+    #: the leaf alone, and the chain CertificateSigned carries (leaf, then the CA)
+    pem: str
+    chain_pem: str
+
+
+class CertificateSigner(Protocol):
+    """The chargers' certificate authority (``lambdas.certificates``): CSRs reviewed and signed."""
+
+    #: the CA certificate, PEM (what chargers and TLS clients trust)
+    ca_pem: str
+
+    def review(self, csr_pem: object, charge_point_id: str) -> str | None:
+        """Why the CSR cannot be signed for this charger, or None."""
+        ...
+
+    def issue(self, csr_pem: str, charge_point_id: str, serial: int, now_ms: int) -> IssuedCertificate: ...
+
+
+class CertificateStore(Protocol):
+    """The certificates the CA issued to chargers (``ocpp_core.certificates``)."""
+
+    def create_certificate(self, charge_point_id: str, serial: str, record: Mapping[str, Any]) -> tuple[Record, bool]:
+        """Keep ``record`` unless a certificate with this serial is already kept: (the stored
+        record, whether this call created it)."""
+        ...
+
+    def get_certificate(self, charge_point_id: str, serial: str) -> Record | None: ...
+
+    def list_certificates(self, charge_point_id: str) -> list[Record]:
+        """The charger's certificates, newest ``issuedAt`` first."""
+        ...
+
+    def update_certificate(self, charge_point_id: str, serial: str, update: ItemUpdate) -> bool: ...
+
+    def expiring_certificates(self, before_ms: int, *, limit: int = 1000) -> list[Record]:
+        """Every charger's certificates whose ``notAfter`` is before ``before_ms``, soonest first
+        (an index query, no scan); revoked ones too (the caller filters)."""
+        ...
+
+
 class StateStore(
     MessageLog,
     ChargerStore,
@@ -426,6 +472,7 @@ class StateStore(
     OutboxStore,
     BalanceStore,
     ChargingProfileStore,
+    CertificateStore,
     Protocol,
 ):
     """Everything the processor and the operator API keep."""

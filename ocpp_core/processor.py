@@ -54,7 +54,7 @@ from .framing import (
 from .handlers import builtin_handler
 from .ids import is_valid_charge_point_id
 from .keys import message_digest
-from .ports import Clock, IdSource, MessageStatus, StateStore
+from .ports import CertificateSigner, Clock, IdSource, MessageStatus, StateStore
 from .schemas import SchemaKind
 from .versions import CHARGER_INITIATED, CSMS_INITIATED, SEND_ACTIONS, OcppVersion
 
@@ -140,10 +140,11 @@ def process(
     ids: IdSource,
     config: ProcessorConfig | None = None,
     extensions: Extensions = NO_EXTENSIONS,
+    ca: CertificateSigner | None = None,
 ) -> Outcome:
     """Handle one inbound envelope (DESIGN §2). Never raises."""
     try:
-        return _process(envelope, store, clock, ids, config or ProcessorConfig(), extensions)
+        return _process(envelope, store, clock, ids, config or ProcessorConfig(), extensions, ca)
     except Exception:  # last line of defence: the contract is that nothing raises
         logger.exception("processor failed on an envelope")
         return Outcome(OutcomeKind.DROPPED, detail="internal failure before a reply could be built")
@@ -156,6 +157,7 @@ def _process(
     ids: IdSource,
     config: ProcessorConfig,
     extensions: Extensions,
+    ca: CertificateSigner | None = None,
 ) -> Outcome:
     fields = _envelope_fields(envelope)
     if isinstance(fields, str):
@@ -206,6 +208,7 @@ def _process(
         ids=ids,
         config=config,
         frame_digest=message_digest(connection_id, frame.unique_id, text),
+        ca=ca,
     )
     if isinstance(frame, Send):
         return _process_send(ctx, frame, extensions)

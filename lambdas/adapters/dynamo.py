@@ -28,6 +28,7 @@ from ocpp_core.ports import (
     StoreError,
 )
 
+from .dynamo_certificates import CertificateItems
 from .dynamo_codec import (
     MAP_KEY,
     MAP_KEYS_PER_UPDATE,
@@ -55,7 +56,7 @@ SITE_LEASE_S = 60
 _LEASE_TOKEN, _LEASE_UNTIL = "leaseToken", "leaseUntil"
 
 
-class DynamoStore(SmartChargingItems):
+class DynamoStore(SmartChargingItems, CertificateItems):
     # --- idempotency (extensions only) ---------------------------------------------------
     def claim_message(self, charge_point_id: str, key: str, now_ms: int, expires_at_s: int) -> ProcessedMessage | None:
         pk, sk = keys.charger_pk(charge_point_id), keys.message_sk(key)

@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError
 
 from ocpp_core.ports import StoreError
 
-from . import calls, chargers, charging_profiles, id_tags, reservations, sites, transactions
+from . import calls, certificates, chargers, charging_profiles, id_tags, reservations, sites, transactions
 from .context import ApiContext
 from .errors import ApiError
 from .http import Request, Response, parse_event
@@ -45,6 +45,10 @@ ROUTES: list[Route] = [
     Route("/transactions/{transactionId}/close", {"POST": transactions.close}),
     Route("/sites", {"GET": sites.list_sites}),
     Route("/sites/{siteId}", {"GET": sites.get_site, "PUT": sites.put_site}),
+    Route("/ca", {"GET": certificates.get_ca}),
+    Route("/certificates", {"GET": certificates.expiring}),
+    Route("/chargers/{chargePointId}/certificates", {"GET": certificates.list_for_charger}),
+    Route("/chargers/{chargePointId}/certificates/{serial}/revoke", {"POST": certificates.revoke_certificate}),
 ]
 
 

@@ -72,12 +72,19 @@ def _check_site_id(value: str) -> None:
         )
 
 
+def _check_serial(value: str) -> None:
+    """Certificate serials as the CA writes them: lower-case hex, at most 40 digits (20 octets)."""
+    if not 0 < len(value) <= 40 or any(c not in "0123456789abcdef" for c in value):
+        raise BadRequest("Invalid certificate serial: 1 to 40 lower-case hex digits.", serial=value[:60])
+
+
 PARAMETER_CHECKS: dict[str, Callable[[str], None]] = {
     "chargePointId": _check_charge_point_id,
     "idTag": _check_id_tag,
     "uniqueId": _check_unique_id,
     "transactionId": _check_transaction_id,
     "siteId": _check_site_id,
+    "serial": _check_serial,
 }
 
 

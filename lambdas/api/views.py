@@ -21,7 +21,7 @@ from ocpp_core.timefmt import format_ms, parse_ms
 HIDDEN = frozenset({"passwordHash", "expiresAt", "pk", "sk", "connectionAt"})
 #: the charger list leaves out the large maps that ``GET /chargers/{id}`` shows
 DETAIL_ONLY = frozenset({"configuration", "variables", "installedCertificates", "unknownConfigurationKeys"})
-_MS_FIELDS = frozenset({"lastSeen"})
+_MS_FIELDS = frozenset({"lastSeen", "notBefore", "notAfter"})
 # Plausible epoch milliseconds (2001 to 2286): anything else is left as stored.
 _MS_RANGE = (10**12, 10**13)
 

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import certificates
 from ..context import CallContext
 from .common import record_event, recorder, routes
+
+
+def sign_certificate(ctx: CallContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """A02 / A03: kept as an event (with the CSR), then reviewed and signed by the CSMS's CA."""
+    record_event(ctx, "SignCertificate", payload)
+    return certificates.sign_certificate(ctx, payload)
 
 
 def get_certificate_chain_status(ctx: CallContext, payload: dict[str, Any]) -> dict[str, Any]:
@@ -27,8 +34,7 @@ def get_certificate_chain_status(ctx: CallContext, payload: dict[str, Any]) -> d
 ROUTES = routes(
     every={
         "SecurityEventNotification": recorder("SecurityEventNotification"),
-        # The CSR is kept for the operator's CA; the signed chain goes back with CertificateSigned (A02).
-        "SignCertificate": recorder("SignCertificate", {"status": "Accepted"}),
+        "SignCertificate": sign_certificate,
     },
     v2={
         # No ISO 15118 PKI is wired in: the EXI request is kept and answered Failed (M02/M03).
