@@ -15,6 +15,7 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -117,6 +118,17 @@ class CsmsStack(cdk.Stack):
             self, "IotEndpoint", host=config.iot_endpoint, log_retention=retention, removal_policy=removal
         )
 
+        # The chargers' CA (DESIGN §9): an asymmetric KMS key, so the signing key never leaves KMS
+        # (docs/deployment.md: why KMS rather than ACM Private CA, and what each costs).
+        self.ca_key = kms.Key(
+            self,
+            "ChargerCaKey",
+            key_spec=kms.KeySpec.ECC_NIST_P256,
+            key_usage=kms.KeyUsage.SIGN_VERIFY,
+            description=f"OCPP CSMS {config.stage}: the chargers' certificate authority (CertificateSigned)",
+            removal_policy=cdk.RemovalPolicy.RETAIN if config.retain_data else cdk.RemovalPolicy.DESTROY,
+        )
+
         # --- processing -----------------------------------------------------------------------
         environment = {
             "OCPP_TABLE_NAME": table.table_name,
@@ -127,6 +139,7 @@ class CsmsStack(cdk.Stack):
             "POWERTOOLS_METRICS_NAMESPACE": CSMS_METRICS_NAMESPACE,
             lambda_settings.TOPIC_ROOT: topics.root,
             lambda_settings.STAGE: config.stage,
+            lambda_settings.CA_KMS_KEY: self.ca_key.key_arn,
             "POWERTOOLS_LOG_LEVEL": config.log_level,
             "LOG_LEVEL": config.log_level,
             # Without X-Ray the Powertools tracer must not try to reach the daemon.
@@ -234,6 +247,11 @@ class CsmsStack(cdk.Stack):
         )
         for function in (processing.operator_api, processing.timer):
             function.add_to_role_policy(list_index)
+        # Signing certificates (SignCertificate) and serving the CA (GET /ca): Sign and GetPublicKey
+        # on the CA key alone, for the two functions that do it.
+        ca_use = iam.PolicyStatement(actions=["kms:Sign", "kms:GetPublicKey"], resources=[self.ca_key.key_arn])
+        for function in (processing.message_processor, processing.operator_api):
+            function.add_to_role_policy(ca_use)
         # The bridge only reads a charger's registry item (password hash, protocol) at handshake.
         self.bridge.task_role.add_to_principal_policy(
             iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[table.table_arn])

@@ -78,14 +78,21 @@ def build_from_env(settings: Settings | None = None) -> Dependencies:
     iot_kwargs: dict[str, Any] = {}
     if settings.iot_data_endpoint:
         iot_kwargs["endpoint_url"] = settings.iot_data_endpoint
+    store = DynamoStore(boto3.client("dynamodb"), settings.table_name)
+    ca: CertificateSigner | None = None
+    if settings.ca_kms_key_id:
+        from .certificates.kms_ca import from_kms
+
+        ca = from_kms(store, boto3.client("kms"), settings.ca_kms_key_id)
     return Dependencies(
         settings=settings,
-        store=DynamoStore(boto3.client("dynamodb"), settings.table_name),
+        store=store,
         publisher=IotDataPublisher(boto3.client("iot-data", **iot_kwargs)),
         clock=SystemClock(),
         ids=TimeOrderedIds(),
         config=settings.processor_config(),
         extensions=load_extensions(settings.extensions),
+        ca=ca,
     )
 
 

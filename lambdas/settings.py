@@ -28,6 +28,8 @@ IOT_DATA_ENDPOINT = "IOT_DATA_ENDPOINT"
 TOPIC_ROOT = TOPIC_ROOT_ENV
 #: the stage name: the ``Stage`` dimension of the handlers' metrics
 STAGE = "OCPP_STAGE"
+#: the KMS key (id or ARN) of the chargers' CA on AWS; unset: no CA (SignCertificate is Rejected)
+CA_KMS_KEY = "OCPP_CA_KMS_KEY_ID"
 DEFAULT_STAGE = "local"
 
 ALL_VARIABLES = (
@@ -44,6 +46,7 @@ ALL_VARIABLES = (
     IOT_DATA_ENDPOINT,
     TOPIC_ROOT,
     STAGE,
+    CA_KMS_KEY,
 )
 
 
@@ -92,6 +95,7 @@ class Settings:
     iot_data_endpoint: str | None = None
     topic_root: str = DEFAULT_ROOT
     stage: str = DEFAULT_STAGE
+    ca_kms_key_id: str | None = None
 
     @property
     def topics(self) -> Topics:
@@ -121,6 +125,7 @@ class Settings:
             iot_data_endpoint=env.get(IOT_DATA_ENDPOINT, "").strip() or None,
             topic_root=_topic_root(env),
             stage=env.get(STAGE, "").strip() or DEFAULT_STAGE,
+            ca_kms_key_id=env.get(CA_KMS_KEY, "").strip() or None,
         )
 
     def processor_config(self) -> ProcessorConfig:

@@ -20,6 +20,7 @@ TTL attribute ``expiresAt`` (epoch seconds; DynamoDB deletes lazily, so readers 
 | outbox: a CSMS call the system decided, waiting for the charger (DESIGN §10) | ``CP#<id>`` | ``OUTBOX#<slot>`` |
 | charging profile the CSMS believes installed | ``CP#<id>`` | ``PROFILE#<key>`` |
 | composite schedule the charger reported | ``CP#<id>`` | ``COMPOSITE#<label>`` |
+| the CA certificate of a CA whose key is in KMS (made once, first writer wins) | ``CA`` | ``CHARGERS`` |
 | certificate the CA issued to the charger (listed under ``CERTS`` by its end) | ``CP#<id>`` | ``CERT#<serial, hex>`` |
 | reservation | ``CP#<id>`` | ``RES#<reservationId, 10 digits>`` |
 | reservation id -> its charger | ``RESERVATION#<reservationId>`` | ``RESERVATION`` |
@@ -69,6 +70,7 @@ OUTSTANDING_SK = "OUTSTANDING"
 OUTBOX_LIST = "OUTBOX"
 CERTIFICATES_LIST = "CERTS"
 CERTIFICATE_PREFIX = "CERT#"
+ROOT_CERTIFICATE_PK, ROOT_CERTIFICATE_SK = "CA", "CHARGERS"
 BUSY_LIST = "BUSY"
 OUTBOX_PREFIX = "OUTBOX#"
 PROFILE_PREFIX = "PROFILE#"

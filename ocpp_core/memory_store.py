@@ -104,6 +104,7 @@ class InMemoryStore:
         self.charging_profiles: dict[tuple[str, str], Record] = {}
         self.composite_schedules: dict[tuple[str, str], Record] = {}
         self.certificates: dict[tuple[str, str], Record] = {}
+        self.root_certificate: str | None = None
         self._counter = itertools.count(1)
         self.counter_value = 0
         self._reservation_counter = itertools.count(1)
@@ -547,6 +548,16 @@ class InMemoryStore:
 
     def update_certificate(self, charge_point_id: str, serial: str, update: ItemUpdate) -> bool:
         return _apply_to(self._lock, self.certificates, (charge_point_id, serial), update, {})
+
+    def get_root_certificate(self) -> str | None:
+        with self._lock:
+            return self.root_certificate
+
+    def put_root_certificate(self, pem: str) -> str:
+        with self._lock:
+            if self.root_certificate is None:
+                self.root_certificate = pem
+            return self.root_certificate
 
     def expiring_certificates(self, before_ms: int, *, limit: int = 1000) -> list[Record]:
         with self._lock:

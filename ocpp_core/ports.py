@@ -454,6 +454,14 @@ class CertificateStore(Protocol):
 
     def update_certificate(self, charge_point_id: str, serial: str, update: ItemUpdate) -> bool: ...
 
+    def get_root_certificate(self) -> str | None:
+        """The CA certificate (PEM) of a CA whose key lives elsewhere (KMS), once made."""
+        ...
+
+    def put_root_certificate(self, pem: str) -> str:
+        """Keep the CA certificate unless one is kept already (first writer wins): the kept one."""
+        ...
+
     def expiring_certificates(self, before_ms: int, *, limit: int = 1000) -> list[Record]:
         """Every charger's certificates whose ``notAfter`` is before ``before_ms``, soonest first
         (an index query, no scan); revoked ones too (the caller filters)."""

@@ -48,6 +48,26 @@ class CertificateItems(TableAccess):
     def update_certificate(self, charge_point_id: str, serial: str, update: ItemUpdate) -> bool:
         return self._apply(keys.charger_pk(charge_point_id), keys.certificate_sk(serial), update)
 
+    def get_root_certificate(self) -> str | None:
+        item = self._get(keys.ROOT_CERTIFICATE_PK, keys.ROOT_CERTIFICATE_SK)
+        return str(item["pem"]) if item is not None else None
+
+    def put_root_certificate(self, pem: str) -> str:
+        try:
+            self._put(
+                keys.ROOT_CERTIFICATE_PK,
+                keys.ROOT_CERTIFICATE_SK,
+                {"pem": pem},
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": keys.PK},
+            )
+        except ClientError:
+            stored = self.get_root_certificate()
+            if stored is None:
+                raise
+            return stored
+        return pem
+
     def expiring_certificates(self, before_ms: int, *, limit: int = 1000) -> list[Record]:
         found = self._index_keys(keys.CERTIFICATES_LIST, up_to=f"{before_ms - 1:015d}#\uffff", limit=limit)
         records = [self._get(str(item[keys.PK]), str(item[keys.SK])) for item in found]

@@ -3,9 +3,11 @@
 * :class:`LocalKeySigner`: the development CA of the local stack, an ECDSA P-256 key in a file
   (``ecdsa``; it is not hardened against timing side channels, so it is for the local stack only).
 * :class:`KmsSigner`: on AWS, an asymmetric KMS key (``ECC_NIST_P256``, ``SIGN_VERIFY``): the
-  private key never leaves KMS; we send the SHA-256 digest (``MessageType=DIGEST``) and KMS returns
-  the DER-encoded ECDSA signature X.509 carries as it is
-  (https://docs.aws.amazon.com/kms/latest/APIReference/API_Sign.html).
+  private key never leaves KMS. We send the to-be-signed certificate itself (``MessageType=RAW``,
+  KMS hashes it with SHA-256; a TBS certificate is well under the 4,096 bytes RAW allows) and KMS
+  returns the DER-encoded ECDSA signature that X.509 carries as it is
+  (https://docs.aws.amazon.com/kms/latest/APIReference/API_Sign.html). RAW rather than DIGEST also
+  because moto, on which the tests run, hashes a DIGEST message again.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from ecdsa.util import sigencode_der
 
 #: the signature algorithm of every certificate the CA issues (asn1crypto's name)
 SIGNATURE_ALGORITHM = "sha256_ecdsa"
+#: the largest RAW message KMS Sign takes
+KMS_RAW_LIMIT = 4096
 
 
 class Signer(Protocol):
@@ -68,10 +72,9 @@ class KmsSigner:
         return self._public
 
     def sign(self, data: bytes) -> bytes:
+        if len(data) > KMS_RAW_LIMIT:
+            raise ValueError(f"{len(data)} bytes to sign: KMS signs at most {KMS_RAW_LIMIT} as RAW")
         response = self._client.sign(
-            KeyId=self._key_id,
-            Message=hashlib.sha256(data).digest(),
-            MessageType="DIGEST",
-            SigningAlgorithm="ECDSA_SHA_256",
+            KeyId=self._key_id, Message=data, MessageType="RAW", SigningAlgorithm="ECDSA_SHA_256"
         )
         return bytes(response["Signature"])

@@ -741,3 +741,16 @@ def test_the_table_grant_covers_every_operation_the_adapter_calls() -> None:
     called = (called - {"transact_write_items"}) | {"put_item"}
     actions = {"dynamodb:" + "".join(word.capitalize() for word in op.split("_")) for op in called}
     assert actions <= set(TABLE_DATA_ACTIONS), actions - set(TABLE_DATA_ACTIONS)
+
+
+def test_the_charger_ca_is_a_kms_signing_key_only_two_functions_use(synth: Synthesized) -> None:
+    [(key_id, key)] = synth.resources("AWS::KMS::Key").items()
+    assert (key["Properties"]["KeySpec"], key["Properties"]["KeyUsage"]) == ("ECC_NIST_P256", "SIGN_VERIFY")
+    key_arn = json.dumps({"Fn::GetAtt": [key_id, "Arn"]}, sort_keys=True)
+    for handler, (_, props) in functions_by_handler(synth).items():
+        kms = {(a, r) for a, r in grants(synth.json, role_of(props)) if a.startswith("kms:")}
+        if handler in ("lambdas.message_processor.handler", OPERATOR_API_HANDLER):
+            assert kms == {("kms:Sign", key_arn), ("kms:GetPublicKey", key_arn)}, handler
+            assert props["Environment"]["Variables"]["OCPP_CA_KMS_KEY_ID"] == {"Fn::GetAtt": [key_id, "Arn"]}
+        else:
+            assert kms == set(), handler
