@@ -525,6 +525,56 @@ def cmd_profiles(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+CERTIFICATE_COLUMNS = ("SERIAL", "CHARGER", "STATUS", "INSTALLED", "NOT AFTER", "TYPE")
+
+
+def _certificate_row(c: dict[str, Any]) -> list[Any]:
+    return [
+        c.get("serial"),
+        c.get("chargePointId"),
+        c.get("status"),
+        c.get("installStatus", "-"),
+        c.get("notAfter"),
+        c.get("certificateType", "-"),
+    ]
+
+
+def cmd_certificates_list(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    """What the CA issued to the charger, newest first."""
+    answer = api.request("GET", f"/chargers/{segment(args.charger)}/certificates")
+    if args.json:
+        output.as_json(answer, out)
+        return 0
+    output.table(CERTIFICATE_COLUMNS, (_certificate_row(c) for c in answer.get("certificates", [])), out)
+    return 0
+
+
+def cmd_certificates_expiring(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    answer = api.request("GET", "/certificates", query={"expiringWithinDays": str(args.days)})
+    if args.json:
+        output.as_json(answer, out)
+        return 0
+    output.table(CERTIFICATE_COLUMNS, (_certificate_row(c) for c in answer.get("certificates", [])), out)
+    return 0
+
+
+def cmd_certificates_revoke(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    body = {"reason": args.reason} if args.reason else {}
+    answer = api.request("POST", f"/chargers/{segment(args.charger)}/certificates/{segment(args.serial)}/revoke", body)
+    _show(args, answer, out, _print_record)
+    return 0
+
+
+def cmd_ca(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    """The CA certificate, PEM (to give chargers, or a TLS client, to trust)."""
+    answer = api.request("GET", "/ca")
+    if args.json:
+        output.as_json(answer, out)
+    else:
+        out.write(str(answer.get("certificate", "")))
+    return 0
+
+
 # --- the parser ----------------------------------------------------------------------------
 
 
@@ -686,6 +736,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("charger")
     p.set_defaults(run=cmd_profiles)
+
+    certs = commands.add_parser("certificates", help="charger certificates the CSMS CA issued", parents=[common])
+    cert_cmds = certs.add_subparsers(dest="subcommand", required=True)
+    p = cert_cmds.add_parser("list", help="a charger's certificates, newest first", parents=[common])
+    p.add_argument("charger")
+    p.set_defaults(run=cmd_certificates_list)
+    p = cert_cmds.add_parser("expiring", help="valid certificates that end within --days", parents=[common])
+    p.add_argument("--days", type=int, default=30, help="days ahead (default 30)")
+    p.set_defaults(run=cmd_certificates_expiring)
+    p = cert_cmds.add_parser("revoke", help="revoke one: the bridge refuses it from then on", parents=[common])
+    p.add_argument("charger")
+    p.add_argument("serial")
+    p.add_argument("--reason", default=None, help="why (kept on the record)")
+    p.set_defaults(run=cmd_certificates_revoke)
+    p = commands.add_parser("ca", help="print the CSMS CA certificate (PEM)", parents=[common])
+    p.set_defaults(run=cmd_ca)
     return parser
 
 
