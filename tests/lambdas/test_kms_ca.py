@@ -38,3 +38,39 @@ def test_a_kms_key_signs_the_root_and_the_chargers_certificates(dynamodb) -> Non
     # Another function (a new lazy CA on the same table) trusts the same root: made once.
     again = kms_ca.from_kms(DynamoStore(dynamodb, TABLE), kms, key_id)
     assert again.ca_pem == ca.ca_pem
+
+
+def test_concurrent_duplicates_of_a_sign_certificate_issue_one_certificate(
+    dynamodb, atomic_moto_requests, tmp_path
+) -> None:
+    """AWS may deliver a frame twice at once (DESIGN §7): one certificate, one CertificateSigned queued."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lambdas.certificates import local_ca
+    from ocpp_core import ProcessorConfig, process
+    from tests.fakes import FakeClock, SeqIds
+
+    clock, ids = FakeClock(), SeqIds()
+    store = DynamoStore(dynamodb, TABLE, clock_s=lambda: clock.now_ms() / 1000)
+    store.update_charger("CP1", {"registered": True, "protocol": "ocpp2.0.1"})
+    ca = local_ca.load_or_create(tmp_path)
+    envelope = {
+        "chargePointId": "CP1",
+        "protocol": "ocpp2.0.1",
+        "connectionId": "c1",
+        "receivedAt": 1_750_000_000_000,
+        "frame": json.dumps(
+            [2, "s1", "SignCertificate", {"csr": _csr("CP1"), "certificateType": "ChargingStationCertificate"}]
+        ),
+    }
+
+    def deliver(_: int) -> str | None:
+        return process(dict(envelope), store=store, clock=clock, ids=ids, config=ProcessorConfig(), ca=ca).reply
+
+    with ThreadPoolExecutor(max_workers=4) as workers:
+        replies = set(workers.map(deliver, range(8)))
+    assert len(replies) == 1  # every delivery, the same answer
+    assert json.loads(replies.pop()) == [3, "s1", {"status": "Accepted"}]
+    assert len(store.list_certificates("CP1")) == 1
+    assert [item["action"] for item in store.list_outbox("CP1")] == ["CertificateSigned"]
