@@ -30,17 +30,30 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ocpp_core.timefmt import parse_ms
 from ocpp_core.versions import OcppVersion
 
+from .connectors import Connector, Transaction
+from .device_model import DeviceModel
 from .messages import now_ms as _now
 
-if TYPE_CHECKING:
-    from .station import Station, Transaction
-
 Payload = dict[str, Any]
+
+
+class ProfileHost(Protocol):
+    """What the profiles read of the station that owns them."""
+
+    @property
+    def version(self) -> OcppVersion: ...
+    @property
+    def connectors(self) -> dict[int, Connector]: ...
+    @property
+    def model(self) -> DeviceModel: ...
+    @property
+    def max_current(self) -> float: ...
+
 
 #: Volts per phase, to convert a limit in W to amps (and a current to a power).
 VOLTS = 230.0
@@ -272,7 +285,7 @@ def _overlap(a: Profile, b: Profile) -> bool:
 class ChargingProfiles:
     """The charging profiles of one station (``installed``, in the order they came)."""
 
-    def __init__(self, station: Station):
+    def __init__(self, station: ProfileHost):
         self.station = station
         self.installed: list[Profile] = []
         self._timer: asyncio.TimerHandle | None = None

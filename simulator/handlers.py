@@ -1,17 +1,18 @@
 """How the station answers the CSMS: one handler per CSMS-initiated action that has an effect.
 
-A handler takes the station and the (already schema-validated) request, decides the answer
-from the station's state, and may return a follow-up to run once the answer is out: OCPP
-wants the CALLRESULT first, then what it causes (1.6 §5.11 RemoteStartTransaction, 2.0.1
-F01: the response, then TransactionEvent Started). Actions without a handler here get the
-default answer from :mod:`simulator.responses`.
+A handler takes the station (as a :class:`~simulator.ports.StationPort`) and the (already
+schema-validated) request, decides the answer from the station's state, and may return a
+follow-up to run once the answer is out: OCPP wants the CALLRESULT first, then what it causes
+(1.6 §5.11 RemoteStartTransaction, 2.0.1 F01: the response, then TransactionEvent Started).
+This module holds the handlers of transactions, resets, reservations, charging profiles and
+availability, and the route tables; configuration, reports and TriggerMessage are in
+:mod:`simulator.device_handlers`. Actions without a handler get the default answer from
+:mod:`simulator.responses`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ocpp_core.errors import NotImplementedAction
 from ocpp_core.timefmt import parse_ms
@@ -19,41 +20,36 @@ from ocpp_core.versions import OcppVersion
 
 from . import messages
 from .charging_profiles import CSMS_SOURCE, Profile, ProfileRefused
+from .connectors import Connector
+from .device_handlers import (
+    change_configuration,
+    customer_information,
+    get_base_report,
+    get_configuration,
+    get_local_list_version_v2,
+    get_local_list_version_v16,
+    get_report,
+    get_variables,
+    send_local_list_v2,
+    send_local_list_v16,
+    set_variables,
+    trigger_message_v2,
+    trigger_message_v16,
+)
+from .ports import Handler, Payload, Reply, StationPort
+from .ports import status_reply as _status
 from .responses import default_response
-
-if TYPE_CHECKING:
-    from .station import Connector, Station
-
-Payload = dict[str, Any]
-FollowUp = Callable[[], Awaitable[None]]
-
-
-@dataclass(slots=True)
-class Reply:
-    response: Payload
-    then: FollowUp | None = None
-
-
-Handler = Callable[["Station", Payload], Reply]
-
-#: NotifyReport items per message (the ItemsPerMessage.GetReport the device model reports).
-REPORT_CHUNK = 20
-
-
-def _status(status: str, then: FollowUp | None = None) -> Reply:
-    return Reply({"status": status}, then)
-
 
 # ---------------------------------------------------------------------- reset
 
 
-def reset_v16(st: Station, p: Payload) -> Reply:
+def reset_v16(st: StationPort, p: Payload) -> Reply:
     # 1.6 §5.14: both kinds reboot; a soft one first stops transactions gracefully.
     reason = "HardReset" if p["type"] == "Hard" else "SoftReset"
     return _status("Accepted", lambda: st.reboot(stop_reason=reason))
 
 
-def reset_v2(st: Station, p: Payload) -> Reply:
+def reset_v2(st: StationPort, p: Payload) -> Reply:
     evse_id = p.get("evseId")
     if evse_id:
         # B11.FR.08/B12: resetting one EVSE ends its transaction; the station stays up.
@@ -70,7 +66,7 @@ def reset_v2(st: Station, p: Payload) -> Reply:
     return _status("Accepted", lambda: st.reboot(stop_reason="ImmediateReset"))
 
 
-async def _stop_and_notify(st: Station, conn: Connector, reason: str) -> None:
+async def _stop_and_notify(st: StationPort, conn: Connector, reason: str) -> None:
     if conn.transaction is not None:
         await st.stop_transaction(conn.id, reason=reason)
     await st.status(conn.id, st.current_status(conn))
@@ -79,7 +75,7 @@ async def _stop_and_notify(st: Station, conn: Connector, reason: str) -> None:
 # ---------------------------------------------------------------------- remote start / stop
 
 
-def _start_profile(st: Station, connector_id: int, p: Payload) -> tuple[bool, Profile | None]:
+def _start_profile(st: StationPort, connector_id: int, p: Payload) -> tuple[bool, Profile | None]:
     """The TxProfile a remote start carries (1.6 §5.11, 2.0.1 F01 / K05): (usable, profile)."""
     raw = p.get("chargingProfile")
     if raw is None:
@@ -90,7 +86,7 @@ def _start_profile(st: Station, connector_id: int, p: Payload) -> tuple[bool, Pr
         return False, None
 
 
-def remote_start_v16(st: Station, p: Payload) -> Reply:
+def remote_start_v16(st: StationPort, p: Payload) -> Reply:
     wanted = p.get("connectorId")
     if wanted is not None and wanted <= 0:
         return _status("Rejected")  # 1.6 §6.33: connectorId SHALL be > 0
@@ -105,7 +101,7 @@ def remote_start_v16(st: Station, p: Payload) -> Reply:
     return _status("Accepted", lambda: st.remote_start(conn.id, id_tag, charging_profile=profile))
 
 
-def request_start_v2(st: Station, p: Payload) -> Reply:
+def request_start_v2(st: StationPort, p: Payload) -> Reply:
     token = p["idToken"]
     conn = st.free_connector(p.get("evseId"), token["idToken"])
     if conn is None:
@@ -126,7 +122,7 @@ def request_start_v2(st: Station, p: Payload) -> Reply:
     )
 
 
-def _remote_stop(st: Station, transaction_id: int | str) -> Reply:
+def _remote_stop(st: StationPort, transaction_id: int | str) -> Reply:
     conn = st.connector_with_transaction(transaction_id)
     if conn is None or conn.transaction is None or conn.transaction.stopping:
         return _status("Rejected")
@@ -134,15 +130,15 @@ def _remote_stop(st: Station, transaction_id: int | str) -> Reply:
     return _status("Accepted", lambda: st.remote_stop(conn.id))
 
 
-def remote_stop_v16(st: Station, p: Payload) -> Reply:
+def remote_stop_v16(st: StationPort, p: Payload) -> Reply:
     return _remote_stop(st, p["transactionId"])
 
 
-def request_stop_v2(st: Station, p: Payload) -> Reply:
+def request_stop_v2(st: StationPort, p: Payload) -> Reply:
     return _remote_stop(st, p["transactionId"])
 
 
-def get_transaction_status(st: Station, p: Payload) -> Reply:
+def get_transaction_status(st: StationPort, p: Payload) -> Reply:
     response: Payload = {"messagesInQueue": False}  # nothing is ever queued offline here
     if "transactionId" in p:
         response["ongoingIndicator"] = st.connector_with_transaction(p["transactionId"]) is not None
@@ -152,7 +148,7 @@ def get_transaction_status(st: Station, p: Payload) -> Reply:
 # ---------------------------------------------------------------------- reservations
 
 
-def _reserve(st: Station, reservation_id: int, connector_id: int, id_tag: str, expiry: str) -> Reply:
+def _reserve(st: StationPort, reservation_id: int, connector_id: int, id_tag: str, expiry: str) -> Reply:
     expiry_ms = parse_ms(expiry)
     if expiry_ms is None:
         return _status("Rejected")  # a date-time the schema let through but we cannot read
@@ -161,17 +157,17 @@ def _reserve(st: Station, reservation_id: int, connector_id: int, id_tag: str, e
     return _status(status, st.sync_reserved_statuses if status == "Accepted" else None)
 
 
-def reserve_now_v16(st: Station, p: Payload) -> Reply:
+def reserve_now_v16(st: StationPort, p: Payload) -> Reply:
     # parentIdTag is not kept: the station learns no parent of the tags it is presented.
     return _reserve(st, p["reservationId"], p["connectorId"], p["idTag"], p["expiryDate"])
 
 
-def reserve_now_v2(st: Station, p: Payload) -> Reply:
+def reserve_now_v2(st: StationPort, p: Payload) -> Reply:
     # No evseId (or 0): any EVSE. connectorType is not checked: every simulated connector fits.
     return _reserve(st, p["id"], p.get("evseId") or 0, p["idToken"]["idToken"], p["expiryDateTime"])
 
 
-def cancel_reservation(st: Station, p: Payload) -> Reply:
+def cancel_reservation(st: StationPort, p: Payload) -> Reply:
     if st.cancel_reservation(p["reservationId"]):
         return _status("Accepted", st.sync_reserved_statuses)  # the connector back to Available
     return _status("Rejected")  # 1.6 §5.1, 2.0.1 H02: no such reservation
@@ -180,27 +176,27 @@ def cancel_reservation(st: Station, p: Payload) -> Reply:
 # ---------------------------------------------------------------------- charging profiles
 
 
-def _set_profile(st: Station, connector_id: int, raw: Payload) -> Reply:
+def _set_profile(st: StationPort, connector_id: int, raw: Payload) -> Reply:
     status = st.profiles.set(connector_id, raw)
     # Accepted: the limit applies at once; a change of charging state is reported after the answer.
     return _status(status, st.apply_charging_limits if status == "Accepted" else None)
 
 
-def set_charging_profile_v16(st: Station, p: Payload) -> Reply:
+def set_charging_profile_v16(st: StationPort, p: Payload) -> Reply:
     return _set_profile(st, p["connectorId"], p["csChargingProfiles"])
 
 
-def set_charging_profile_v2(st: Station, p: Payload) -> Reply:
+def set_charging_profile_v2(st: StationPort, p: Payload) -> Reply:
     return _set_profile(st, p["evseId"], p["chargingProfile"])
 
 
-def _clear_profiles(st: Station, **criteria: Any) -> Reply:
+def _clear_profiles(st: StationPort, **criteria: Any) -> Reply:
     if st.profiles.clear(**criteria):
         return _status("Accepted", st.apply_charging_limits)
     return _status("Unknown")
 
 
-def clear_charging_profile_v16(st: Station, p: Payload) -> Reply:
+def clear_charging_profile_v16(st: StationPort, p: Payload) -> Reply:
     # 1.6 §5.5: by id, else every profile matching the fields given (none: all of them).
     return _clear_profiles(
         st,
@@ -211,7 +207,7 @@ def clear_charging_profile_v16(st: Station, p: Payload) -> Reply:
     )
 
 
-def clear_charging_profile_v2(st: Station, p: Payload) -> Reply:
+def clear_charging_profile_v2(st: StationPort, p: Payload) -> Reply:
     criteria = p.get("chargingProfileCriteria") or {}
     return _clear_profiles(
         st,
@@ -222,7 +218,7 @@ def clear_charging_profile_v2(st: Station, p: Payload) -> Reply:
     )
 
 
-def _composite(st: Station, connector_id: int, duration: int, unit: str | None) -> tuple[str, Payload | None]:
+def _composite(st: StationPort, connector_id: int, duration: int, unit: str | None) -> tuple[str, Payload | None]:
     """(status, schedule) of a GetCompositeSchedule (1.6 §5.7, 2.0.1 K08)."""
     allowed = st.profiles.allowed_units()
     if unit is None:
@@ -234,7 +230,7 @@ def _composite(st: Station, connector_id: int, duration: int, unit: str | None) 
     return "Accepted", {"start": messages.timestamp(start), "unit": unit, "periods": periods}
 
 
-def get_composite_schedule_v16(st: Station, p: Payload) -> Reply:
+def get_composite_schedule_v16(st: StationPort, p: Payload) -> Reply:
     connector_id, duration = p["connectorId"], p["duration"]
     status, schedule = _composite(st, connector_id, duration, p.get("chargingRateUnit"))
     if schedule is None:
@@ -254,7 +250,7 @@ def get_composite_schedule_v16(st: Station, p: Payload) -> Reply:
     )
 
 
-def get_composite_schedule_v2(st: Station, p: Payload) -> Reply:
+def get_composite_schedule_v2(st: StationPort, p: Payload) -> Reply:
     evse_id, duration = p["evseId"], p["duration"]
     status, schedule = _composite(st, evse_id, duration, p.get("chargingRateUnit"))
     if schedule is None:
@@ -273,7 +269,7 @@ def get_composite_schedule_v2(st: Station, p: Payload) -> Reply:
     )
 
 
-def get_charging_profiles_v2(st: Station, p: Payload) -> Reply:
+def get_charging_profiles_v2(st: StationPort, p: Payload) -> Reply:
     """2.0.1 K09: Accepted, then ReportChargingProfiles per EVSE (``tbc`` on all but the last)."""
     found = st.profiles.select(p.get("evseId"), p["chargingProfile"])
     if not found:
@@ -297,109 +293,10 @@ def get_charging_profiles_v2(st: Station, p: Payload) -> Reply:
     return _status("Accepted", report)
 
 
-# ---------------------------------------------------------------------- configuration
-
-
-def get_configuration(st: Station, p: Payload) -> Reply:
-    return Reply(st.model.get_configuration(p.get("key")))
-
-
-def change_configuration(st: Station, p: Payload) -> Reply:
-    status = st.model.change_configuration(p["key"], p["value"])
-    if status == "Accepted":
-        st.settings_changed()
-    return _status(status)
-
-
-def get_variables(st: Station, p: Payload) -> Reply:
-    return Reply({"getVariableResult": [st.model.get_variable(item) for item in p["getVariableData"]]})
-
-
-def set_variables(st: Station, p: Payload) -> Reply:
-    results = [st.model.set_variable(item) for item in p["setVariableData"]]
-    if any(r["attributeStatus"] == "Accepted" for r in results):
-        st.settings_changed()
-    return Reply({"setVariableResult": results})
-
-
-def get_base_report(st: Station, p: Payload) -> Reply:
-    items = st.model.report(base=p["reportBase"])
-    if not items:
-        return _status("EmptyResultSet")
-    request_id = p["requestId"]
-    return _status("Accepted", lambda: send_report(st, request_id, items))
-
-
-def get_report(st: Station, p: Payload) -> Reply:
-    if p.get("componentCriteria"):
-        # Criteria select components by their Active/Available/Enabled/Problem variables,
-        # which this flat model does not have: nothing matches.
-        return _status("EmptyResultSet")
-    items = st.model.report(selection=p.get("componentVariable"))
-    if not items:
-        return _status("EmptyResultSet")
-    request_id = p["requestId"]
-    return _status("Accepted", lambda: send_report(st, request_id, items))
-
-
-async def send_report(st: Station, request_id: int, items: list[Payload]) -> None:
-    """NotifyReport frames for a report request (2.0.1 B07/B08), ``tbc`` on all but the last."""
-    generated_at = messages.timestamp()
-    chunks = [items[i : i + REPORT_CHUNK] for i in range(0, len(items), REPORT_CHUNK)]
-    for seq_no, chunk in enumerate(chunks):
-        await st.call(
-            "NotifyReport",
-            {
-                "requestId": request_id,
-                "generatedAt": generated_at,
-                "seqNo": seq_no,
-                "tbc": seq_no < len(chunks) - 1,
-                "reportData": chunk,
-            },
-        )
-
-
-def customer_information(st: Station, p: Payload) -> Reply:
-    # N09/N10: the answer, then at least one NotifyCustomerInformation; nothing is stored here.
-    request_id = p["requestId"]
-
-    async def notify() -> None:
-        await st.call(
-            "NotifyCustomerInformation",
-            {
-                "data": "No customer information stored",
-                "seqNo": 0,
-                "generatedAt": messages.timestamp(),
-                "requestId": request_id,
-                "tbc": False,
-            },
-        )
-
-    return _status("Accepted", notify)
-
-
-def send_local_list_v16(st: Station, p: Payload) -> Reply:
-    st.local_list_version = p["listVersion"]
-    return _status("Accepted")
-
-
-def get_local_list_version_v16(st: Station, p: Payload) -> Reply:
-    return Reply({"listVersion": st.local_list_version})
-
-
-def send_local_list_v2(st: Station, p: Payload) -> Reply:
-    st.local_list_version = p["versionNumber"]
-    return _status("Accepted")
-
-
-def get_local_list_version_v2(st: Station, p: Payload) -> Reply:
-    return Reply({"versionNumber": st.local_list_version})
-
-
 # ---------------------------------------------------------------------- availability, unlock
 
 
-def _change_availability(st: Station, targets: list[Connector], operative: bool) -> Reply:
+def _change_availability(st: StationPort, targets: list[Connector], operative: bool) -> Reply:
     scheduled = False
     changed: list[int] = []
     for conn in targets:
@@ -420,7 +317,7 @@ def _change_availability(st: Station, targets: list[Connector], operative: bool)
     return _status("Scheduled" if scheduled else "Accepted", notify if changed else None)
 
 
-def change_availability_v16(st: Station, p: Payload) -> Reply:
+def change_availability_v16(st: StationPort, p: Payload) -> Reply:
     connector_id = p["connectorId"]
     if connector_id == 0:
         targets = list(st.connectors.values())
@@ -431,7 +328,7 @@ def change_availability_v16(st: Station, p: Payload) -> Reply:
     return _change_availability(st, targets, p["type"] == "Operative")
 
 
-def change_availability_v2(st: Station, p: Payload) -> Reply:
+def change_availability_v2(st: StationPort, p: Payload) -> Reply:
     evse = p.get("evse")
     if evse is None or evse["id"] == 0:
         targets = list(st.connectors.values())
@@ -442,7 +339,7 @@ def change_availability_v2(st: Station, p: Payload) -> Reply:
     return _change_availability(st, targets, p["operationalStatus"] == "Operative")
 
 
-def unlock_connector_v16(st: Station, p: Payload) -> Reply:
+def unlock_connector_v16(st: StationPort, p: Payload) -> Reply:
     conn = st.connectors.get(p["connectorId"])
     if conn is None:
         return _status("UnlockFailed")
@@ -452,93 +349,13 @@ def unlock_connector_v16(st: Station, p: Payload) -> Reply:
     return _status("Unlocked")
 
 
-def unlock_connector_v2(st: Station, p: Payload) -> Reply:
+def unlock_connector_v2(st: StationPort, p: Payload) -> Reply:
     conn = st.connectors.get(p["evseId"])
     if conn is None or p["connectorId"] != 1:
         return _status("UnknownConnector")
     if conn.transaction is not None:
         return _status("OngoingAuthorizedTransaction")  # F05.FR.02
     return _status("Unlocked")
-
-
-# ---------------------------------------------------------------------- trigger message
-
-
-def _trigger(st: Station, message: str, connector_id: int | None) -> Reply:
-    """TriggerMessage (1.6 §5.17, 1.6 security ExtendedTriggerMessage, 2.0.1 F06)."""
-    if connector_id is not None and connector_id != 0 and connector_id not in st.connectors:
-        return _status("Rejected")
-    selected = [st.connectors[connector_id]] if connector_id else list(st.connectors.values())
-    follow: FollowUp
-    if message == "BootNotification":
-        follow = _boot_triggered(st)
-    elif message == "Heartbeat":
-        follow = _heartbeat(st)
-    elif message == "StatusNotification":
-        follow = _statuses(st, selected)
-    elif message == "MeterValues":
-        follow = _meter_values(st, selected, in_transaction=False)
-    elif message == "TransactionEvent":
-        busy = [c for c in selected if c.transaction is not None and c.transaction.transaction_id is not None]
-        if not busy:
-            return _status("Rejected")  # F06.FR.06: no transaction to report on
-        follow = _meter_values(st, busy, in_transaction=True)
-    elif message in ("FirmwareStatusNotification", "DiagnosticsStatusNotification", "LogStatusNotification"):
-        follow = _idle_notification(st, message)
-    elif message == "PublishFirmwareStatusNotification":
-        follow = _idle_notification(st, message)
-    else:
-        return _status("NotImplemented")  # certificates, custom triggers
-    return _status("Accepted", follow)
-
-
-def _boot_triggered(st: Station) -> FollowUp:
-    async def run() -> None:
-        await st.boot(reason="Triggered")
-
-    return run
-
-
-def _heartbeat(st: Station) -> FollowUp:
-    async def run() -> None:
-        await st.heartbeat()
-
-    return run
-
-
-def _statuses(st: Station, selected: list[Connector]) -> FollowUp:
-    async def run() -> None:
-        for conn in selected:
-            await st.status(conn.id, conn.status if conn.operative else "Unavailable")
-
-    return run
-
-
-def _meter_values(st: Station, selected: list[Connector], *, in_transaction: bool) -> FollowUp:
-    async def run() -> None:
-        for conn in selected:
-            await st.meter_values(conn.id, context="Trigger", in_transaction=in_transaction)
-
-    return run
-
-
-def _idle_notification(st: Station, action: str) -> FollowUp:
-    # Nothing uploading or installing: every such notification reports Idle.
-    async def run() -> None:
-        await st.call(action, {"status": "Idle"})
-
-    return run
-
-
-def trigger_message_v16(st: Station, p: Payload) -> Reply:
-    return _trigger(st, p["requestedMessage"], p.get("connectorId"))
-
-
-def trigger_message_v2(st: Station, p: Payload) -> Reply:
-    evse = p.get("evse")
-    if evse is not None and evse.get("connectorId", 1) != 1:
-        return _status("Rejected")
-    return _trigger(st, p["requestedMessage"], evse["id"] if evse is not None else None)
 
 
 # ---------------------------------------------------------------------- tables
@@ -598,7 +415,7 @@ def handler_for(version: OcppVersion, action: str) -> Handler:
     if handler is not None:
         return handler
 
-    def default(st: Station, p: Payload) -> Reply:
+    def default(st: StationPort, p: Payload) -> Reply:
         response = default_response(version, action, p)
         if response is None:
             raise NotImplementedAction(f"No answer for {action} in {version.value}")

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
+
+from ocpp_core.versions import OcppVersion
 
 from . import messages
-
-if TYPE_CHECKING:
-    from .station import Connector, Station
+from .connectors import Connector
+from .device_model import DeviceModel
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +44,29 @@ class Reservation:
         return id_tag is not None and id_tag.casefold() == self.id_tag.casefold()
 
 
+class ReservationHost(Protocol):
+    """What the reservations read of the station that owns them, and ask it to do."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def version(self) -> OcppVersion: ...
+    @property
+    def connectors(self) -> dict[int, Connector]: ...
+    @property
+    def model(self) -> DeviceModel: ...
+    @property
+    def closing(self) -> bool: ...
+    def current_status(self, connector: Connector) -> str: ...
+    def run_soon(self, what: str, then: Callable[[], Awaitable[None]]) -> None: ...
+    async def status(self, connector: int, status: str) -> dict[str, Any]: ...
+    async def call(self, action: str, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]: ...
+
+
 class Reservations:
     """The reservations of one station, by id (``held``, also ``Station.reservations``)."""
 
-    def __init__(self, station: Station):
+    def __init__(self, station: ReservationHost):
         self.station = station
         self.held: dict[int, Reservation] = {}
 
