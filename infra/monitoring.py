@@ -164,6 +164,21 @@ class Monitoring(Construct):
                 threshold=1,
                 description=f"{label}: invocations throttled (concurrency limit reached)",
             )
+        # The outbox timer counts, once an hour, the valid charger certificates that end within 30
+        # days (lambdas/outbox_sender.py): renew them (GET /certificates?expiringWithinDays=30).
+        self._alarm(
+            "CertificatesExpiring",
+            metric=cw.Metric(
+                namespace=CSMS_METRICS_NAMESPACE,
+                metric_name="TimerCertificatesExpiring",
+                dimensions_map={"service": "ocpp-timer", STAGE_DIMENSION: stage},
+                statistic="Maximum",
+                period=cdk.Duration.hours(1),
+            ),
+            threshold=1,
+            description="Charger certificates end within 30 days: renew them "
+            "(TriggerMessage / ExtendedTriggerMessage SignChargingStationCertificate)",
+        )
         for name, queue in dead_letter_queues.items():
             self._alarm(
                 f"{name}Depth",

@@ -17,15 +17,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ocpp_core.certificates import CertificateStatus, revoke
+from ocpp_core.certificates import revoke
 
+from ..outbox_sender import expiring_certificates
 from .bodies import json_object
 from .context import ApiContext
 from .errors import ApiError, BadRequest, Conflict, NotFound
 from .http import Request, Response
 from .views import present
 
-_DAY_MS = 86_400_000
 MAX_REASON = 255
 _BODIES = frozenset({"pem", "chain"})
 
@@ -76,10 +76,5 @@ def expiring(ctx: ApiContext, request: Request, params: dict[str, str]) -> Respo
         raise BadRequest(
             "expiringWithinDays must be a whole number of days from 1 to 3650.", expiringWithinDays=raw[:32]
         )
-    before = ctx.now_ms() + int(raw) * _DAY_MS
-    found = [
-        _view(r, False)
-        for r in ctx.deps.store.expiring_certificates(before)
-        if r.get("status") == CertificateStatus.VALID and int(r.get("notAfter") or 0) > ctx.now_ms()
-    ]
+    found = [_view(r, False) for r in expiring_certificates(ctx.deps.store, ctx.now_ms(), int(raw))]
     return Response(200, {"certificates": found, "count": len(found), "expiringWithinDays": int(raw)})

@@ -219,3 +219,19 @@ def test_the_local_ca_is_created_once_and_its_key_is_private(tmp_path: Path) -> 
     bridge.verify_directly_issued_by(ca)
     names = bridge.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "localhost" in names.get_values_for_type(x509.DNSName)
+
+
+def test_the_timer_counts_the_certificates_to_renew_once_an_hour(deps: Dependencies) -> None:
+    from lambdas import timer
+
+    deps.ca.validity_days = 20  # type: ignore[union-attr]
+    assert request("PUT", "/chargers/CP1", {}).status in (200, 201)
+    connect(deps, "CP1", V16)
+    sign(deps, "CP1", V16, make_csr("CP1"))
+    assert "certificatesExpiring" not in timer.handle({})  # 15:06: not the top of the hour
+    deps.clock.advance(3200)  # 16:00:00
+    assert timer.handle({})["certificatesExpiring"] == 1
+    [record] = request("GET", "/chargers/CP1/certificates").body["certificates"]
+    request("POST", f"/chargers/CP1/certificates/{record['serial']}/revoke")
+    deps.clock.advance(3600)
+    assert timer.handle({})["certificatesExpiring"] == 0  # a revoked one needs no renewal
