@@ -5,7 +5,9 @@ Policy, in order:
 * unknown charger: refused under ``BRIDGE_UNKNOWN_CHARGERS=reject``; under ``accept`` let in,
   unless ``BRIDGE_REQUIRE_PASSWORD=true`` (then there is no hash to check against: refused);
 * known charger with a ``passwordHash``: must present the right password;
-* known charger without one: let in, unless ``BRIDGE_REQUIRE_PASSWORD=true``.
+* known charger without one: let in, unless ``BRIDGE_REQUIRE_PASSWORD=true``;
+* a charger whose registry item says ``securityProfile`` 3 is refused here whatever its
+  password: only a valid client certificate admits it (``client_certs``, checked before this).
 
 PBKDF2 costs ~13 ms of CPU, so it runs in a worker thread and successes are cached, keyed by
 the id, the stored hash and a SHA-256 of the presented password: a reconnect storm of
@@ -44,6 +46,7 @@ class Verdict(enum.Enum):
     MISSING_PASSWORD = "missing credentials"
     WRONG_PASSWORD = "invalid credentials"
     NO_PASSWORD_SET = "no password registered for this charger"
+    CERTIFICATE_REQUIRED = "security profile 3: a client certificate is required"
     THROTTLED = "too many attempts for this charger at once"
     UNAVAILABLE = "registry unavailable"
 
@@ -66,6 +69,8 @@ def decide(
         if policy.unknown_chargers is UnknownChargers.REJECT:
             return Verdict.UNKNOWN
         return Verdict.NO_PASSWORD_SET if policy.require_password else Verdict.ACCEPTED
+    if credentials.requires_certificate:
+        return Verdict.CERTIFICATE_REQUIRED
     if credentials.password_hash is None:
         return Verdict.NO_PASSWORD_SET if policy.require_password else Verdict.ACCEPTED
     if password is None:

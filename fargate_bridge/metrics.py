@@ -24,7 +24,8 @@ HANDSHAKE_REJECTIONS = "HandshakeRejections"
 MQTT_RECONNECTS = "MqttReconnects"
 QUEUE_DROPS = "QueueDrops"
 TAKE_OVERS = "TakeOvers"
-#: Opening handshakes that did not complete in BRIDGE_HANDSHAKE_TIMEOUT (also logged, one line each).
+#: Opening handshakes that did not complete in BRIDGE_HANDSHAKE_TIMEOUT (also logged, one line each),
+#: TLS handshakes that failed or stalled included.
 HANDSHAKE_TIMEOUTS = "HandshakeTimeouts"
 #: Sockets closed (1008) because the charger sent frames faster than BRIDGE_FRAME_RATE.
 RATE_LIMITED = "RateLimited"

@@ -3,6 +3,10 @@
 :class:`Bridge` composes the pure pieces (``handshake``, ``auth`` policy, ``throttle``) with
 the I/O (websockets, awscrt, the registry). ``process_request`` is the one place where a
 handshake is answered with an HTTP response: health check, 400, 401, 503.
+
+Listeners: ``BRIDGE_PORT`` (plain, or TLS with ``BRIDGE_TLS_CERT``: profile 2), optionally
+``BRIDGE_PLAIN_PORT`` next to TLS, and ``BRIDGE_TLS_PORT`` (profile 3: TLS asking for client
+certificates). Every TLS handshake goes through a :class:`~fargate_bridge.tls.TlsGate`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from websockets.typing import Subprotocol
 from ocpp_core.ids import charge_point_id_from_path
 from ocpp_core.versions import SUBPROTOCOL_PREFERENCE
 
+from . import client_certs, tls
 from . import metrics as m
 from .auth import Authenticator, AuthPolicy, Verdict
 from .handshake import Admission, Rejection, evaluate_request, is_health_check, is_liveness_check
@@ -100,8 +105,9 @@ class Bridge:
         # storm, instead of Python's default pool (min(32, cores + 4) threads, shared with
         # everything else that calls to_thread).
         self._executor = ThreadPoolExecutor(settings.registry_threads, thread_name_prefix="bridge-registry")
+        self.reader = RegistryReader(self.registry, ttl=settings.registry_cache_ttl, executor=self._executor)
         self.authenticator = Authenticator(
-            RegistryReader(self.registry, ttl=settings.registry_cache_ttl, executor=self._executor),
+            self.reader,
             AuthPolicy(settings.unknown_chargers, settings.require_password),
             # The delay must stay well inside the handshake timeout.
             backoff=FailureBackoff(cap=min(4.0, settings.handshake_timeout / 3)),
@@ -113,6 +119,8 @@ class Bridge:
         self._per_id: MinInterval[str] = MinInterval(CLIENT_ID_CONNECT_INTERVAL)
         self._server: Server | None = None
         self._plain_server: Server | None = None
+        self._tls_server: Server | None = None
+        self._tls_listeners: list[tls.TlsListener] = []
         self._metrics_task: asyncio.Task[None] | None = None
         self._health: tuple[float, bool] = (0.0, False)
         self._health_probe: asyncio.Task[bool] | None = None
@@ -121,6 +129,7 @@ class Bridge:
         self.mqtt: MqttFactory
         self.port: int = settings.port
         self.plain_port: int | None = None
+        self.tls_port: int | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -128,17 +137,23 @@ class Bridge:
         self._stopped = asyncio.Event()
         self.mqtt = MqttFactory(self.settings, LoopPoster(loop))
         s = self.settings
-        ssl_context: ssl.SSLContext | None = None
-        if s.tls_cert is not None:
+        main_tls: tls.TlsListener | None = None
+        if s.tls_cert is not None and s.tls_key is not None:
             # Security profile 2 without a load balancer in front: terminate TLS here.
-            ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ssl_context.minimum_version = ssl.TLSVersion.TLSv1_2
-            ssl_context.load_cert_chain(s.tls_cert, s.tls_key)
+            main_tls = self._tls_listener(tls.server_context(s.tls_cert, s.tls_key))
+        client_tls: tls.TlsListener | None = None
+        if s.tls_port is not None:
+            assert s.tls_port_cert is not None and s.tls_port_key is not None and s.client_ca is not None
+            client_tls = self._tls_listener(
+                tls.client_certificate_context(s.tls_port_cert, s.tls_port_key, s.client_ca)
+            )
 
-        def create_connection(protocol: ServerProtocol, server: Server, **kwargs: Any) -> BridgeConnection:
-            return BridgeConnection(protocol, server, bridge=self, **kwargs)
+        def listen(port: int, gate: tls.TlsListener | None) -> Any:
+            def create_connection(protocol: ServerProtocol, server: Server, **kwargs: Any) -> Any:
+                connection = BridgeConnection(protocol, server, bridge=self, **kwargs)
+                # With TLS, the gate is the socket's protocol until the handshake completes.
+                return connection if gate is None else gate.gate(connection)
 
-        def listen(port: int, context: ssl.SSLContext | None) -> Any:
             return websockets_serve(
                 self._handle,
                 s.host,
@@ -154,27 +169,30 @@ class Bridge:
                 close_timeout=5.0,
                 max_size=s.max_frame_bytes,
                 max_queue=16,
-                ssl=context,
-                create_connection=create_connection,  # type: ignore[arg-type]
+                create_connection=create_connection,  # type: ignore[arg-type]  # a TlsGate is no ServerConnection
                 server_header=None,
                 # A storm of chargers opens sockets faster than the loop accepts them: with
                 # websockets' default backlog (100) the kernel drops the overflow's handshakes.
                 backlog=s.listen_backlog,
             )
 
-        self._server = await listen(s.port, ssl_context)
+        self._server = await listen(s.port, main_tls)
         self.port = _bound_port(self._server, s.port)
-        if ssl_context is not None and s.plain_port is not None:
+        if main_tls is not None and s.plain_port is not None:
             # Secure by default: a plain listener next to TLS only when asked (BRIDGE_PLAIN_PORT).
             self._plain_server = await listen(s.plain_port, None)
             self.plain_port = _bound_port(self._plain_server, s.plain_port)
+        if client_tls is not None and s.tls_port is not None:
+            self._tls_server = await listen(s.tls_port, client_tls)
+            self.tls_port = _bound_port(self._tls_server, s.tls_port)
         self._metrics_task = asyncio.create_task(self._publish_metrics())
         logger.info(
-            "bridge listening on %s://%s:%s%s, broker %s:%s (auth %s)",
-            "wss" if ssl_context else "ws",
+            "bridge listening on %s://%s:%s%s%s, broker %s:%s (auth %s)",
+            "wss" if main_tls else "ws",
             s.host,
             self.port,
             f" and ws://{s.host}:{self.plain_port}" if self.plain_port is not None else "",
+            f" and wss://{s.host}:{self.tls_port} (client certificates)" if self.tls_port is not None else "",
             s.broker_host,
             s.mqtt_port,
             s.mqtt_auth.value,
@@ -191,7 +209,9 @@ class Bridge:
         server = self._server
         count = len(self.sessions)
         logger.info("bridge stopping: closing %s connections", count)
-        servers = [srv for srv in (server, self._plain_server) if srv is not None]
+        servers = [srv for srv in (server, self._plain_server, self._tls_server) if srv is not None]
+        for listener in self._tls_listeners:
+            listener.abort_pending()
         try:
             if servers:
                 for session in list(self.sessions.values()):
@@ -269,6 +289,21 @@ class Bridge:
             extra={"event": "handshake_timeout", "remote": _remote(connection)},
         )
 
+    def _tls_listener(self, context: ssl.SSLContext) -> tls.TlsListener:
+        listener = tls.TlsListener(context, self.settings.handshake_timeout, self.tls_handshake_failed)
+        self._tls_listeners.append(listener)
+        return listener
+
+    def tls_handshake_failed(self, remote: str, exc: BaseException) -> None:
+        """A TLS handshake failed (garbage, wrong CA, expired certificate...) or stalled: one line each."""
+        self.metrics.incr(m.HANDSHAKE_TIMEOUTS)  # a socket gone before its handshake was answered
+        logger.info(
+            "TLS handshake failed from %s: %s",
+            remote,
+            tls.describe(exc),
+            extra={"event": "tls_handshake_failed", "remote": remote, "reason": tls.describe(exc)},
+        )
+
     @property
     def connected_count(self) -> int:
         return len(self.sessions)
@@ -321,6 +356,31 @@ class Bridge:
             return self._reject(
                 connection, Rejection(503, "Too many connections on this bridge task"), remote, request.path, cp
             )
+        peer = tls.peer_certificate(connection.transport)
+        if peer is not None:
+            # Security profile 3: a certificate presented decides alone; Basic auth is not looked at.
+            problem = await client_certs.verify(self.reader, cp, peer, time.time())
+            if problem is client_certs.CertificateProblem.UNAVAILABLE:
+                return self._reject(
+                    connection, Rejection(503, "Charger registry unavailable"), remote, request.path, cp
+                )
+            if problem is not None:
+                logger.warning(
+                    "charger %s refused: %s (serial %s)",
+                    cp,
+                    problem.value,
+                    peer.serial,
+                    extra={"chargePointId": cp, "event": "auth_failed", "remote": remote, "reason": problem.value},
+                )
+                return self._reject(connection, Rejection(401, "Invalid client certificate"), remote, request.path, cp)
+            logger.info(
+                "charger %s authenticated by client certificate %s",
+                cp,
+                peer.serial,
+                extra={"chargePointId": cp, "event": "certificate_accepted", "remote": remote},
+            )
+            self._admit(connection, decision)
+            return None
         verdict = await self.authenticator.authenticate(cp, decision.password)
         if verdict is Verdict.UNAVAILABLE:
             return self._reject(connection, Rejection(503, "Charger registry unavailable"), remote, request.path, cp)
@@ -331,13 +391,18 @@ class Bridge:
                 verdict.value,
                 extra={"chargePointId": cp, "event": "auth_failed", "remote": remote},
             )
-            return self._reject(
-                connection, Rejection(401, "Invalid credentials", challenge=True), remote, request.path, cp
-            )
+            if verdict is Verdict.CERTIFICATE_REQUIRED:  # no password helps: no Basic challenge
+                refusal = Rejection(401, "Client certificate required")
+            else:
+                refusal = Rejection(401, "Invalid credentials", challenge=True)
+            return self._reject(connection, refusal, remote, request.path, cp)
+        self._admit(connection, decision)
+        return None
+
+    def _admit(self, connection: ServerConnection, decision: Admission) -> None:
         if isinstance(connection, BridgeConnection):
             connection.admission = decision
             self._admitted += 1
-        return None
 
     def _reject(
         self, connection: ServerConnection, rejection: Rejection, remote: str, path: str, cp: str | None

@@ -39,6 +39,11 @@ class Env:
     X509_CA = "BRIDGE_X509_CA"
     TLS_CERT = "BRIDGE_TLS_CERT"
     TLS_KEY = "BRIDGE_TLS_KEY"
+    # Security profile 3 (DESIGN §9): a TLS listener of its own that asks for client certificates.
+    TLS_PORT = "BRIDGE_TLS_PORT"
+    TLS_PORT_CERT = "BRIDGE_TLS_PORT_CERT"
+    TLS_PORT_KEY = "BRIDGE_TLS_PORT_KEY"
+    CLIENT_CA = "BRIDGE_CLIENT_CA"
     REGISTRY_TABLE = "BRIDGE_REGISTRY_TABLE"
     REGISTRY_CACHE_TTL = "BRIDGE_REGISTRY_CACHE_TTL"
     UNKNOWN_CHARGERS = "BRIDGE_UNKNOWN_CHARGERS"
@@ -136,6 +141,13 @@ class Settings:
     log_level: str = "INFO"
     #: Extra plain ``ws://`` listener next to the TLS one; None: no plain listener with TLS.
     plain_port: int | None = None
+    #: Security profile 3: a ``wss://`` listener asking for client certificates; None: none.
+    tls_port: int | None = None
+    #: Its server certificate chain and key (a file, or the PEM itself as ECS injects a secret).
+    tls_port_cert: str | None = None
+    tls_port_key: str | None = None
+    #: The CA bundle client certificates must chain to (a file or the PEM itself).
+    client_ca: str | None = None
     #: Frames per second a charger may send (token bucket); beyond it the socket is closed (1008).
     frame_rate: float = 10.0
     frame_burst: int = 20
@@ -208,6 +220,11 @@ class Settings:
             metrics_interval=env.number(Env.METRICS_INTERVAL, 10.0, low=0.05, high=3600.0),
             log_level=env.choice_str(Env.LOG_LEVEL, _LOG_LEVELS, "INFO"),
             plain_port=env.optional_integer(Env.PLAIN_PORT, low=0, high=65535),
+            tls_port=env.optional_integer(Env.TLS_PORT, low=0, high=65535),
+            # Without a pair of its own, the profile-3 listener serves BRIDGE_TLS_CERT's.
+            tls_port_cert=env.optional(Env.TLS_PORT_CERT) or env.optional(Env.TLS_CERT),
+            tls_port_key=env.optional(Env.TLS_PORT_KEY) or env.optional(Env.TLS_KEY),
+            client_ca=env.optional(Env.CLIENT_CA),
             frame_rate=env.number(Env.FRAME_RATE, 10.0, low=0.01, high=100_000.0),
             frame_burst=env.integer(Env.FRAME_BURST, 20, low=1, high=1_000_000),
             outbox_limit_bytes=env.integer(Env.OUTBOX_LIMIT_BYTES, 1_048_576, low=1024, high=1 << 30),
@@ -242,6 +259,15 @@ class Settings:
             _require_file(Env.TLS_KEY, self.tls_key, "")
         if self.plain_port is not None and self.tls_cert is None:
             raise SettingsError(Env.PLAIN_PORT, f"only with {Env.TLS_CERT} ({Env.PORT} is plain without it)")
+        if self.tls_port is not None:
+            why = f"required with {Env.TLS_PORT}"
+            _require_pem_or_file(Env.TLS_PORT_CERT, self.tls_port_cert, f"{why} (or {Env.TLS_CERT})")
+            _require_pem_or_file(Env.TLS_PORT_KEY, self.tls_port_key, f"{why} (or {Env.TLS_KEY})")
+            _require_pem_or_file(Env.CLIENT_CA, self.client_ca, why)
+            if self.tls_port != 0 and self.tls_port in (self.port, self.plain_port):
+                raise SettingsError(Env.TLS_PORT, f"must differ from {Env.PORT} and {Env.PLAIN_PORT}")
+        elif self.client_ca is not None:
+            raise SettingsError(Env.CLIENT_CA, f"only with {Env.TLS_PORT} (the listener that asks for certificates)")
         try:
             check_root(self.topic_root)
         except TopicRootError as exc:
@@ -252,6 +278,17 @@ class Settings:
             raise SettingsError(Env.BASIC_INGEST_RULE, "an IoT rule name: 1 to 128 of A-Z a-z 0-9 _")
         if not _STAGE.fullmatch(self.stage):
             raise SettingsError(Env.STAGE, "1 to 32 of A-Z a-z 0-9 _ -")
+
+
+def is_pem(value: str) -> bool:
+    """A value holding the PEM itself (an ECS secret) rather than naming a file."""
+    return value.lstrip().startswith("-----BEGIN ")
+
+
+def _require_pem_or_file(variable: str, value: str | None, why: str) -> None:
+    if value is not None and is_pem(value):
+        return
+    _require_file(variable, value, why)
 
 
 def _require_file(variable: str, path: str | None, why: str) -> None:

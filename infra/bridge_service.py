@@ -21,10 +21,11 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.nag import acknowledge
-from infra.network import BRIDGE_PORT
+from infra.network import BRIDGE_PORT, BRIDGE_TLS_PORT, Network
 from ocpp_core.topics import TOPIC_ROOT_ENV, Topics
 
 BRIDGE_DOCKERFILE = "fargate_bridge/Dockerfile"
@@ -45,6 +46,13 @@ ENV_BASIC_INGEST_RULE = "BRIDGE_BASIC_INGEST_RULE"
 ENV_STAGE = "OCPP_STAGE"
 ENV_MQTT_CONNECT_RATE = "BRIDGE_MQTT_CONNECT_RATE"
 ENV_MQTT_CONNECT_BURST = "BRIDGE_MQTT_CONNECT_BURST"
+#: Security profile 3 (DESIGN §9): the listener, its server certificate and key, the client CA.
+ENV_TLS_PORT = "BRIDGE_TLS_PORT"
+ENV_TLS_PORT_CERT = "BRIDGE_TLS_PORT_CERT"
+ENV_TLS_PORT_KEY = "BRIDGE_TLS_PORT_KEY"
+ENV_CLIENT_CA = "BRIDGE_CLIENT_CA"
+#: The JSON fields of the profile-3 secret, each injected into the variable it names.
+PROFILE3_SECRET_FIELDS = {ENV_TLS_PORT_CERT: "cert", ENV_TLS_PORT_KEY: "key", ENV_CLIENT_CA: "ca"}
 
 # The Docker build context is the repository root, so the Dockerfile can COPY our packages.
 # Everything is excluded except what the image is built from: then a change to the Lambda code,
@@ -264,5 +272,27 @@ class BridgeService(Construct):
             self.task_definition,
             "AwsSolutions-ECS2",
             "The environment holds only non-secret settings (endpoint, table name, limits); "
-            "the bridge has no secrets: it signs with its task role.",
+            "the bridge signs to AWS with its task role, and its one secret (the profile-3 TLS key) "
+            "comes from Secrets Manager as an ECS secret, never a plain environment value.",
+        )
+
+    def serve_profile3(self, network: Network, *, secret_arn: str, nlb_port: int) -> None:
+        """Security profile 3: the bridge's TLS port behind an NLB TCP (passthrough) listener.
+
+        The secret (JSON ``cert``, ``key``, ``ca``) reaches the container as three ECS secrets, the
+        PEM as the variables' values (the bridge accepts a PEM or a file in each); ECS reads it
+        with the execution role, which this grants. A secret encrypted with a customer managed
+        KMS key also needs ``kms:Decrypt`` on that key for the execution role.
+        """
+        secret = secretsmanager.Secret.from_secret_complete_arn(self, "Profile3Secret", secret_arn)
+        self.container.add_port_mappings(ecs.PortMapping(container_port=BRIDGE_TLS_PORT, protocol=ecs.Protocol.TCP))
+        self.container.add_environment(ENV_TLS_PORT, str(BRIDGE_TLS_PORT))
+        for variable, json_field in PROFILE3_SECRET_FIELDS.items():
+            self.container.add_secret(variable, ecs.Secret.from_secrets_manager(secret, json_field))
+        target_group = network.add_profile3_listener(port=nlb_port)
+        target_group.add_target(
+            self.service.load_balancer_target(container_name=CONTAINER_NAME, container_port=BRIDGE_TLS_PORT)
+        )
+        self.service.connections.allow_from(
+            network.security_group, ec2.Port.tcp(BRIDGE_TLS_PORT), "NLB to bridge: security profile 3 (TLS passthrough)"
         )

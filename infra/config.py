@@ -73,6 +73,10 @@ _LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _CERT_ARN_RE = re.compile(
     r"arn:aws[a-z-]*:acm:([a-z0-9-]+):(\d{12}):certificate/[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}"
 )
+#: a complete Secrets Manager ARN (with the 6-character suffix ECS needs to name a JSON field)
+_SECRET_ARN_RE = re.compile(
+    r"arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):(\d{12}):secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}"
+)
 _VPC_ID_RE = re.compile(r"vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 _EMAIL_RE = re.compile(r"[^@\s,;]+@[^@\s,;]+\.[A-Za-z]{2,}")
 _MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -265,6 +269,12 @@ class StageConfig:
     plain_listener: bool | None = None
     plain_port: int = 80
     tls_port: int = 443
+    #: security profile 3 (DESIGN §9): a Secrets Manager secret, JSON ``{"cert", "key", "ca"}``:
+    #: the bridge's own TLS server certificate chain and key, and the CA client certificates must
+    #: chain to (``GET /ca``). Unset: no profile-3 listener.
+    profile3_secret_arn: str | None = None
+    #: the NLB's TCP listener (TLS passed through to the bridge) for profile 3
+    profile3_port: int = 9443
     bridge_cpu: int = 512
     bridge_memory_mib: int = 1024
     bridge_architecture: str = "x86_64"
@@ -317,6 +327,10 @@ class StageConfig:
     @property
     def tls(self) -> bool:
         return self.certificate_arn is not None
+
+    @property
+    def profile3(self) -> bool:
+        return self.profile3_secret_arn is not None
 
     @property
     def plain_listener_enabled(self) -> bool:
@@ -450,6 +464,8 @@ class StageConfig:
             )
         if self.plain_listener_enabled and self.tls and self.plain_port == self.tls_port:
             raise ConfigError(f"invalid context value tls_port={self.tls_port}: equals plain_port")
+        if self.profile3_secret_arn is not None:
+            self._check_profile3()
         if self.vpc_id is not None and (self.account is None or self.region is None):
             raise ConfigError(
                 f"invalid context value vpc_id={self.vpc_id}: looking up a VPC needs account and region "
@@ -475,6 +491,29 @@ class StageConfig:
                 f"invalid context value max_tasks={self.max_tasks}: the CONNECT budget of "
                 f"{self.connect_budget_per_second:g}/s leaves each task {self.mqtt_connect_rate_per_task:g}/s "
                 f"(at least {MIN_CONNECT_RATE:g}); raise iot_connect_quota after a quota increase"
+            )
+
+    def _check_profile3(self) -> None:
+        assert self.profile3_secret_arn is not None
+        match = _SECRET_ARN_RE.fullmatch(self.profile3_secret_arn)
+        assert match is not None  # parsed by the regex already
+        secret_region, secret_account = match.groups()
+        if self.region is not None and secret_region != self.region:
+            raise ConfigError(
+                f"invalid context value profile3_secret_arn={self.profile3_secret_arn}: "
+                f"the secret is in {secret_region}, the stack in region={self.region}"
+            )
+        if self.account is not None and secret_account != self.account:
+            raise ConfigError(
+                f"invalid context value profile3_secret_arn={self.profile3_secret_arn}: "
+                f"belongs to account {secret_account}, not account={self.account}"
+            )
+        taken = {self.plain_port: "plain_port"} if self.plain_listener_enabled else {}
+        if self.tls:
+            taken[self.tls_port] = "tls_port"
+        if self.profile3_port in taken:
+            raise ConfigError(
+                f"invalid context value profile3_port={self.profile3_port}: equals {taken[self.profile3_port]}"
             )
 
 
@@ -525,6 +564,13 @@ _PARSERS: dict[str, Parser] = {
     "plain_listener": _optional(_bool),
     "plain_port": _int(1, 65535),
     "tls_port": _int(1, 65535),
+    "profile3_secret_arn": _optional(
+        _regex(
+            _SECRET_ARN_RE,
+            "a complete Secrets Manager ARN, arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>",
+        )
+    ),
+    "profile3_port": _int(1, 65535),
     "bridge_cpu": _one_of_ints(frozenset(FARGATE_MEMORY_BY_CPU), "one of 256, 512, 1024, 2048, 4096, 8192, 16384"),
     "bridge_memory_mib": _int(512, 122880),
     "bridge_architecture": _choice(BRIDGE_ARCHITECTURES),

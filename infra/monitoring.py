@@ -177,7 +177,7 @@ class Monitoring(Construct):
             ),
             threshold=1,
             description="Charger certificates end within 30 days: renew them "
-            "(TriggerMessage / ExtendedTriggerMessage SignChargingStationCertificate)",
+            "(2.x TriggerMessage SignChargingStationCertificate, 1.6 ExtendedTriggerMessage SignChargePointCertificate)",
         )
         for name, queue in dead_letter_queues.items():
             self._alarm(

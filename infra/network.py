@@ -3,6 +3,10 @@
 The NLB passes TCP through to the bridge (or terminates TLS and passes the plain stream on):
 WebSocket frames are never looked at on the way, and a connection lives as long as the charger
 keeps it. The target group is always TCP, so a TLS listener and a plain one share it.
+
+Security profile 3 (DESIGN §9) needs the charger's certificate at the bridge, so its listener
+(:meth:`Network.add_profile3_listener`) is TCP passing TLS through, to a target group of its own
+on the bridge's TLS port; its health check is the same liveness check on ``BRIDGE_PORT``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from infra.nag import acknowledge
 
 #: the bridge's WebSocket port, also serving GET /health and GET /health/live (BRIDGE_PORT)
 BRIDGE_PORT = 9000
+#: the bridge's security-profile-3 port: TLS with client certificates, ended in the task (BRIDGE_TLS_PORT)
+BRIDGE_TLS_PORT = 9443
 #: The bridge's liveness path (``fargate_bridge.handshake.LIVE_PATH``, a test checks they agree):
 #: 200 whenever the process serves, whatever the broker. ECS replaces a task whose load-balancer
 #: health check fails (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/load-balancer-healthcheck.html),
@@ -44,6 +50,7 @@ class Network(Construct):
         removal_policy: cdk.RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._deregistration_delay = deregistration_delay
         if plain_port is None and tls_port is None:
             raise ValueError("the NLB needs at least one listener")
 
@@ -106,16 +113,7 @@ class Network(Construct):
             # The bridge sees the charger's address (logs, per-IP limits) without PROXY protocol.
             preserve_client_ip=True,
             deregistration_delay=deregistration_delay,
-            health_check=elbv2.HealthCheck(
-                protocol=elbv2.Protocol.HTTP,
-                path=LIVENESS_PATH,
-                port="traffic-port",
-                healthy_http_codes="200",
-                interval=cdk.Duration.seconds(10),
-                timeout=cdk.Duration.seconds(5),
-                healthy_threshold_count=2,
-                unhealthy_threshold_count=2,
-            ),
+            health_check=_liveness_check("traffic-port"),
         )
 
         self.plain_listener: elbv2.NetworkListener | None = None
@@ -139,6 +137,35 @@ class Network(Construct):
                 ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
                 default_target_groups=[self.target_group],
             )
+
+    def add_profile3_listener(self, *, port: int) -> elbv2.NetworkTargetGroup:
+        """A TCP listener on ``port`` passing TLS through to the bridge's ``BRIDGE_TLS_PORT``.
+
+        Returns its target group, for the bridge service to register in. The NLB's TCP idle
+        timeout (350 s by default) is longer than the bridge's ping interval.
+        """
+        self.security_group.add_ingress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(port), f"chargers, port {port} (security profile 3)"
+        )
+        self.profile3_target_group = elbv2.NetworkTargetGroup(
+            self,
+            "BridgeTlsTargets",
+            vpc=self.vpc,
+            port=BRIDGE_TLS_PORT,
+            protocol=elbv2.Protocol.TCP,  # TLS passes through: the bridge ends it and reads the client certificate
+            target_type=elbv2.TargetType.IP,
+            preserve_client_ip=True,
+            deregistration_delay=self._deregistration_delay,
+            # The TLS port answers only TLS: check the process's liveness on its plain port.
+            health_check=_liveness_check(str(BRIDGE_PORT)),
+        )
+        self.profile3_listener = self.load_balancer.add_listener(
+            "Profile3",
+            port=port,
+            protocol=elbv2.Protocol.TCP,
+            default_target_groups=[self.profile3_target_group],
+        )
+        return self.profile3_target_group
 
     def _new_vpc(
         self, nat_gateways: int, log_retention: logs.RetentionDays, removal_policy: cdk.RemovalPolicy
@@ -168,3 +195,16 @@ class Network(Construct):
             traffic_type=ec2.FlowLogTrafficType.REJECT,
         )
         return vpc
+
+
+def _liveness_check(port: str) -> elbv2.HealthCheck:
+    return elbv2.HealthCheck(
+        protocol=elbv2.Protocol.HTTP,
+        path=LIVENESS_PATH,
+        port=port,
+        healthy_http_codes="200",
+        interval=cdk.Duration.seconds(10),
+        timeout=cdk.Duration.seconds(5),
+        healthy_threshold_count=2,
+        unhealthy_threshold_count=2,
+    )

@@ -210,6 +210,12 @@ class CsmsStack(cdk.Stack):
         self.network.target_group.add_target(
             self.bridge.service.load_balancer_target(container_name="bridge", container_port=BRIDGE_PORT)
         )
+        if config.profile3:
+            # Security profile 3: TLS passthrough to the bridge, which checks client certificates.
+            assert config.profile3_secret_arn is not None
+            self.bridge.serve_profile3(
+                self.network, secret_arn=config.profile3_secret_arn, nlb_port=config.profile3_port
+            )
         # Chargers and the NLB's health checks reach the tasks only through the NLB's security group.
         self.bridge.service.connections.allow_from(
             self.network.security_group, ec2.Port.tcp(BRIDGE_PORT), "NLB to bridge: WebSocket and /health/live"

@@ -31,10 +31,16 @@ class RunningStack:
     mqtt_port: int
     table: str
     log: Path
+    #: the bridge's security-profile-3 port (TLS with client certificates)
+    tls_port: int = 0
 
     @property
     def ws_url(self) -> str:
         return f"ws://{self.host}:{self.bridge_port}/ocpp"
+
+    @property
+    def tls_url(self) -> str:
+        return f"wss://localhost:{self.tls_port}/ocpp"
 
     @property
     def api_url(self) -> str:
@@ -60,7 +66,7 @@ class RunningStack:
 
 
 def start_stack(state_dir: Path, extra_env: dict[str, str] | None = None) -> RunningStack:
-    ports = {name: free_listen_port() for name in ("bridge", "api", "moto", "mqtt")}
+    ports = {name: free_listen_port() for name in ("bridge", "api", "moto", "mqtt", "tls")}
     log = state_dir / "stack.log"
     env = {
         **os.environ,
@@ -69,6 +75,7 @@ def start_stack(state_dir: Path, extra_env: dict[str, str] | None = None) -> Run
         "OCPP_API_PORT": str(ports["api"]),
         "OCPP_MOTO_PORT": str(ports["moto"]),
         "OCPP_MQTT_PORT": str(ports["mqtt"]),
+        "OCPP_BRIDGE_TLS_PORT": str(ports["tls"]),
         "OCPP_LOCAL_STATE_DIR": str(state_dir),
         "OCPP_TABLE_NAME": "ocpp-e2e",
         "OCPP_LOG_LEVEL": "INFO",
@@ -79,7 +86,7 @@ def start_stack(state_dir: Path, extra_env: dict[str, str] | None = None) -> Run
             [sys.executable, "-m", "local_stack"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
         )
     stack = RunningStack(
-        process, "127.0.0.1", ports["bridge"], ports["api"], ports["moto"], ports["mqtt"], "ocpp-e2e", log
+        process, "127.0.0.1", ports["bridge"], ports["api"], ports["moto"], ports["mqtt"], "ocpp-e2e", log, ports["tls"]
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

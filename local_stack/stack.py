@@ -77,6 +77,8 @@ class StackSettings:
 
     host: str = "127.0.0.1"
     bridge_port: int = 9000
+    #: security profile 3: the bridge's TLS listener asking for client certificates (DESIGN §9)
+    bridge_tls_port: int = 9443
     api_port: int = 9001
     moto_port: int = 9002
     mqtt_host: str = "127.0.0.1"
@@ -105,6 +107,7 @@ class StackSettings:
         return cls(
             host=env.get("OCPP_LOCAL_HOST", "127.0.0.1"),
             bridge_port=_env_int(env, "OCPP_BRIDGE_PORT", 9000),
+            bridge_tls_port=_env_int(env, "OCPP_BRIDGE_TLS_PORT", 9443),
             api_port=_env_int(env, "OCPP_API_PORT", 9001),
             moto_port=_env_int(env, "OCPP_MOTO_PORT", 9002),
             mqtt_host=env.get("OCPP_MQTT_HOST", "127.0.0.1"),
@@ -129,6 +132,10 @@ class StackSettings:
     @property
     def bridge_url(self) -> str:
         return f"ws://{self.host}:{self.bridge_port}/ocpp"
+
+    @property
+    def bridge_tls_url(self) -> str:
+        return f"wss://{self.host}:{self.bridge_tls_port}/ocpp"
 
     @property
     def api_url(self) -> str:
@@ -188,11 +195,19 @@ class LocalStack:
     # --- parts -----------------------------------------------------------------------------
     def _check_ports(self) -> None:
         s = self.settings
-        for name, port in (("bridge", s.bridge_port), ("operator API", s.api_port), ("moto", s.moto_port)):
+        for name, port in (
+            ("bridge", s.bridge_port),
+            ("bridge (TLS, client certificates)", s.bridge_tls_port),
+            ("operator API", s.api_port),
+            ("moto", s.moto_port),
+        ):
             if not port_free(s.host, port):
-                variable = {"bridge": "OCPP_BRIDGE_PORT", "operator API": "OCPP_API_PORT", "moto": "OCPP_MOTO_PORT"}[
-                    name
-                ]
+                variable = {
+                    "bridge": "OCPP_BRIDGE_PORT",
+                    "bridge (TLS, client certificates)": "OCPP_BRIDGE_TLS_PORT",
+                    "operator API": "OCPP_API_PORT",
+                    "moto": "OCPP_MOTO_PORT",
+                }[name]
                 raise StackError(
                     f"port {s.host}:{port} for the {name} is already in use: stop what uses it or set {variable}"
                 )
@@ -360,12 +375,24 @@ class LocalStack:
         )
 
     def _start_bridge(self) -> None:
+        from lambdas.certificates import local_ca
+
         s = self.settings
+        # Idempotent: the CA (and the bridge's server certificate) exist once processing started,
+        # but the bridge must not depend on that order.
+        local_ca.load_or_create(s.state_dir)
+        ca_files = local_ca.files(s.state_dir)
         env = {
             **os.environ,
             **self._aws_env(),
             "BRIDGE_HOST": s.host,
             "BRIDGE_PORT": str(s.bridge_port),
+            # Security profile 3: wss:// with the dev CA's server certificate, client certificates
+            # from the same CA (what SignCertificate issues).
+            "BRIDGE_TLS_PORT": str(s.bridge_tls_port),
+            "BRIDGE_TLS_PORT_CERT": str(ca_files.bridge_cert.resolve()),
+            "BRIDGE_TLS_PORT_KEY": str(ca_files.bridge_key.resolve()),
+            "BRIDGE_CLIENT_CA": str(ca_files.ca_cert.resolve()),
             "BRIDGE_MQTT_HOST": s.mqtt_host,
             "BRIDGE_MQTT_PORT": str(s.mqtt_port),
             "BRIDGE_MQTT_AUTH": "none",
@@ -389,6 +416,11 @@ class LocalStack:
                 with urllib.request.urlopen(health, timeout=1) as response:
                     if response.status == 200:
                         logger.info("bridge (charger endpoint): %s/<chargePointId>  health: %s", s.bridge_url, health)
+                        logger.info(
+                            "bridge (security profile 3, client certificates): %s/<chargePointId>  (CA %s)",
+                            s.bridge_tls_url,
+                            ca_files.ca_cert,
+                        )
                         return
             except (urllib.error.URLError, OSError):
                 pass

@@ -21,6 +21,8 @@ from .views import charger_view
 logger = logging.getLogger(__name__)
 
 MAX_DESCRIPTION_LENGTH = 500
+#: OCPP security profiles (DESIGN §9): 1 Basic auth, 2 Basic auth over TLS, 3 client certificate.
+SECURITY_PROFILES = (1, 2, 3)
 
 
 #: ``GET /chargers`` pages: ``?limit=`` (default and bound) and ``?after=<chargePointId>``.
@@ -72,12 +74,14 @@ def put_charger(ctx: ApiContext, request: Request, params: dict[str, str]) -> Re
     """Register or update: ``registered: true`` plus whatever the body sets.
 
     The password is stored salted and hashed (``ocpp_core.passwords``) and never returned;
-    the bridge checks HTTP Basic auth against it (security profiles 1 and 2).
+    the bridge checks HTTP Basic auth against it (security profiles 1 and 2). ``securityProfile``
+    3 makes the bridge refuse the charger unless it presents a valid client certificate.
     """
     cp = params["chargePointId"]
-    body = json_object(request, ("password", "registrationStatus", "description"))
+    body = json_object(request, ("password", "registrationStatus", "description", "securityProfile"))
     password = optional_string(body, "password", max_length=MAX_PASSWORD_LENGTH)
     status = choice(body, "registrationStatus", REGISTRATION_STATES)
+    profile = _security_profile(body)
     description = optional_string(body, "description", max_length=MAX_DESCRIPTION_LENGTH, nullable=True)
 
     store, now = ctx.deps.store, ctx.now_ms()
@@ -93,16 +97,32 @@ def put_charger(ctx: ApiContext, request: Request, params: dict[str, str]) -> Re
         changes["registrationStatus"] = "Accepted"  # what the processor assumes for a registered charger
     if "description" in body:
         changes["description"] = description
+    if profile is not None:
+        changes["securityProfile"] = profile
     if password is not None:
         changes["passwordHash"] = hash_password(password, os.urandom(16))
         changes["passwordSetAt"] = now
     store.update_charger(cp, changes)
     logger.info(
-        "charger %s %s (status %s%s)",
+        "charger %s %s (status %s%s%s)",
         cp,
         "registered" if existing is None else "updated",
         changes.get("registrationStatus", existing.get("registrationStatus") if existing else None),
         ", password set" if password is not None else "",
+        f", security profile {profile}" if profile is not None else "",
     )
     record = store.get_charger(cp) or {"chargePointId": cp, **changes}
     return Response(201 if existing is None else 200, charger_view(record, store.list_statuses(cp), detail=True))
+
+
+def _security_profile(body: dict[str, Any]) -> int | None:
+    if "securityProfile" not in body:
+        return None
+    value = body["securityProfile"]
+    # bool is an int in Python; JSON true is not a profile.
+    if isinstance(value, bool) or not isinstance(value, int) or value not in SECURITY_PROFILES:
+        raise BadRequest(
+            "securityProfile must be 1 (Basic auth), 2 (Basic auth over TLS) or 3 (TLS client certificate).",
+            allowedValues=list(SECURITY_PROFILES),
+        )
+    return value

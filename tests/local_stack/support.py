@@ -27,7 +27,12 @@ ROOT = Path(__file__).resolve().parents[2]
 MARKER = "OCPP_TEST_LOCAL_STACK_RUN"
 #: A line the stack's logging writes (``__main__.py``'s format).
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) +[\w.]+: ")
-PORT_VARIABLES = {"bridge": "OCPP_BRIDGE_PORT", "api": "OCPP_API_PORT", "moto": "OCPP_MOTO_PORT"}
+PORT_VARIABLES = {
+    "bridge": "OCPP_BRIDGE_PORT",
+    "api": "OCPP_API_PORT",
+    "moto": "OCPP_MOTO_PORT",
+    "tls": "OCPP_BRIDGE_TLS_PORT",
+}
 
 
 def _key(process: psutil.Process) -> tuple[int, float]:
@@ -71,7 +76,7 @@ class StackRun:
     def __post_init__(self) -> None:
         # Not ephemeral ports (local_stack/ports.py): an outgoing connection of this or another
         # test run could take one before the stack binds it, or while the test checks it is free.
-        for name in ("bridge", "api", "moto", "mqtt"):
+        for name in ("bridge", "api", "moto", "mqtt", "tls"):
             self.ports.setdefault(name, free_listen_port())
         self.state_dir = self.tmp_path / "state"
         #: TMPDIR of the stack: its mosquitto's config directory goes here
@@ -88,6 +93,7 @@ class StackRun:
                 "OCPP_BRIDGE_PORT": str(self.ports["bridge"]),
                 "OCPP_API_PORT": str(self.ports["api"]),
                 "OCPP_MOTO_PORT": str(self.ports["moto"]),
+                "OCPP_BRIDGE_TLS_PORT": str(self.ports["tls"]),
                 "OCPP_MQTT_HOST": "127.0.0.1",
                 "OCPP_MQTT_PORT": str(self.ports["mqtt"]),
                 "OCPP_LOCAL_STATE_DIR": str(self.state_dir),
