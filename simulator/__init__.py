@@ -8,6 +8,7 @@
 from .errors import (
     CallErrorReceived,
     CallTimeout,
+    CertificateFailed,
     ConnectFailed,
     ConnectionLost,
     HandshakeRejected,
@@ -26,6 +27,7 @@ __all__ = [
     "DEFAULT_URL",
     "CallErrorReceived",
     "CallTimeout",
+    "CertificateFailed",
     "ConnectFailed",
     "ConnectionLost",
     "Connector",

@@ -59,6 +59,8 @@ examples:
   python -m simulator scenario --id CP1 --version 2.0.1
   python -m simulator scenario --id CP1 --version 1.6 --password secret --stay
   python -m simulator scenario --id CP2 --version 2.1 --no-session --stay   # a station to command
+  python -m simulator scenario --id CP3 --version 2.0.1 --password secret --security-profile 3 \
+      --tls-url wss://127.0.0.1:9443/ocpp --ca-file .local-stack/ca.pem   # SignCertificate, then mTLS
 
 exit codes: 0 session completed; 1 the CSMS refused something (CALLERROR, Rejected boot,
 id tag not Accepted, timeout, connection lost); 3 could not connect; 130 interrupted.
@@ -210,6 +212,21 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         help="while staying, reconnection attempts after a lost connection before giving up (default 10; "
         "backoff 1 s doubling to 30 s, with jitter)",
     )
+    sc.add_argument(
+        "--security-profile",
+        type=int,
+        choices=[1, 2, 3],
+        default=None,
+        help="3: after the first boot on --url (Basic auth with --password, profile 1/2), send SignCertificate, "
+        "install the certificate, reconnect to --tls-url with it as client certificate and boot again; "
+        "1 or 2: --url and --password as given (the default)",
+    )
+    sc.add_argument(
+        "--tls-url",
+        default=None,
+        help="with --security-profile 3: the wss:// URL prefix of the client-certificate endpoint "
+        "(locally wss://127.0.0.1:9443/ocpp); --ca-file is the CA its server certificate chains to",
+    )
     sc.add_argument("--quiet", action="store_true", help="do not print frames")
 
     ld = modes.add_parser(
@@ -305,6 +322,8 @@ async def _scenario(args: argparse.Namespace) -> int:
         ca_file=args.ca_file,
         vendor=args.vendor,
         model=args.model,
+        security_profile=args.security_profile,
+        tls_url=args.tls_url,
     )
     stop = asyncio.Event()
     if args.stay:
@@ -383,8 +402,15 @@ def _report(summary: LoadSummary, *, as_json: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.mode == "scenario" and not 1 <= len(args.charge_point_id) <= _MAX_ID:
-        parser.error(f"--id must be 1 to {_MAX_ID} characters")
+    if args.mode == "scenario":
+        if not 1 <= len(args.charge_point_id) <= _MAX_ID:
+            parser.error(f"--id must be 1 to {_MAX_ID} characters")
+        if args.security_profile == 3 and not args.tls_url:
+            parser.error("--security-profile 3 needs --tls-url (the wss:// client-certificate endpoint)")
+        if args.tls_url and args.security_profile != 3:
+            parser.error("--tls-url is for --security-profile 3")
+        if args.tls_url and not args.tls_url.startswith("wss://"):
+            parser.error("--tls-url must be a wss:// URL")
     logging.basicConfig(
         level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

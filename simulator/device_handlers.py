@@ -11,6 +11,7 @@ from . import messages
 from .connectors import Connector
 from .ports import FollowUp, Payload, Reply, StationPort
 from .ports import status_reply as _status
+from .security import sign_certificate_follow_up
 
 #: NotifyReport items per message (the ItemsPerMessage.GetReport the device model reports).
 REPORT_CHUNK = 20
@@ -141,8 +142,11 @@ def _trigger(st: StationPort, message: str, connector_id: int | None) -> Reply:
         follow = _idle_notification(st, message)
     elif message == "PublishFirmwareStatusNotification":
         follow = _idle_notification(st, message)
+    elif message in ("SignChargingStationCertificate", "SignChargePointCertificate"):
+        # 2.0.1 A02 (TriggerMessage), 1.6 security extension (ExtendedTriggerMessage's name for it).
+        follow = sign_certificate_follow_up(st)
     else:
-        return _status("NotImplemented")  # certificates, custom triggers
+        return _status("NotImplemented")  # V2G / combined certificates, custom triggers
     return _status("Accepted", follow)
 
 

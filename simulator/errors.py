@@ -12,6 +12,7 @@ Hierarchy (one root, so a caller can catch everything the simulator raises)::
     ├── CallErrorReceived          the CSMS answered our call with a CALLERROR
     ├── InvalidResponse            the CSMS answered with a payload that fails the schema
     ├── InvalidRequest             a payload we were about to send fails the schema
+    ├── CertificateFailed          no certificate came of a SignCertificate (none, or not ours)
     └── ScenarioFailed             a step of a scenario got an answer that ends the session
 
 Every message is one line that says what happened and, where it helps, what to do.
@@ -92,6 +93,14 @@ class InvalidRequest(SimulatorError):
         self.action = action
         self.reason = reason
         super().__init__(f"{action} payload fails the schema, not sent: {reason}")
+
+
+class CertificateFailed(SimulatorError):
+    """SignCertificate was accepted but no usable certificate followed (``reason`` says why)."""
+
+    def __init__(self, charge_point_id: str, reason: str):
+        self.reason = reason
+        super().__init__(f"{charge_point_id}: {reason}")
 
 
 class ScenarioFailed(SimulatorError):

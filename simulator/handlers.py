@@ -6,8 +6,8 @@ follow-up to run once the answer is out: OCPP wants the CALLRESULT first, then w
 (1.6 §5.11 RemoteStartTransaction, 2.0.1 F01: the response, then TransactionEvent Started).
 This module holds the handlers of transactions, resets, reservations, charging profiles and
 availability, and the route tables; configuration, reports and TriggerMessage are in
-:mod:`simulator.device_handlers`. Actions without a handler get the default answer from
-:mod:`simulator.responses`.
+:mod:`simulator.device_handlers`, CertificateSigned in :mod:`simulator.security`. Actions
+without a handler get the default answer from :mod:`simulator.responses`.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from .device_handlers import (
 from .ports import Handler, Payload, Reply, StationPort
 from .ports import status_reply as _status
 from .responses import default_response
+from .security import certificate_signed
 
 # ---------------------------------------------------------------------- reset
 
@@ -362,6 +363,7 @@ def unlock_connector_v2(st: StationPort, p: Payload) -> Reply:
 
 _V16: dict[str, Handler] = {
     "CancelReservation": cancel_reservation,
+    "CertificateSigned": certificate_signed,
     "ChangeAvailability": change_availability_v16,
     "ChangeConfiguration": change_configuration,
     "ClearChargingProfile": clear_charging_profile_v16,
@@ -381,6 +383,7 @@ _V16: dict[str, Handler] = {
 
 _V2: dict[str, Handler] = {
     "CancelReservation": cancel_reservation,
+    "CertificateSigned": certificate_signed,
     "ChangeAvailability": change_availability_v2,
     "ClearChargingProfile": clear_charging_profile_v2,
     "CustomerInformation": customer_information,

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ocpp_core.versions import OcppVersion
 
 from .charging_profiles import ChargingProfiles, Profile
 from .connectors import Connector
 from .device_model import DeviceModel
+
+if TYPE_CHECKING:
+    from .security import Security
 
 Payload = dict[str, Any]
 FollowUp = Callable[[], Awaitable[None]]
@@ -44,6 +47,7 @@ class StationPort(Protocol):
     profiles: ChargingProfiles
     local_list_version: int
     reset_when_idle: bool
+    security: Security
 
     @property
     def model(self) -> DeviceModel: ...
@@ -64,6 +68,7 @@ class StationPort(Protocol):
     async def call(self, action: str, payload: Payload, timeout: float | None = None) -> Payload: ...
     async def boot(self, reason: str = "PowerUp") -> Payload: ...
     async def heartbeat(self) -> Payload: ...
+    async def sign_certificate(self, timeout: float | None = None) -> Payload: ...
     async def status(self, connector: int, status: str) -> Payload: ...
     async def meter_values(
         self,

@@ -2,8 +2,9 @@
 
 boot -> StatusNotification Available -> Authorize -> start -> StatusNotification Charging
 (Occupied in 2.x) -> a few meter samples -> stop -> StatusNotification Available. With
-``stay``, the station then stays connected (heartbeats, answers to the CSMS, reconnects)
-until told to stop. Any step that fails raises a :class:`SimulatorError` whose message is
+``security_profile`` 3, between the boot and the statuses: SignCertificate, the certificate
+installed, a reconnection to ``tls_url`` with it, boot again. With ``stay``, the station then
+stays connected (heartbeats, answers to the CSMS, reconnects) until told to stop. Any step that fails raises a :class:`SimulatorError` whose message is
 what the user reads.
 """
 
@@ -51,6 +52,11 @@ class ScenarioOptions:
     model: str = "Simulator"
     #: CA bundle that signs the CSMS's certificate, for wss:// with a private CA.
     ca_file: str | None = None
+    #: 3: after the first boot on ``url``, get a certificate and go on at ``tls_url`` with it
+    #: (None, 1 or 2: ``url`` with ``password`` as given).
+    security_profile: int | None = None
+    #: The profile-3 endpoint (wss://, client certificates), e.g. wss://127.0.0.1:9443/ocpp.
+    tls_url: str | None = None
 
 
 async def run_scenario(
@@ -76,9 +82,13 @@ async def run_scenario(
     )
     if options.connector not in station.connectors:
         raise ScenarioFailed(f"connector {options.connector} does not exist (the station has {options.connectors})")
+    if options.security_profile == 3 and not options.tls_url:
+        raise ScenarioFailed("security profile 3 needs the URL of the TLS endpoint (tls_url, --tls-url)")
     await station.connect()
     try:
         await _boot(station)
+        if options.security_profile == 3:
+            await _profile3(station, options)
         if options.meter_interval > 0:
             station.model.meter_interval = options.meter_interval
         await station.send_status_all()
@@ -107,6 +117,21 @@ async def _boot(station: Station) -> None:
             logger.info("%s: BootNotification Pending, retrying in %.0f s", station.id, wait)
             await asyncio.sleep(wait)
     raise ScenarioFailed(f"BootNotification of {station.id} still Pending after {BOOT_ATTEMPTS} attempts")
+
+
+async def _profile3(station: Station, options: ScenarioOptions) -> None:
+    """SignCertificate, CertificateSigned installed, reconnect with the certificate, boot again."""
+    response = await station.sign_certificate()
+    if response["status"] != "Accepted":
+        info = response.get("statusInfo") or {}
+        why = info.get("additionalInfo") or info.get("reasonCode") or "no reason given"
+        raise ScenarioFailed(f"the CSMS rejected SignCertificate of {station.id}: {why}")
+    assert options.tls_url is not None  # checked by run_scenario
+    logger.info(
+        "%s: certificate %s installed, reconnecting to %s", station.id, station.security.keys.serial, options.tls_url
+    )
+    await station.use_certificate(options.tls_url, ca_file=options.ca_file)
+    await _boot(station)
 
 
 async def _session(station: Station, options: ScenarioOptions) -> None:

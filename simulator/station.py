@@ -7,7 +7,8 @@ device model), and composes its parts:
 * :mod:`simulator.calls`: the calls it sends, one at a time, matched to their answers, and
   the CSMS's calls, answered through :mod:`simulator.handlers`;
 * :mod:`simulator.charging`: transactions, meter values and charging limits, with
-  :mod:`simulator.reservations` and :mod:`simulator.charging_profiles`.
+  :mod:`simulator.reservations` and :mod:`simulator.charging_profiles`;
+* :mod:`simulator.security`: its key and certificate (SignCertificate, profile 3).
 
 What is left here is the behaviour that ties them together: boot, statuses, heartbeats,
 remote start and stop, reboot, and the lifecycle (connect, lost connection, close).
@@ -32,7 +33,9 @@ from .connectors import Connector, Transaction
 from .device_model import DeviceModel
 from .errors import ConnectFailed, SimulatorError
 from .reservations import Reservation, Reservations
+from .security import Security
 from .transport import EventCallback, FrameCallback, Transport
+from .versions import parse_version
 
 logger = logging.getLogger(__name__)
 
@@ -57,28 +60,6 @@ __all__ = [
     "Transaction",
     "parse_version",
 ]
-
-_VERSION_ALIASES = {
-    "1.6": OcppVersion.V16,
-    "16": OcppVersion.V16,
-    "2.0.1": OcppVersion.V201,
-    "201": OcppVersion.V201,
-    "2.0": OcppVersion.V201,
-    "2.1": OcppVersion.V21,
-    "21": OcppVersion.V21,
-}
-
-
-def parse_version(value: str | OcppVersion) -> OcppVersion:
-    """``1.6`` / ``2.0.1`` / ``2.1`` (with or without the ``ocpp`` prefix) to a version."""
-    if isinstance(value, OcppVersion):
-        return value
-    text = value.strip().lower()
-    version = OcppVersion.parse(text) or _VERSION_ALIASES.get(text.removeprefix("ocpp"))
-    if version is None:
-        raise ValueError(f"unknown OCPP version {value!r} (use 1.6, 2.0.1 or 2.1)")
-    return version
-
 
 T = TypeVar("T")
 
@@ -212,6 +193,8 @@ class Station:
             self, self.transport, self._stopped, call_timeout=call_timeout, on_call=on_call, on_event=self._event
         )
         self._charging = Charging(self, self._reservations, self.profiles, spawn=self._spawn, on_event=self._event)
+        #: Its key and certificate (security profile 3); ``security.directory``: where they are written.
+        self.security = Security(self)
 
     # ------------------------------------------------------------------ properties
 
@@ -413,6 +396,16 @@ class Station:
 
     async def heartbeat(self) -> Payload:
         return await self.call("Heartbeat", {})
+
+    async def sign_certificate(self, timeout: float | None = None) -> Payload:
+        """SignCertificate, then the CertificateSigned that follows: see :meth:`Security.sign_certificate`."""
+        return await self.security.sign_certificate(timeout)
+
+    async def use_certificate(self, url: str, *, ca_file: str | None = None) -> None:
+        """Reconnect to ``url`` (wss://) with the installed certificate: see :meth:`Security.reconnect`."""
+        await self.security.reconnect(self.transport, url, ca_file=ca_file)
+        if self.version.is_2x:
+            self.model.force("SecurityProfile", "3", "SecurityCtrlr")
 
     async def status(self, connector: int, status: str) -> Payload:
         """StatusNotification; ``status`` in either version's vocabulary (mapped as needed)."""

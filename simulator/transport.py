@@ -136,7 +136,10 @@ class Transport:
         # wss:// (security profile 2): websockets verifies the server with the system CAs
         # unless given a context (say, one that trusts a local self-signed certificate).
         context = client_ssl_context(self.ssl_context, self.client_cert, self.client_key)
-        extra: dict[str, Any] = {"ssl": context} if context is not None else {}
+        # Only for wss://: a context given for a later TLS endpoint (--ca-file with a ws:// --url)
+        # is no error on a plain one (websockets refuses ssl= with ws://).
+        secure = url.lower().startswith("wss://")
+        extra: dict[str, Any] = {"ssl": context} if context is not None and secure else {}
         try:
             ws = await connect(
                 url,
@@ -210,10 +213,12 @@ class Transport:
         """Close the current connection (if any) and forget it (``detail``: why, for
         :attr:`dropped`; the close reason by default)."""
         ws = self._ws
+        # Forgotten first: the reader, ending with the closing handshake, must not take our own
+        # close for a lost connection (its owner would reconnect, or stop).
+        self._drop(ws, reason if detail is None else detail)
         if ws is not None:
             with contextlib.suppress(Exception):
                 await ws.close(code, reason)
-        self._drop(ws, reason if detail is None else detail)
 
     def _drop(self, ws: ClientConnection | None, detail: str) -> None:
         """Forget ``ws`` (if current), and say so."""

@@ -8,8 +8,9 @@
 * ``POST /chargers/{id}/certificates/{serial}/revoke`` ``{"reason"?}``: revoked at once; the bridge
   refuses it from its next TLS handshake (it reads the record each time);
 * ``GET /certificates?expiringWithinDays=30``: the valid certificates of every charger that end
-  within that many days (default 30), soonest first: renew them with ``TriggerMessage`` /
-  ``ExtendedTriggerMessage`` ``SignChargingStationCertificate``.
+  within that many days (default 30), soonest first: renew them with ``TriggerMessage``
+  ``SignChargingStationCertificate`` (2.x) or ``ExtendedTriggerMessage`` ``SignChargePointCertificate``
+  (1.6).
 """
 
 from __future__ import annotations

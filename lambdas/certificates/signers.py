@@ -50,7 +50,7 @@ class LocalKeySigner:
         """Written readable by its owner only (0600), created so, never world-readable meanwhile."""
         path.touch(mode=0o600, exist_ok=True)
         path.chmod(0o600)
-        path.write_bytes(self._key.to_pem(format="pkcs8"))
+        path.write_bytes(self._key.to_pem())  # SEC1 "EC PRIVATE KEY": OpenSSL and cryptography both read it
 
     def public_key(self) -> keys.PublicKeyInfo:
         return keys.PublicKeyInfo.load(self._key.get_verifying_key().to_der())
