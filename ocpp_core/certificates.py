@@ -68,6 +68,14 @@ def sign_certificate(ctx: CallContext, payload: Mapping[str, Any]) -> dict[str, 
     if reason is not None:
         return _rejected(ctx, reason)
     serial = serial_of(ctx.frame_digest)
+    stored = ctx.store.get_certificate(cp, serial_hex(serial))
+    if stored is None:
+        # A charger that asks again and again (a loop, or someone with its password) must not
+        # make the CA sign for ever: a cap on the certificates it holds that are still valid (a
+        # renewal overlaps its predecessor's last weeks, so two is the usual number).
+        limited = _rate_limited(ctx, serial_hex(serial))
+        if limited is not None:
+            return _rejected(ctx, limited)
     issued = ctx.ca.issue(str(csr), cp, serial, ctx.now_ms)
     record = {
         "serial": serial_hex(serial),
@@ -103,6 +111,22 @@ def sign_certificate(ctx: CallContext, payload: Mapping[str, Any]) -> dict[str, 
     ctx.notes["certificateSerial"] = serial_hex(serial)
     logger.info("certificate %s issued to %s (%s)", serial_hex(serial), cp, certificate_type)
     return {"status": "Accepted"}
+
+
+#: at most this many valid (unexpired, unrevoked) certificates per charger
+MAX_VALID = 5
+
+
+def _rate_limited(ctx: CallContext, serial: str) -> str | None:
+    """Why no certificate may be issued now; this frame's own one (a duplicate meeting the first
+    delivery) does not count against it."""
+    issued = [c for c in ctx.store.list_certificates(ctx.charge_point_id) if c.get("serial") != serial]
+    valid = [
+        c for c in issued if c.get("status") == CertificateStatus.VALID and int(c.get("notAfter") or 0) > ctx.now_ms
+    ]
+    if len(valid) >= MAX_VALID:
+        return f"the charger already holds {len(valid)} valid certificates: revoke some first"
+    return None
 
 
 def _rejected(ctx: CallContext, reason: str) -> dict[str, Any]:

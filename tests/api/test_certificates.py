@@ -235,3 +235,19 @@ def test_the_timer_counts_the_certificates_to_renew_once_an_hour(deps: Dependenc
     request("POST", f"/chargers/CP1/certificates/{record['serial']}/revoke")
     deps.clock.advance(3600)
     assert timer.handle({})["certificatesExpiring"] == 0  # a revoked one needs no renewal
+
+
+def test_a_charger_cannot_make_the_ca_sign_without_end(deps: Dependencies) -> None:
+    from ocpp_core.certificates import MAX_VALID
+
+    assert request("PUT", "/chargers/CP1", {}).status in (200, 201)
+    connect(deps, "CP1", V201)
+    for n in range(MAX_VALID):
+        assert sign(deps, "CP1", V201, make_csr("CP1"), f"c{n}") == {"status": "Accepted"}
+    capped = sign(deps, "CP1", V201, make_csr("CP1"), "over")
+    assert capped["status"] == "Rejected" and "revoke some first" in capped["statusInfo"]["additionalInfo"]
+    assert len(request("GET", "/chargers/CP1/certificates").body["certificates"]) == MAX_VALID
+    # Revoking one makes room again.
+    serial = request("GET", "/chargers/CP1/certificates").body["certificates"][0]["serial"]
+    assert request("POST", f"/chargers/CP1/certificates/{serial}/revoke").status == 200
+    assert sign(deps, "CP1", V201, make_csr("CP1"), "after") == {"status": "Accepted"}
