@@ -539,23 +539,22 @@ def _certificate_row(c: dict[str, Any]) -> list[Any]:
     ]
 
 
-def cmd_certificates_list(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
-    """What the CA issued to the charger, newest first."""
-    answer = api.request("GET", f"/chargers/{segment(args.charger)}/certificates")
+def _print_certificates(answer: dict[str, Any], args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         output.as_json(answer, out)
-        return 0
-    output.table(CERTIFICATE_COLUMNS, (_certificate_row(c) for c in answer.get("certificates", [])), out)
+    else:
+        output.table(CERTIFICATE_COLUMNS, (_certificate_row(c) for c in answer.get("certificates", [])), out)
     return 0
+
+
+def cmd_certificates_list(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    """What the CA issued to the charger, newest first."""
+    return _print_certificates(api.request("GET", f"/chargers/{segment(args.charger)}/certificates"), args, out)
 
 
 def cmd_certificates_expiring(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
     answer = api.request("GET", "/certificates", query={"expiringWithinDays": str(args.days)})
-    if args.json:
-        output.as_json(answer, out)
-        return 0
-    output.table(CERTIFICATE_COLUMNS, (_certificate_row(c) for c in answer.get("certificates", [])), out)
-    return 0
+    return _print_certificates(answer, args, out)
 
 
 def cmd_certificates_revoke(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:

@@ -446,17 +446,9 @@ class StageConfig:
         if self.certificate_arn is not None:
             match = _CERT_ARN_RE.fullmatch(self.certificate_arn)
             assert match is not None  # parsed by the regex already
-            cert_region, cert_account = match.groups()
-            if self.region is not None and cert_region != self.region:
-                raise ConfigError(
-                    f"invalid context value certificate_arn={self.certificate_arn}: "
-                    f"the certificate is in {cert_region}, the stack in region={self.region} (an NLB needs it local)"
-                )
-            if self.account is not None and cert_account != self.account:
-                raise ConfigError(
-                    f"invalid context value certificate_arn={self.certificate_arn}: "
-                    f"belongs to account {cert_account}, not account={self.account}"
-                )
+            self._check_home(
+                "certificate_arn", self.certificate_arn, *match.groups(), "the certificate", " (an NLB needs it local)"
+            )
         if self.plain_listener is False and not self.tls:
             raise ConfigError(
                 "invalid context value plain_listener=false: without domain_name and certificate_arn "
@@ -493,21 +485,22 @@ class StageConfig:
                 f"(at least {MIN_CONNECT_RATE:g}); raise iot_connect_quota after a quota increase"
             )
 
+    def _check_home(self, key: str, arn: str, region: str, account: str, what: str, why: str = "") -> None:
+        """An ARN's resource must be in the stack's region and account (when they are given)."""
+        if self.region is not None and region != self.region:
+            raise ConfigError(
+                f"invalid context value {key}={arn}: {what} is in {region}, the stack in region={self.region}{why}"
+            )
+        if self.account is not None and account != self.account:
+            raise ConfigError(
+                f"invalid context value {key}={arn}: belongs to account {account}, not account={self.account}"
+            )
+
     def _check_profile3(self) -> None:
         assert self.profile3_secret_arn is not None
         match = _SECRET_ARN_RE.fullmatch(self.profile3_secret_arn)
         assert match is not None  # parsed by the regex already
-        secret_region, secret_account = match.groups()
-        if self.region is not None and secret_region != self.region:
-            raise ConfigError(
-                f"invalid context value profile3_secret_arn={self.profile3_secret_arn}: "
-                f"the secret is in {secret_region}, the stack in region={self.region}"
-            )
-        if self.account is not None and secret_account != self.account:
-            raise ConfigError(
-                f"invalid context value profile3_secret_arn={self.profile3_secret_arn}: "
-                f"belongs to account {secret_account}, not account={self.account}"
-            )
+        self._check_home("profile3_secret_arn", self.profile3_secret_arn, *match.groups(), "the secret")
         taken = {self.plain_port: "plain_port"} if self.plain_listener_enabled else {}
         if self.tls:
             taken[self.tls_port] = "tls_port"

@@ -14,8 +14,7 @@ import logging
 from collections.abc import Iterable
 
 from ocpp_core.calls import fail_call, start_outbox_call, view_call
-from ocpp_core.certificates import CertificateStatus
-from ocpp_core.ports import Record, StateStore
+from ocpp_core.certificates import expiring_certificates
 
 from .publisher import outbound_topic
 from .runtime import Dependencies
@@ -87,17 +86,3 @@ def run_timer(deps: Dependencies) -> dict[str, int]:
         # Once an hour: the valid certificates ending within 30 days (the CertificatesExpiring alarm).
         counts["certificatesExpiring"] = len(expiring_certificates(store, now))
     return counts
-
-
-#: how far ahead the timer looks for certificates to renew (the issue's month)
-EXPIRY_WARNING_DAYS = 30
-
-
-def expiring_certificates(store: StateStore, now_ms: int, days: int = EXPIRY_WARNING_DAYS) -> list[Record]:
-    """The valid certificates of every charger that end within ``days`` (at most 1,000)."""
-    before = now_ms + days * 86_400_000
-    return [
-        r
-        for r in store.expiring_certificates(before)
-        if r.get("status") == CertificateStatus.VALID and int(r.get("notAfter") or 0) > now_ms
-    ]

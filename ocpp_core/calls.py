@@ -23,6 +23,7 @@ from .handlers.provisioning import variable_key
 from .handlers.reservations import cancel_reservation_result, reserve_now_result
 from .ports import IdSource, ItemUpdate, Record, StateStore
 from .presence import current_connection_key, is_connected
+from .smart_charging.balancer import profile_finished
 from .smart_charging.profiles import (
     clear_charging_profile_result,
     composite_schedule_result,
@@ -505,12 +506,4 @@ RESULT_EFFECTS: dict[str, Effect] = {
 }
 
 
-def _balancing(
-    store: StateStore, now_ms: int, cp: str, origin: Mapping[str, Any], status: str, detail: str, response: Any
-) -> set[str]:
-    from .smart_charging.balancer import profile_finished  # the balancer queues calls: imported late
-
-    return profile_finished(store, now_ms, cp, origin, status, detail, response)
-
-
-ORIGINS: dict[str, Origin] = {"balancing": _balancing, "certificate": certificate_signed_finished}
+ORIGINS: dict[str, Origin] = {"balancing": profile_finished, "certificate": certificate_signed_finished}

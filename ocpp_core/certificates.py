@@ -28,7 +28,7 @@ from typing import Any
 
 from . import outbox
 from .context import CallContext
-from .ports import CertificateSigner, IssuedCertificate, ItemUpdate, StateStore
+from .ports import CertificateSigner, IssuedCertificate, ItemUpdate, Record, StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +151,20 @@ def certificate_signed_finished(
     if install != "Accepted":
         logger.warning("charger %s did not install certificate %s: %s (%s)", cp, origin.get("serial"), install, detail)
     return set()
+
+
+#: how far ahead certificates to renew are looked for (the timer's count, the API's default)
+EXPIRY_WARNING_DAYS = 30
+
+
+def expiring_certificates(store: StateStore, now_ms: int, days: int = EXPIRY_WARNING_DAYS) -> list[Record]:
+    """The valid certificates of every charger that end within ``days`` (at most 1,000)."""
+    before = now_ms + days * 86_400_000
+    return [
+        r
+        for r in store.expiring_certificates(before)
+        if r.get("status") == CertificateStatus.VALID and int(r.get("notAfter") or 0) > now_ms
+    ]
 
 
 def revoke(store: StateStore, cp: str, serial: str, reason: str, now_ms: int) -> bool:

@@ -18,9 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ocpp_core.certificates import revoke
+from ocpp_core.certificates import EXPIRY_WARNING_DAYS, expiring_certificates, revoke
 
-from ..outbox_sender import expiring_certificates
 from .bodies import json_object
 from .context import ApiContext
 from .errors import ApiError, BadRequest, Conflict, NotFound
@@ -72,7 +71,7 @@ def revoke_certificate(ctx: ApiContext, request: Request, params: dict[str, str]
 
 
 def expiring(ctx: ApiContext, request: Request, params: dict[str, str]) -> Response:
-    raw = request.query.get("expiringWithinDays", "30")
+    raw = request.query.get("expiringWithinDays", str(EXPIRY_WARNING_DAYS))
     if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= 3650:
         raise BadRequest(
             "expiringWithinDays must be a whole number of days from 1 to 3650.", expiringWithinDays=raw[:32]

@@ -52,9 +52,12 @@ _UNIT_VARIABLE = "SmartChargingCtrlr/RateUnit"
 Change = Callable[[dict[str, Any]], bool]
 
 
-def rebalance(store: StateStore, site_id: str, now_ms: int, change: Change | None = None) -> set[str]:
-    """Apply ``change`` to the site's state, plan, write, queue; the chargers with new calls."""
-    site = store.get_site(site_id)
+def rebalance(
+    store: StateStore, site_id: str, now_ms: int, change: Change | None = None, *, site: Record | None = None
+) -> set[str]:
+    """Apply ``change`` to the site's state, plan, write, queue; the chargers with new calls.
+    ``site``: the site record, if the caller read it already."""
+    site = site if site is not None else store.get_site(site_id)
     if site is None:
         return set()
     limits = SiteLimits.of(site)
@@ -105,18 +108,21 @@ def _site_of(ctx: CallContext) -> str | None:
 def transaction_started(ctx: CallContext, transaction_id: str, where: Mapping[str, int]) -> None:
     """``where``: ``{"connectorId": n}`` (1.6) or ``{"evseId": n}`` (2.x)."""
     site_id = _site_of(ctx)
-    if site_id is None:
+    site = ctx.store.get_site(site_id) if site_id is not None else None
+    if site_id is None or site is None:
         return
     info = {
         "chargePointId": ctx.charge_point_id,
         "transactionId": transaction_id,
         "protocol": ctx.version.value,
-        "unit": _charger_unit(ctx, site_id),
+        "unit": _unit_of(ctx.store, ctx.charge_point_id, site, ctx.version),
         "startedAt": ctx.received_at_ms,
         **where,
     }
     key = session_key(ctx.charge_point_id, transaction_id)
-    ctx.drain |= rebalance(ctx.store, site_id, ctx.now_ms, lambda state: add_session(state, key, info, ctx.now_ms))
+    ctx.drain |= rebalance(
+        ctx.store, site_id, ctx.now_ms, lambda state: add_session(state, key, info, ctx.now_ms), site=site
+    )
 
 
 def transaction_ended(ctx: CallContext, transaction_id: str) -> None:
@@ -158,7 +164,7 @@ def meter_values(ctx: CallContext, transaction_id: str, meter_value: Any) -> Non
     probe = copy.deepcopy(before) if before is not None else empty_state(site_id)
     if not change(probe):
         return  # nothing to remember: no read-write cycle for an ordinary sample
-    ctx.drain |= rebalance(ctx.store, site_id, ctx.now_ms, change)
+    ctx.drain |= rebalance(ctx.store, site_id, ctx.now_ms, change, site=site)
 
 
 def charger_connected(store: StateStore, now_ms: int, charge_point_id: str) -> set[str]:
@@ -182,8 +188,11 @@ def site_changed(store: StateStore, now_ms: int, site_id: str) -> set[str]:
         for tx in store.list_transactions(str(cp))
         if tx.get("status") == TransactionStatus.ACTIVE and not tx.get("stoppedAt")
     ]
-    units = {str(cp): _unit_of(store, str(cp), site) for cp in {str(tx.get("chargePointId")) for tx in running}}
     members = store.get_chargers([str(cp) for cp in site.get("chargers") or []])
+    units = {
+        cp: _unit_of(store, cp, site, OcppVersion.parse((members.get(cp) or {}).get("protocol")))
+        for cp in {str(tx.get("chargePointId")) for tx in running}
+    }
 
     def adopt(state: dict[str, Any]) -> bool:
         changed = False
@@ -214,8 +223,11 @@ def profile_finished(
         if status != "accepted":
             return set()  # the unit stays what it was taken to be ("A" when unknown)
         site_id = str(origin.get("siteId"))
-        unit = _unit_of(store, cp, store.get_site(site_id) or {})
-        return rebalance(store, site_id, now_ms, lambda state: set_units(state, cp, unit))
+        site = store.get_site(site_id)
+        if site is None:
+            return set()
+        unit = _unit_of(store, cp, site, OcppVersion.parse((store.get_charger(cp) or {}).get("protocol")))
+        return rebalance(store, site_id, now_ms, lambda state: set_units(state, cp, unit), site=site)
     if origin.get("clear"):
         # The charger left the site: nothing of the site's state depends on the answer.
         if status != "accepted":
@@ -326,17 +338,12 @@ def _convert(limit: float, limits: SiteLimits, unit: str) -> float:
     return int(limit * factor * 10 + 1e-9) / 10
 
 
-def _charger_unit(ctx: CallContext, site_id: str) -> str:
-    return _unit_of(ctx.store, ctx.charge_point_id, ctx.store.get_site(site_id) or {})
-
-
-def _unit_of(store: StateStore, cp: str, site: Mapping[str, Any]) -> str:
+def _unit_of(store: StateStore, cp: str, site: Mapping[str, Any], version: OcppVersion | None) -> str:
     """The unit the charger's schedules may use, as its configuration says (if the CSMS read it:
     1.6 ChargingScheduleAllowedChargingRateUnit, 2.x SmartChargingCtrlr.RateUnit): the site's own
     if it takes that, else the one it takes; "A" when unknown (what chargers support most)."""
-    charger = store.get_charger(cp) or {}
     try:
-        if OcppVersion.parse(charger.get("protocol")) in (None, OcppVersion.V16):
+        if version in (None, OcppVersion.V16):
             entry = store.get_charger_map(cp, "configuration").get(_UNIT_CONFIGURATION)
             raw = entry.get("value") if isinstance(entry, Mapping) else None
         else:

@@ -11,9 +11,6 @@ refused is the bridge's to test: it reads the registry through a cache of up to 
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.error
-import urllib.request
 from typing import Any
 
 import pytest
@@ -22,6 +19,7 @@ from ocpp_core.versions import OcppVersion
 from simulator.station import Station
 
 from .conftest import E2EStack
+from .test_operator_calls import _api
 
 VERSIONS = [OcppVersion.V16, OcppVersion.V201]
 #: The renewal trigger: 1.6 security extension ExtendedTriggerMessage, 2.0.1 TriggerMessage (A02).
@@ -29,21 +27,6 @@ RENEWAL = {
     OcppVersion.V16: ("ExtendedTriggerMessage", {"requestedMessage": "SignChargePointCertificate"}),
     OcppVersion.V201: ("TriggerMessage", {"requestedMessage": "SignChargingStationCertificate"}),
 }
-
-
-def _http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
-
-
-async def _api(method: str, url: str, body: Any = None) -> tuple[int, Any]:
-    # Blocking HTTP off the event loop, so the station keeps answering meanwhile.
-    return await asyncio.to_thread(_http, method, url, body)
 
 
 async def _installed(stack: E2EStack, cp: str, serial: str, timeout: float = 15.0) -> dict[str, Any]:
