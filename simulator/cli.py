@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from ocpp_core.versions import OcppVersion
 
 from .errors import ConnectFailed, SimulatorError
+from .files import UPLOAD_METHODS
 from .load import ALL_VERSIONS, LoadConfig, LoadSummary, run_load
 from .scenario import ScenarioOptions, run_scenario
 from .site_demo import DEFAULT_API, ApiFailed, SiteDemo, run_site_demo
@@ -227,6 +228,13 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         help="with --security-profile 3: the wss:// URL prefix of the client-certificate endpoint "
         "(locally wss://127.0.0.1:9443/ocpp); --ca-file is the CA its server certificate chains to",
     )
+    sc.add_argument(
+        "--upload-method",
+        choices=UPLOAD_METHODS,
+        default="post",
+        help="how GetDiagnostics / GetLog files are uploaded: post (multipart/form-data, the default) or put "
+        "(the raw body, e.g. to an S3 presigned PUT URL)",
+    )
     sc.add_argument("--quiet", action="store_true", help="do not print frames")
 
     ld = modes.add_parser(
@@ -324,6 +332,7 @@ async def _scenario(args: argparse.Namespace) -> int:
         model=args.model,
         security_profile=args.security_profile,
         tls_url=args.tls_url,
+        upload_method=args.upload_method,
     )
     stop = asyncio.Event()
     if args.stay:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from . import messages
 from .connectors import Connector
+from .files import status_follow_up
 from .ports import FollowUp, Payload, Reply, StationPort
 from .ports import status_reply as _status
 from .security import sign_certificate_follow_up
@@ -139,7 +140,7 @@ def _trigger(st: StationPort, message: str, connector_id: int | None) -> Reply:
             return _status("Rejected")  # F06.FR.06: no transaction to report on
         follow = _meter_values(st, busy, in_transaction=True)
     elif message in ("FirmwareStatusNotification", "DiagnosticsStatusNotification", "LogStatusNotification"):
-        follow = _idle_notification(st, message)
+        follow = status_follow_up(st, message)  # what is uploading / installing, else Idle
     elif message == "PublishFirmwareStatusNotification":
         follow = _idle_notification(st, message)
     elif message in ("SignChargingStationCertificate", "SignChargePointCertificate"):

@@ -36,6 +36,7 @@ from .device_handlers import (
     trigger_message_v2,
     trigger_message_v16,
 )
+from .files import FILE_HANDLERS
 from .ports import Handler, Payload, Reply, StationPort
 from .ports import status_reply as _status
 from .responses import default_response
@@ -405,10 +406,10 @@ _V2: dict[str, Handler] = {
     "UnlockConnector": unlock_connector_v2,
 }
 
+# GetDiagnostics, GetLog, (Signed)UpdateFirmware: uploads and downloads, :mod:`simulator.files`
 HANDLERS: dict[OcppVersion, dict[str, Handler]] = {
-    OcppVersion.V16: _V16,
-    OcppVersion.V201: _V2,
-    OcppVersion.V21: _V2,
+    version: {**table, **FILE_HANDLERS[version]}
+    for version, table in ((OcppVersion.V16, _V16), (OcppVersion.V201, _V2), (OcppVersion.V21, _V2))
 }
 
 

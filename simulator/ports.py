@@ -19,6 +19,7 @@ from .connectors import Connector
 from .device_model import DeviceModel
 
 if TYPE_CHECKING:
+    from .files import StationFiles
     from .security import Security
 
 Payload = dict[str, Any]
@@ -48,6 +49,7 @@ class StationPort(Protocol):
     local_list_version: int
     reset_when_idle: bool
     security: Security
+    files: StationFiles
 
     @property
     def model(self) -> DeviceModel: ...

@@ -5,7 +5,9 @@ stateful handlers (``handlers``) cover what the simulator really does (reset, re
 configuration, reservations...); everything else gets the answer of a station that does not
 have the feature, chosen so the CSMS is not left waiting for follow-up messages that never come:
 firmware, log and certificate requests are refused, reports that have nothing to say answer
-``EmptyResultSet`` / ``NotFound``. A test checks that every action in
+``EmptyResultSet`` / ``NotFound``. (A :class:`~simulator.station.Station` uploads diagnostics
+and logs and downloads firmware instead, :mod:`simulator.files`; these are the answers without
+that part.) A test checks that every action in
 ``CSMS_INITIATED[version]`` has an entry here whose answer passes the response schema.
 """
 

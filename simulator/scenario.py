@@ -57,6 +57,8 @@ class ScenarioOptions:
     security_profile: int | None = None
     #: The profile-3 endpoint (wss://, client certificates), e.g. wss://127.0.0.1:9443/ocpp.
     tls_url: str | None = None
+    #: How diagnostics / logs are uploaded: "post" (multipart/form-data) or "put" (raw body).
+    upload_method: str = "post"
 
 
 async def run_scenario(
@@ -78,6 +80,7 @@ async def run_scenario(
         reconnect_attempts=options.reconnect_attempts,
         reconnect_delay=options.reconnect_delay,
         ssl_context=ssl.create_default_context(cafile=options.ca_file) if options.ca_file else None,
+        upload_method=options.upload_method,
         on_frame=on_frame,
     )
     if options.connector not in station.connectors:

@@ -8,7 +8,8 @@ device model), and composes its parts:
   the CSMS's calls, answered through :mod:`simulator.handlers`;
 * :mod:`simulator.charging`: transactions, meter values and charging limits, with
   :mod:`simulator.reservations` and :mod:`simulator.charging_profiles`;
-* :mod:`simulator.security`: its key and certificate (SignCertificate, profile 3).
+* :mod:`simulator.security`: its key and certificate (SignCertificate, profile 3);
+* :mod:`simulator.files`: diagnostics / log uploads and firmware downloads over HTTP(S).
 
 What is left here is the behaviour that ties them together: boot, statuses, heartbeats,
 remote start and stop, reboot, and the lifecycle (connect, lost connection, close).
@@ -32,6 +33,7 @@ from .charging_profiles import ChargingProfiles, Draw, Profile
 from .connectors import Connector, Transaction
 from .device_model import DeviceModel
 from .errors import ConnectFailed, SimulatorError
+from .files import StationFiles
 from .reservations import Reservation, Reservations
 from .security import Security
 from .transport import EventCallback, FrameCallback, Transport
@@ -129,6 +131,7 @@ class Station:
         ssl_context: ssl.SSLContext | None = None,
         client_cert: str | None = None,
         client_key: str | None = None,
+        upload_method: str = "post",
         on_frame: FrameCallback | None = None,
         on_call: CallCallback | None = None,
         on_event: EventCallback | None = None,
@@ -195,6 +198,8 @@ class Station:
         self._charging = Charging(self, self._reservations, self.profiles, spawn=self._spawn, on_event=self._event)
         #: Its key and certificate (security profile 3); ``security.directory``: where they are written.
         self.security = Security(self)
+        #: Uploads made and the last firmware image downloaded; ``upload_method`` "post" or "put".
+        self.files = StationFiles(self, upload_method=upload_method)
 
     # ------------------------------------------------------------------ properties
 
