@@ -155,10 +155,15 @@ def item_backup_transactions(setattr_: Callable[[Any, str, Any], None] = setattr
         saved = _named_items(self, transact_items)
         if saved is None:  # a malformed request: moto's own path gives its own error
             return original(self, transact_items)
+        streams = {id(table): (table.stream_shard, len(table.stream_shard.items)) for table, *_ in saved if table.stream_shard}
         Table.__deepcopy__ = lambda table, memo: table  # for this call only (removed below)
         try:
             return original(self, transact_items)
         except BaseException:
+            # moto's own rollback restores the tables' copies, stream shards included: so here the
+            # stream records of the writes undone go too (a failed transaction changed nothing).
+            for shard, length in streams.values():
+                del shard.items[length:]
             for table, hash_value, range_value, item in saved:
                 if item is not None:
                     if range_value is None:
@@ -172,6 +177,47 @@ def item_backup_transactions(setattr_: Callable[[Any, str, Any], None] = setattr
             del Table.__deepcopy__
 
     setattr_(DynamoDBBackend, "transact_write_items", transact_write_items)
+
+
+#: stream records kept for a consumer that never reads (the local stack's poller reads them all)
+MAX_STREAM_RECORDS = 100_000
+
+
+def consumed_streams(setattr_: Callable[[Any, str, Any], None] = setattr) -> None:
+    """Let the table's stream forget the records its one reader has read.
+
+    moto keeps every stream record for ever (it empties the list only for its own Lambda event
+    source mappings), so a long local run would grow without bound. The local stack has one
+    reader, its event poller (``local_stack.event_stream``): a read from a sequence number drops the
+    records before it, and at most :data:`MAX_STREAM_RECORDS` are kept unread. Sequence numbers
+    stay those moto gives (an offset counts the records dropped).
+    """
+    from moto.dynamodb.models.table import StreamRecord, StreamShard
+
+    def add(self: Any, old: Any, new: Any) -> None:
+        kind = "INSERT" if old is None else "REMOVE" if new is None else "MODIFY"
+        dropped = getattr(self, "dropped", 0)
+        seq = self.starting_sequence_number + dropped + len(self.items)
+        view = self.table.stream_specification["StreamViewType"]
+        self.items.append(StreamRecord(self.table, view, kind, old, new, seq))
+        overflow = len(self.items) - MAX_STREAM_RECORDS
+        if overflow > 0:
+            del self.items[:overflow]
+            self.dropped = dropped + overflow
+
+    def get(self: Any, start: int, quantity: int) -> list[dict[str, Any]]:
+        dropped = getattr(self, "dropped", 0)
+        index = start - self.starting_sequence_number - dropped
+        if index > 0:
+            read = min(index, len(self.items))
+            del self.items[:read]
+            self.dropped = dropped + read
+            index -= read
+        index = max(index, 0)
+        return [record.to_json() for record in self.items[index : index + quantity]]
+
+    setattr_(StreamShard, "add", add)
+    setattr_(StreamShard, "get", get)
 
 
 def _named_items(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[Any, Any, Any, Any]] | None:
@@ -236,6 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     # A line per request on stderr costs more than some requests; errors are still logged.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     item_backup_transactions()
+    consumed_streams()
     serialize_dynamodb()  # after: the request lock is around the whole transaction
     fast_dynamodb_responses()
     root_only_update_checks()
