@@ -160,10 +160,6 @@ def item_backup_transactions(setattr_: Callable[[Any, str, Any], None] = setattr
         try:
             return original(self, transact_items)
         except BaseException:
-            # moto's own rollback restores the tables' copies, stream shards included: so here the
-            # stream records of the writes undone go too (a failed transaction changed nothing).
-            for shard, length in streams.values():
-                del shard.items[length:]
             for table, hash_value, range_value, item in saved:
                 if item is not None:
                     if range_value is None:
@@ -172,6 +168,10 @@ def item_backup_transactions(setattr_: Callable[[Any, str, Any], None] = setattr
                         table.items[hash_value][range_value] = item
                 elif table.get_item(hash_value, range_value) is not None:
                     table.delete_item(hash_value, range_value)
+            # moto's own rollback restores the tables' copies, stream shards included: so the
+            # stream records of the writes undone (and of undoing them) go too, last.
+            for shard, length in streams.values():
+                del shard.items[length:]
             raise
         finally:
             del Table.__deepcopy__

@@ -412,3 +412,72 @@ def test_root_only_checks_accept_and_refuse_what_motos_own_do(aws: None, clauses
             validators.OverlappingPathsValidator.check_for_overlapping_paths = saved["check_for_overlapping_paths"]
         outcomes.append((result.split(":")[0], table_state(backend, table)))
     assert outcomes[1] == outcomes[0], expression
+
+
+# --- the table's stream (domain events, local_stack.event_stream) -----------------------------
+
+
+def _stream(client: Any) -> tuple[Any, str]:
+    streams = boto3.client(
+        "dynamodbstreams", region_name=REGION, endpoint_url=f"https://streams.dynamodb.{REGION}.amazonaws.com"
+    )
+    arn = client.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    return streams, iterator["ShardIterator"]
+
+
+def _keys(records: list[dict[str, Any]]) -> list[str]:
+    return [r["dynamodb"]["Keys"]["sk"]["S"] for r in records]
+
+
+def test_a_failed_transaction_leaves_no_stream_record(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from local_stack.moto_server import consumed_streams
+
+    item_backup_transactions(monkeypatch.setattr)
+    consumed_streams(monkeypatch.setattr)
+    client = boto3.client("dynamodb", region_name=REGION)
+    create_table(client, TABLE)
+    streams, iterator = _stream(client)
+    put = {"Put": {"TableName": TABLE, "Item": {"pk": {"S": "A"}, "sk": {"S": "written-then-undone"}}}}
+    refused = {
+        "ConditionCheck": {
+            "TableName": TABLE,
+            "Key": {"pk": {"S": "A"}, "sk": {"S": "absent"}},
+            "ConditionExpression": "attribute_exists(pk)",
+        }
+    }
+    with pytest.raises(ClientError):
+        client.transact_write_items(TransactItems=[put, refused])
+    client.put_item(TableName=TABLE, Item={"pk": {"S": "A"}, "sk": {"S": "kept"}})
+    answer = streams.get_records(ShardIterator=iterator)
+    assert _keys(answer["Records"]) == ["kept"]
+
+
+def test_the_stream_forgets_what_was_read_and_keeps_numbering(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.dynamodb.models import dynamodb_backends
+
+    from local_stack.moto_server import consumed_streams
+
+    consumed_streams(monkeypatch.setattr)
+    monkeypatch.setattr("local_stack.moto_server.MAX_STREAM_RECORDS", 5)
+    client = boto3.client("dynamodb", region_name=REGION)
+    create_table(client, TABLE)
+    shard = dynamodb_backends["123456789012"][REGION].get_table(TABLE).stream_shard
+    streams, iterator = _stream(client)
+    for n in range(3):
+        client.put_item(TableName=TABLE, Item={"pk": {"S": "A"}, "sk": {"S": f"a{n}"}})
+    first = streams.get_records(ShardIterator=iterator)
+    assert _keys(first["Records"]) == ["a0", "a1", "a2"]
+    for n in range(2):
+        client.put_item(TableName=TABLE, Item={"pk": {"S": "A"}, "sk": {"S": f"b{n}"}})
+    second = streams.get_records(ShardIterator=first["NextShardIterator"])
+    assert _keys(second["Records"]) == ["b0", "b1"]
+    assert len(shard.items) == 2  # the first three were read: forgotten
+    numbers = [int(r["dynamodb"]["SequenceNumber"]) for r in first["Records"] + second["Records"]]
+    assert numbers == sorted(set(numbers))
+    for n in range(8):  # nobody reads: at most MAX_STREAM_RECORDS are kept
+        client.put_item(TableName=TABLE, Item={"pk": {"S": "A"}, "sk": {"S": f"c{n}"}})
+    assert len(shard.items) == 5
+    third = streams.get_records(ShardIterator=second["NextShardIterator"])
+    assert _keys(third["Records"]) == [f"c{n}" for n in range(3, 8)]
