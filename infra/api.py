@@ -41,6 +41,14 @@ ROUTES: tuple[tuple[apigwv2.HttpMethod, str], ...] = (
     (apigwv2.HttpMethod.GET, "/sites"),
     (apigwv2.HttpMethod.GET, "/sites/{siteId}"),
     (apigwv2.HttpMethod.PUT, "/sites/{siteId}"),
+    # files (DESIGN §11): what chargers uploaded, the upload URLs asked for, firmware sent
+    (apigwv2.HttpMethod.GET, "/chargers/{id}/files"),
+    (apigwv2.HttpMethod.GET, "/chargers/{id}/files/{fileId}"),
+    (apigwv2.HttpMethod.GET, "/chargers/{id}/uploads"),
+    (apigwv2.HttpMethod.GET, "/chargers/{id}/firmware"),
+    (apigwv2.HttpMethod.POST, "/firmware"),
+    (apigwv2.HttpMethod.GET, "/firmware"),
+    (apigwv2.HttpMethod.GET, "/firmware/{firmwareId}"),
 )
 
 # HTTP APIs accept only their own $context variables (not the REST API standard set).

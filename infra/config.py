@@ -322,6 +322,10 @@ class StageConfig:
     iot_endpoint: str | None = None
     #: width of the anomaly band below which the connected-chargers alarm fires
     connected_drop_std_devs: float = 3.0
+    #: days the EventBridge archive of the stage's bus keeps the domain events (0: for ever)
+    events_archive_days: int = 30
+    #: the example rule: TransactionEnded events to an SQS queue of the stage (docs/deployment.md)
+    events_queue: bool = False
 
     # ------------------------------------------------------------------
     @property
@@ -597,6 +601,8 @@ _PARSERS: dict[str, Parser] = {
     "xray": _bool,
     "iot_endpoint": _optional(_iot_endpoint),
     "connected_drop_std_devs": _number(0.5, 20),
+    "events_archive_days": _int(0, 3650),
+    "events_queue": _bool,
 }
 
 # Every field but the stage has a parser (checked at import, cheaply).

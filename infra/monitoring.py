@@ -3,7 +3,8 @@
 Top to bottom the dashboard follows a frame's path: chargers connected to the bridge, frames
 in and out, the NLB and the tasks, the IoT rules, the processor and its EMF metrics, the
 operator calls, the other functions (lifecycle, operator API, outbox timer), the dead-letter
-queues, then every alarm's state. Every function has its Errors and Throttles alarms.
+queues, every alarm's state, then the events publisher (DESIGN §11). Every function has its Errors
+and Throttles alarms; the events publisher also its IteratorAge (how far behind the table's stream).
 
 Metric sources: the bridge's EMF metrics (``OCPP/Bridge``, ``Service=bridge``, ``Stage``), the
 Lambda handlers' Powertools EMF metrics (``OCPP/CSMS``, dimensions ``service`` = the function's
@@ -36,6 +37,9 @@ from infra.bridge_service import BROKER_REACHABLE, CONNECTED_CHARGERS, bridge_me
 CSMS_METRICS_NAMESPACE = "OCPP/CSMS"
 PROCESSOR_EMF_METRICS = ("MessagesProcessed", "CallErrors", "DuplicateMessages", "HandlerFailures", "HookFailures")
 CALL_EMF_METRICS = ("CallsCreated", "CallsCompleted", "CallsTimedOut")
+#: The events publisher is this far behind the table's change stream: events reach consumers late.
+#: Records older than a day are given up on (infra/events.py), so a lag of minutes is worth a page.
+STREAM_ITERATOR_AGE_ALARM_MS = 10 * 60 * 1000
 BRIDGE_PROBLEM_METRICS = ("AuthFailures", "HandshakeRejections", "TakeOvers", "MqttReconnects", "QueueDrops")
 
 ONE_MINUTE = cdk.Duration.minutes(1)
@@ -93,6 +97,7 @@ class Monitoring(Construct):
         table: dynamodb.ITable,
         http_api: apigwv2.HttpApi,
         connected_drop_std_devs: float,
+        stream_consumer: lambda_.IFunction | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
@@ -185,6 +190,18 @@ class Monitoring(Construct):
                 metric=queue.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES, statistic="Maximum"),
                 threshold=1,
                 description=f"{name}: messages are waiting in the dead-letter queue",
+            )
+        if stream_consumer is not None:
+            # IteratorAge: the age of the last record of each batch when the function got it
+            # (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html). No
+            # data means no record arrived: nothing is late.
+            self._alarm(
+                "EventsStreamIteratorAge",
+                metric=stream_consumer.metric("IteratorAge", period=FIVE_MINUTES, statistic="Maximum"),
+                threshold=STREAM_ITERATOR_AGE_ALARM_MS,
+                evaluation_periods=2,
+                description="Events publisher: more than 10 minutes behind the table's change stream for 10 "
+                "minutes (failing batches being retried, or throttled); events reach the bus late",
             )
         self._alarm(
             "UnhealthyBridgeTasks",
@@ -344,7 +361,7 @@ class Monitoring(Construct):
         )
         self.dashboard.add_widgets(
             graph(
-                "Lifecycle, operator API and outbox timer functions",
+                "Other functions: lifecycle, operator API, outbox timer, events, files",
                 [f.metric_invocations(period=ONE_MINUTE, statistic="Sum", label=_short(f)) for f in other_functions],
                 right=[
                     *(f.metric_errors(period=ONE_MINUTE, statistic="Sum") for f in other_functions),
@@ -383,6 +400,17 @@ class Monitoring(Construct):
             ),
             cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=12, height=6),
         )
+        if stream_consumer is not None:
+            self.dashboard.add_widgets(
+                graph(
+                    "Events publisher: invocations, errors; iterator age (ms, right)",
+                    [
+                        stream_consumer.metric_invocations(period=ONE_MINUTE, statistic="Sum"),
+                        stream_consumer.metric_errors(period=ONE_MINUTE, statistic="Sum"),
+                    ],
+                    right=[stream_consumer.metric("IteratorAge", period=ONE_MINUTE, statistic="Maximum")],
+                ),
+            )
 
     # ------------------------------------------------------------------------------------------
     def _alarm(

@@ -3,7 +3,9 @@
 One function per rule of the stage (``lambdas.rules.rules_for``: the stage's topic filters and
 rule names; the SQL is built by the same code the local rule emulator evaluates), plus the
 operator API function and the outbox timer (DESIGN §10), which an EventBridge rule invokes every
-minute. IoT rules invoke Lambda asynchronously; a
+minute, and the two functions of DESIGN §11: the events publisher (the table's change stream
+invokes it: infra/events.py) and the files-received function (S3 invokes it: infra/files.py).
+IoT rules invoke Lambda asynchronously; a
 retry would arrive after the charger's call timed out, so there is none: a failed event goes to
 a dead-letter queue to be looked at, and a rule that cannot invoke at all sends the message to its
 error action (another queue).
@@ -29,6 +31,8 @@ from lambdas.rules import AWS_IOT_SQL_VERSION, LIFECYCLE_RULE, MESSAGE_RULE, RUL
 
 OPERATOR_API_HANDLER = "lambdas.operator_api.handler"
 TIMER_HANDLER = "lambdas.timer.handler"
+EVENTS_PUBLISHER_HANDLER = "lambdas.events_publisher.handler"
+FILES_RECEIVED_HANDLER = "lambdas.files_received.handler"
 
 # EventBridge schedules have no second-level precision: "The finest resolution using a cron
 # expression is one minute" (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-run-lambda-schedule.html),
@@ -51,6 +55,14 @@ ASYNC_MAX_EVENT_AGE = cdk.Duration.seconds(60)
 # API Gateway gives up on an integration after 30 s; the API's ?wait= stays below that.
 OPERATOR_API_TIMEOUT = cdk.Duration.seconds(29)
 
+#: A batch of 100 stream records is at most 10 PutEvents calls (10 entries each) and their retries.
+EVENTS_PUBLISHER_TIMEOUT = cdk.Duration.seconds(60)
+#: Recording a file is one idempotent write: S3's asynchronous invocation may retry it (Lambda's
+#: default, twice), and what still fails waits in FailedInvocations with the S3 event.
+FILES_RECEIVED_TIMEOUT = cdk.Duration.seconds(30)
+FILES_RECEIVED_RETRY_ATTEMPTS = 2
+FILES_RECEIVED_MAX_EVENT_AGE = cdk.Duration.hours(6)
+
 _SERVICE_NAMES = {
     MESSAGE_RULE.handler: "ocpp-message-processor",
     LIFECYCLE_RULE.handler: "ocpp-lifecycle",
@@ -63,7 +75,8 @@ def service_name(handler: str) -> str:
     return _SERVICE_NAMES.get(handler, "ocpp-" + handler.split(".")[-2].replace("_", "-"))
 
 
-def _queue(scope: Construct, construct_id: str) -> sqs.Queue:
+def dead_letter_queue(scope: Construct, construct_id: str) -> sqs.Queue:
+    """An encrypted, TLS-only queue that keeps what failed for 14 days, for someone to look at."""
     queue = sqs.Queue(
         scope,
         construct_id,
@@ -108,9 +121,9 @@ class Processing(Construct):
         self._removal_policy = removal_policy
 
         #: async invocations that failed (function error, or too old to run)
-        self.failure_queue = _queue(self, "FailedInvocations")
+        self.failure_queue = dead_letter_queue(self, "FailedInvocations")
         #: messages a rule could not deliver to its function (the rules' error action)
-        self.rule_error_queue = _queue(self, "RuleErrors")
+        self.rule_error_queue = dead_letter_queue(self, "RuleErrors")
 
         self.functions: dict[str, lambda_.Function] = {}
         self.topic_rules: dict[str, iot.CfnTopicRule] = {}
@@ -167,6 +180,35 @@ class Processing(Construct):
             targets=[targets.LambdaFunction(self.timer, retry_attempts=0)],
         )
         self.functions[TIMER_HANDLER] = self.timer
+
+        # Domain events (DESIGN §11): invoked by the event source mapping on the table's stream
+        # (infra/events.py), which retries and bisects a failed batch itself; never asynchronously.
+        self.events_publisher = self._function(
+            "EventsPublisher",
+            handler=EVENTS_PUBLISHER_HANDLER,
+            description="Domain events: the table's change stream to the stage's EventBridge bus",
+            memory_mib=256,
+            timeout=EVENTS_PUBLISHER_TIMEOUT,
+            reserved_concurrency=None,
+        )
+        self.functions[EVENTS_PUBLISHER_HANDLER] = self.events_publisher
+
+        # Files chargers upload: S3 invokes it asynchronously for each new object under uploads/
+        # (infra/files.py).
+        self.files_received = self._function(
+            "FilesReceived",
+            handler=FILES_RECEIVED_HANDLER,
+            description="Files received: records each upload (diagnostics, logs) a charger put in the files bucket",
+            memory_mib=256,
+            timeout=FILES_RECEIVED_TIMEOUT,
+            reserved_concurrency=None,
+        )
+        self.files_received.configure_async_invoke(
+            retry_attempts=FILES_RECEIVED_RETRY_ATTEMPTS,
+            max_event_age=FILES_RECEIVED_MAX_EVENT_AGE,
+            on_failure=destinations.SqsDestination(self.failure_queue),
+        )
+        self.functions[FILES_RECEIVED_HANDLER] = self.files_received
 
         # IoT Core assumes this role only to put undeliverable messages on the error queue.
         account = cdk.Stack.of(self).account

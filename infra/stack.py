@@ -23,6 +23,8 @@ from infra.api import OperatorApi
 from infra.bridge_service import BRIDGE_DOCKERFILE, BridgeService
 from infra.bundling import current_python, extension_packages, lambda_code
 from infra.config import ConfigError, StageConfig
+from infra.events import DomainEvents
+from infra.files import FilesBucket
 from infra.iot_endpoint import IotDataEndpoint
 from infra.monitoring import CSMS_METRICS_NAMESPACE, Monitoring
 from infra.nag import acknowledge
@@ -162,6 +164,23 @@ class CsmsStack(cdk.Stack):
         )
         processing = self.processing
 
+        # --- events and files (DESIGN §11) ---------------------------------------------------------
+        self.events = DomainEvents(
+            self,
+            "Events",
+            stage=config.stage,
+            table=table,
+            publisher=processing.events_publisher,
+            archive_days=config.events_archive_days,
+            example_queue=config.events_queue,
+        )
+        self.files = FilesBucket(
+            self, "Files", stage=config.stage, receiver=processing.files_received, removal_policy=removal
+        )
+        # Nothing else gets the bucket (the files-received function learns all it records from the
+        # notification itself).
+        self.files.grant_api(processing.operator_api)
+
         # --- network and bridge -----------------------------------------------------------------
         self.network = Network(
             self,
@@ -246,7 +265,14 @@ class CsmsStack(cdk.Stack):
         # the operator API (listing chargers and sites) and the outbox timer (overdue calls,
         # chargers with queued calls) query the one index they need.
         table_data = iam.PolicyStatement(actions=TABLE_DATA_ACTIONS, resources=[table.table_arn])
-        for function in (processing.message_processor, processing.lifecycle, processing.operator_api, processing.timer):
+        table_users = (
+            processing.message_processor,
+            processing.lifecycle,
+            processing.operator_api,
+            processing.timer,
+            processing.files_received,
+        )
+        for function in table_users:
             function.add_to_role_policy(table_data)
         list_index = iam.PolicyStatement(
             actions=["dynamodb:Query"], resources=[f"{table.table_arn}/index/{keys.LIST_INDEX}"]
@@ -258,6 +284,11 @@ class CsmsStack(cdk.Stack):
         ca_use = iam.PolicyStatement(actions=["kms:Sign", "kms:GetPublicKey"], resources=[self.ca_key.key_arn])
         for function in (processing.message_processor, processing.operator_api):
             function.add_to_role_policy(ca_use)
+        # The events publisher reads a charger's item when one of its connections ends (is it still
+        # the current one? lambdas/events_publisher.py): GetItem only.
+        processing.events_publisher.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[table.table_arn])
+        )
         # The bridge only reads a charger's registry item (password hash, protocol) at handshake.
         self.bridge.task_role.add_to_principal_policy(
             iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[table.table_arn])
@@ -317,6 +348,13 @@ class CsmsStack(cdk.Stack):
             )
 
         # --- monitoring ---------------------------------------------------------------------------
+        dead_letter_queues = {
+            "FailedInvocations": processing.failure_queue,
+            "RuleErrors": processing.rule_error_queue,
+            "EventsStreamFailures": self.events.failure_queue,
+        }
+        if self.events.example_dead_letter_queue is not None:
+            dead_letter_queues["TransactionEndedDeadLetters"] = self.events.example_dead_letter_queue
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -325,16 +363,14 @@ class CsmsStack(cdk.Stack):
             functions=processing.functions,
             message_processor=processing.message_processor,
             rule_names=processing.rule_names,
-            dead_letter_queues={
-                "FailedInvocations": processing.failure_queue,
-                "RuleErrors": processing.rule_error_queue,
-            },
+            dead_letter_queues=dead_letter_queues,
             load_balancer=self.network.load_balancer,
             target_group=self.network.target_group,
             service=self.bridge.service,
             table=table,
             http_api=self.api.http_api,
             connected_drop_std_devs=config.connected_drop_std_devs,
+            stream_consumer=processing.events_publisher,
         )
 
         # --- outputs ------------------------------------------------------------------------------
@@ -374,6 +410,15 @@ class CsmsStack(cdk.Stack):
             description="CloudWatch dashboard",
         )
         cdk.CfnOutput(self, "TableName", value=table.table_name)
+        cdk.CfnOutput(self, "EventBusName", value=self.events.bus.event_bus_name, description="Domain events")
+        cdk.CfnOutput(self, "FilesBucketName", value=self.files.bucket_name, description="Uploads and firmware")
+        if self.events.example_queue is not None:
+            cdk.CfnOutput(
+                self,
+                "TransactionEndedQueueUrl",
+                value=self.events.example_queue.queue_url,
+                description="The example rule's queue (events_queue=true)",
+            )
         cdk.CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
 
     # ------------------------------------------------------------------------------------------

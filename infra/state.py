@@ -10,7 +10,8 @@ from ocpp_core import keys
 
 
 class StateTable(Construct):
-    """On-demand table with point-in-time recovery and the TTL attribute ``expiresAt``."""
+    """On-demand table with point-in-time recovery, the TTL attribute ``expiresAt`` and a change stream
+    of new and old images."""
 
     def __init__(self, scope: Construct, construct_id: str, *, deletion_protection: bool, retain: bool) -> None:
         super().__init__(scope, construct_id)
@@ -27,6 +28,10 @@ class StateTable(Construct):
                 point_in_time_recovery_enabled=True
             ),
             deletion_protection=deletion_protection,
+            # The domain events are derived from the change stream (lambdas/events_publisher.py):
+            # a state change is told by the old and the new item together. Stream records stay
+            # 24 hours (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Streams.html).
+            stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
             removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
         )
         # GET /chargers pages through this instead of scanning the table (ocpp_core/keys.py).

@@ -577,9 +577,11 @@ def metric_names(props: dict[str, Any]) -> set[str]:
 @pytest.mark.parametrize(
     ("metric", "count", "missing"),
     [
-        ("Errors", 4, "notBreaching"),  # each function: processor, lifecycle, operator API, outbox timer
-        ("Throttles", 4, "notBreaching"),
-        ("ApproximateNumberOfMessagesVisible", 2, "notBreaching"),  # both dead-letter queues
+        # each function: processor, lifecycle, operator API, outbox timer, events publisher, files received
+        ("Errors", 6, "notBreaching"),
+        ("Throttles", 6, "notBreaching"),
+        # the dead-letter queues: processor, lifecycle, and the events stream's failures
+        ("ApproximateNumberOfMessagesVisible", 3, "notBreaching"),
         ("UnHealthyHostCount", 1, "notBreaching"),
         ("BrokerReachable", 1, "notBreaching"),  # no data: no task, NoHealthyBridgeTask says so
         ("HealthyHostCount", 1, "breaching"),  # no data: the bridge is gone
