@@ -82,17 +82,25 @@ class ApiClient:
             return parts.scheme == "https" and not _is_local(parts.hostname or "")
         return self.auth == "sigv4"
 
-    def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, Any] | None = None,
+        *,
+        raw: bytes | None = None,
+    ) -> Any:
         """The decoded JSON answer (None for ``204 No Content``); :class:`ApiFailure` for an error
-        status, :class:`CliError` otherwise."""
+        status, :class:`CliError` otherwise. ``raw``: a binary body (a firmware image) instead of JSON."""
         url = self.base_url + path
         params = {k: str(v) for k, v in (query or {}).items() if v is not None}
         if params:
             url += "?" + urlencode(params, quote_via=quote)
-        data = json.dumps(body).encode("utf-8") if body is not None else None
+        data = raw if raw is not None else json.dumps(body).encode("utf-8") if body is not None else None
         headers = {"accept": "application/json", "user-agent": "csms-cli"}
         if data is not None:
-            headers["content-type"] = "application/json"
+            headers["content-type"] = "application/octet-stream" if raw is not None else "application/json"
         if self.signs:
             headers.update(self._sigv4_headers(method, url, data or b"", headers))
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
@@ -148,6 +156,26 @@ class ApiClient:
         aws_request = AWSRequest(method=method, url=url, data=data, headers=dict(headers))
         SigV4Auth(frozen, "execute-api", region).add_auth(aws_request)
         return {k: v for k, v in aws_request.headers.items() if k.lower().startswith(("authorization", "x-amz-"))}
+
+
+def download(url: str, destination: Any, timeout_s: float = 30.0) -> int:
+    """GET ``url`` (a download URL the API gave: presigned, so never signed here) into the open
+    binary file ``destination``, in chunks; the bytes written."""
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise CliError(f"the API gave a download URL that is not http(s): {url[:100]!r}")
+    written = 0
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers={"user-agent": "csms-cli"}), timeout=timeout_s
+        ) as r:
+            while chunk := r.read(64 * 1024):
+                destination.write(chunk)
+                written += len(chunk)
+    except urllib.error.HTTPError as error:
+        raise CliError(f"the download failed: HTTP {error.code} from {urlsplit(url).netloc}") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise CliError(f"the download failed: {error}", exit_code=3) from None
+    return written
 
 
 def _decode(raw: bytes, status: int, *, strict: bool = True) -> Any:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from . import output
-from .client import API_URL_ENV, DEFAULT_API_URL, ApiClient, CliError, segment
+from .client import API_URL_ENV, DEFAULT_API_URL, ApiClient, CliError, download, segment
 
 EXIT_CALL_FAILED = 4
 CHARGER_COLUMNS = ("CHARGER", "PROTOCOL", "CONNECTED", "REGISTRATION", "LAST SEEN", "MODEL", "CONNECTORS")
@@ -574,6 +574,81 @@ def cmd_ca(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+FILE_COLUMNS = ("FILE ID", "NAME", "SIZE", "KIND", "STATUS", "RECEIVED")
+FIRMWARE_COLUMNS = ("FIRMWARE ID", "NAME", "SIZE", "SHA-256", "CREATED")
+
+
+def cmd_files_list(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    """The files a charger uploaded (GetDiagnostics / GetLog sent without a location), newest first."""
+    answer = api.request("GET", f"/chargers/{segment(args.charger)}/files")
+    if args.json:
+        output.as_json(answer, out)
+    else:
+        rows = (
+            [f.get("fileId"), f.get("name"), f.get("size"), f.get("kind"), f.get("status"), f.get("receivedAt")]
+            for f in answer.get("files", [])
+        )
+        output.table(FILE_COLUMNS, rows, out)
+    return 0
+
+
+def cmd_files_download(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    """Fetch one received file to ``-o`` (default: its name, in the current directory)."""
+    view = api.request("GET", f"/chargers/{segment(args.charger)}/files/{segment(args.file_id)}")
+    url = view.get("downloadUrl")
+    if not isinstance(url, str):
+        raise CliError("the API gives no download URL for this file (file hosting is not configured)")
+    name = str(view.get("name") or args.file_id)
+    target = args.output or os.path.basename(name) or args.file_id
+    partial = f"{target}.part"
+    try:
+        with open(partial, "wb") as destination:
+            size = download(url, destination, api.timeout_s)
+        os.replace(partial, target)
+    except OSError as error:
+        raise CliError(f"cannot write {target}: {error.strerror or error}", exit_code=2) from None
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+    out.write(f"{target}  {size} bytes\n")
+    return 0
+
+
+def _firmware_view(view: dict[str, Any], out: TextIO) -> None:
+    output.key_values(view.items(), out)
+
+
+def cmd_firmware_upload(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    """Store a firmware image; prints its downloadUrl, the location to give UpdateFirmware."""
+    try:
+        with open(args.path, "rb") as source:
+            data = source.read()
+    except OSError as error:
+        raise CliError(f"cannot read {args.path}: {error.strerror or error}", exit_code=2) from None
+    name = args.name or os.path.basename(args.path)
+    answer = api.request("POST", "/firmware", query={"name": name}, raw=data)
+    _show(args, answer, out, _firmware_view)
+    return 0
+
+
+def cmd_firmware_list(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    answer = api.request("GET", "/firmware")
+    if args.json:
+        output.as_json(answer, out)
+    else:
+        rows = (
+            [f.get("firmwareId"), f.get("name"), f.get("size"), f.get("sha256"), f.get("createdAt")]
+            for f in answer.get("firmware", [])
+        )
+        output.table(FIRMWARE_COLUMNS, rows, out)
+    return 0
+
+
+def cmd_firmware_show(api: ApiClient, args: argparse.Namespace, out: TextIO) -> int:
+    _show(args, api.request("GET", f"/firmware/{segment(args.firmware_id)}"), out, _firmware_view)
+    return 0
+
+
 # --- the parser ----------------------------------------------------------------------------
 
 
@@ -751,6 +826,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_certificates_revoke)
     p = commands.add_parser("ca", help="print the CSMS CA certificate (PEM)", parents=[common])
     p.set_defaults(run=cmd_ca)
+
+    file_parser = commands.add_parser("files", help="files chargers uploaded (diagnostics, logs)", parents=[common])
+    file_cmds = file_parser.add_subparsers(dest="sub", metavar="SUBCOMMAND", required=True)
+    p = file_cmds.add_parser("list", help="a charger's received files, newest first", parents=[common])
+    p.add_argument("charger")
+    p.set_defaults(run=cmd_files_list)
+    p = file_cmds.add_parser("download", help="fetch one received file", parents=[common])
+    p.add_argument("charger")
+    p.add_argument("file_id", metavar="fileId")
+    p.add_argument("-o", "--output", metavar="PATH", help="where to write it (default: its name, here)")
+    p.set_defaults(run=cmd_files_download)
+
+    firmware = commands.add_parser("firmware", help="firmware images for UpdateFirmware", parents=[common])
+    firmware_cmds = firmware.add_subparsers(dest="sub", metavar="SUBCOMMAND", required=True)
+    p = firmware_cmds.add_parser("upload", help="store an image: prints its downloadUrl", parents=[common])
+    p.add_argument("path")
+    p.add_argument("--name", help="the file name to keep (default: the file's own)")
+    p.set_defaults(run=cmd_firmware_upload)
+    p = firmware_cmds.add_parser("list", help="the stored images, newest first", parents=[common])
+    p.set_defaults(run=cmd_firmware_list)
+    p = firmware_cmds.add_parser("show", help="one image, with a fresh downloadUrl", parents=[common])
+    p.add_argument("firmware_id", metavar="firmwareId")
+    p.set_defaults(run=cmd_firmware_show)
     return parser
 
 

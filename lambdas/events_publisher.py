@@ -67,7 +67,8 @@ def handle(
     for record in records:
         made = events_of(record, current_connection)
         events += made
-        origins += [str((record.get("dynamodb") or {}).get("SequenceNumber", ""))] * len(made)
+        change = record.get("dynamodb")
+        origins += [str(change.get("SequenceNumber", "") if isinstance(change, Mapping) else "")] * len(made)
     failed = sink.publish(events) if events else []
     metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=len(events) - len(set(failed)))
     if not failed:

@@ -20,6 +20,7 @@ from ocpp_core.config import ProcessorConfig
 from ocpp_core.extensions import Extensions
 from ocpp_core.ports import CertificateSigner, Clock, IdSource, StateStore
 
+from .files.host import FileHost
 from .publisher import Publisher
 from .settings import Settings
 
@@ -53,6 +54,8 @@ class Dependencies:
     extensions: Extensions
     #: the chargers' certificate authority (None: SignCertificate is Rejected)
     ca: CertificateSigner | None = None
+    #: where chargers upload files and download firmware (None: no upload URLs, no firmware hosting)
+    files: FileHost | None = None
 
 
 def load_extensions(module_names: tuple[str, ...]) -> Extensions:
@@ -84,6 +87,15 @@ def build_from_env(settings: Settings | None = None) -> Dependencies:
         from .certificates.kms_ca import from_kms
 
         ca = from_kms(store, boto3.client("kms"), settings.ca_kms_key_id)
+    files: FileHost | None = None
+    if settings.files_bucket:
+        from botocore.config import Config
+
+        from .files.s3 import S3FileHost
+
+        # SigV4 presigned URLs (the only kind new regions accept), addressed virtual-host style
+        s3 = boto3.client("s3", config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}))
+        files = S3FileHost(s3, settings.files_bucket)
     return Dependencies(
         settings=settings,
         store=store,
@@ -93,6 +105,7 @@ def build_from_env(settings: Settings | None = None) -> Dependencies:
         config=settings.processor_config(),
         extensions=load_extensions(settings.extensions),
         ca=ca,
+        files=files,
     )
 
 

@@ -31,6 +31,18 @@ STAGE = "OCPP_STAGE"
 #: the KMS key (id or ARN) of the chargers' CA on AWS; unset: no CA (SignCertificate is Rejected)
 CA_KMS_KEY = "OCPP_CA_KMS_KEY_ID"
 DEFAULT_STAGE = "local"
+#: files (DESIGN §11): the stage's bucket on AWS (unset: no uploads to the CSMS, no firmware hosting)
+FILES_BUCKET = "OCPP_FILES_BUCKET"
+#: the local stack's file server port (local_stack reads it; default 9003)
+FILES_PORT = "OCPP_FILES_PORT"
+FILES_MAX_BYTES = "OCPP_FILES_MAX_BYTES"
+UPLOAD_URL_TTL = "OCPP_UPLOAD_URL_TTL_S"
+FIRMWARE_MAX_BYTES = "OCPP_FIRMWARE_MAX_BYTES"
+DEFAULT_FILES_PORT = 9003
+DEFAULT_FILES_MAX_BYTES = 50 * 1024 * 1024
+#: Lambda's synchronous payload limit is 6 MB and API Gateway sends a binary body base64 (4/3):
+#: 4 MiB of firmware is 5.3 MiB encoded (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html)
+DEFAULT_FIRMWARE_MAX_BYTES = 4 * 1024 * 1024
 
 ALL_VARIABLES = (
     TABLE_NAME,
@@ -47,6 +59,10 @@ ALL_VARIABLES = (
     TOPIC_ROOT,
     STAGE,
     CA_KMS_KEY,
+    FILES_BUCKET,
+    FILES_MAX_BYTES,
+    UPLOAD_URL_TTL,
+    FIRMWARE_MAX_BYTES,
 )
 
 
@@ -96,6 +112,11 @@ class Settings:
     topic_root: str = DEFAULT_ROOT
     stage: str = DEFAULT_STAGE
     ca_kms_key_id: str | None = None
+    files_bucket: str | None = None
+    files_max_bytes: int = DEFAULT_FILES_MAX_BYTES
+    #: a presigned S3 URL made with a role's temporary credentials also ends with them
+    upload_url_ttl_s: int = 3600
+    firmware_max_bytes: int = DEFAULT_FIRMWARE_MAX_BYTES
 
     @property
     def topics(self) -> Topics:
@@ -126,6 +147,11 @@ class Settings:
             topic_root=_topic_root(env),
             stage=env.get(STAGE, "").strip() or DEFAULT_STAGE,
             ca_kms_key_id=env.get(CA_KMS_KEY, "").strip() or None,
+            files_bucket=env.get(FILES_BUCKET, "").strip() or None,
+            files_max_bytes=_int(env, FILES_MAX_BYTES, DEFAULT_FILES_MAX_BYTES, 1, 5 * 1024**3),
+            # SigV4 presigned URLs last at most 7 days (https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-presigned-url.html)
+            upload_url_ttl_s=_int(env, UPLOAD_URL_TTL, 3600, 60, 7 * 86400),
+            firmware_max_bytes=_int(env, FIRMWARE_MAX_BYTES, DEFAULT_FIRMWARE_MAX_BYTES, 1, 1024**3),
         )
 
     def processor_config(self) -> ProcessorConfig:

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -121,8 +122,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._error(400, "Invalid Content-Length header.")
             return
         length = int(raw_length)
-        if length > MAX_BODY_BYTES:
-            self._error(413, f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.")
+        limit = self.server.body_limits.get((self.command, urlsplit(self.path).path.rstrip("/")), MAX_BODY_BYTES)
+        if length > limit:
+            self._error(413, f"The request body is larger than {limit} bytes.")
             return
         body = self.rfile.read(length) if length else b""
         if len(body) < length:
@@ -157,9 +159,13 @@ class ApiServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, host: str, port: int, handler: Any = None):
+    def __init__(
+        self, host: str, port: int, handler: Any = None, body_limits: Mapping[tuple[str, str], int] | None = None
+    ):
         super().__init__((host, port), _RequestHandler)
         self.handler = handler or _default_handler
+        #: (method, path) of the routes whose body is a file, and their limit (``lambdas.api.files``)
+        self.body_limits = dict(body_limits or {})
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._lock = threading.Lock()
@@ -195,9 +201,14 @@ class ApiServer(ThreadingHTTPServer):
     stop = shutdown
 
 
-def start_api_server(host: str = "127.0.0.1", port: int = 9001, handler: Any = None) -> ApiServer:
+def start_api_server(
+    host: str = "127.0.0.1",
+    port: int = 9001,
+    handler: Any = None,
+    body_limits: Mapping[tuple[str, str], int] | None = None,
+) -> ApiServer:
     """Listen on ``host:port`` and serve in a daemon thread. ``handler`` maps an event to a response."""
-    server = ApiServer(host, port, handler).start()
+    server = ApiServer(host, port, handler, body_limits).start()
     logger.info("operator API listening on %s", server.url)
     return server
 

@@ -155,7 +155,9 @@ def item_backup_transactions(setattr_: Callable[[Any, str, Any], None] = setattr
         saved = _named_items(self, transact_items)
         if saved is None:  # a malformed request: moto's own path gives its own error
             return original(self, transact_items)
-        streams = {id(table): (table.stream_shard, len(table.stream_shard.items)) for table, *_ in saved if table.stream_shard}
+        streams = {
+            id(table): (table.stream_shard, len(table.stream_shard.items)) for table, *_ in saved if table.stream_shard
+        }
         Table.__deepcopy__ = lambda table, memo: table  # for this call only (removed below)
         try:
             return original(self, transact_items)

@@ -33,6 +33,12 @@ class RunningStack:
     log: Path
     #: the bridge's security-profile-3 port (TLS with client certificates)
     tls_port: int = 0
+    #: the file server's port (uploads, firmware downloads)
+    files_port: int = 0
+
+    @property
+    def files_url(self) -> str:
+        return f"http://{self.host}:{self.files_port}"
 
     @property
     def ws_url(self) -> str:
@@ -66,7 +72,7 @@ class RunningStack:
 
 
 def start_stack(state_dir: Path, extra_env: dict[str, str] | None = None) -> RunningStack:
-    ports = {name: free_listen_port() for name in ("bridge", "api", "moto", "mqtt", "tls")}
+    ports = {name: free_listen_port() for name in ("bridge", "api", "moto", "mqtt", "tls", "files")}
     log = state_dir / "stack.log"
     env = {
         **os.environ,
@@ -76,6 +82,7 @@ def start_stack(state_dir: Path, extra_env: dict[str, str] | None = None) -> Run
         "OCPP_MOTO_PORT": str(ports["moto"]),
         "OCPP_MQTT_PORT": str(ports["mqtt"]),
         "OCPP_BRIDGE_TLS_PORT": str(ports["tls"]),
+        "OCPP_FILES_PORT": str(ports["files"]),
         "OCPP_LOCAL_STATE_DIR": str(state_dir),
         "OCPP_TABLE_NAME": "ocpp-e2e",
         "OCPP_LOG_LEVEL": "INFO",
@@ -86,7 +93,16 @@ def start_stack(state_dir: Path, extra_env: dict[str, str] | None = None) -> Run
             [sys.executable, "-m", "local_stack"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
         )
     stack = RunningStack(
-        process, "127.0.0.1", ports["bridge"], ports["api"], ports["moto"], ports["mqtt"], "ocpp-e2e", log, ports["tls"]
+        process,
+        "127.0.0.1",
+        ports["bridge"],
+        ports["api"],
+        ports["moto"],
+        ports["mqtt"],
+        "ocpp-e2e",
+        log,
+        ports["tls"],
+        ports["files"],
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

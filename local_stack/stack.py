@@ -34,6 +34,7 @@ from ocpp_core.ports import CertificateSigner
 from .broker import BrokerCancelled, BrokerError, MosquittoProcess, find_mosquitto, not_found_message
 from .children import spawn, stop_process
 from .delivery import DeliveryError, DeliverySettings
+from .event_stream import WEBHOOK_VARIABLE
 from .ports import port_free, port_open, wait_for_port
 from .sweeper import DEFAULT_SWEEP_INTERVAL_S, SWEEP_INTERVAL_VARIABLE, ExpiredItemSweeper
 from .timer import DEFAULT_TIMER_INTERVAL_S, TIMER_INTERVAL_VARIABLE, PeriodicTimer
@@ -81,6 +82,8 @@ class StackSettings:
     bridge_tls_port: int = 9443
     api_port: int = 9001
     moto_port: int = 9002
+    #: the file server: uploads from chargers, firmware downloads (DESIGN §11)
+    files_port: int = 9003
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     table_name: str = "ocpp-csms"
@@ -96,6 +99,8 @@ class StackSettings:
     timer_interval_s: float = DEFAULT_TIMER_INTERVAL_S
     #: how the rule emulator delivers (OCPP_RULE_DELIVERY=ordered|aws and its parameters)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    #: where domain events are POSTed besides ``events.jsonl`` (OCPP_EVENTS_WEBHOOK; None: nowhere)
+    events_webhook: str | None = None
     state_dir: Path = field(default_factory=lambda: Path(".local-stack"))
     #: extra environment for the processor settings (OCPP_HEARTBEAT_INTERVAL, OCPP_EXTENSIONS...)
     processor_env: Mapping[str, str] = field(default_factory=dict)
@@ -110,6 +115,7 @@ class StackSettings:
             bridge_tls_port=_env_int(env, "OCPP_BRIDGE_TLS_PORT", 9443),
             api_port=_env_int(env, "OCPP_API_PORT", 9001),
             moto_port=_env_int(env, "OCPP_MOTO_PORT", 9002),
+            files_port=_env_int(env, "OCPP_FILES_PORT", 9003),
             mqtt_host=env.get("OCPP_MQTT_HOST", "127.0.0.1"),
             mqtt_port=_env_int(env, "OCPP_MQTT_PORT", 1883),
             table_name=env.get("OCPP_TABLE_NAME", "ocpp-csms"),
@@ -120,6 +126,7 @@ class StackSettings:
             ttl_sweep_interval_s=_env_seconds(env, SWEEP_INTERVAL_VARIABLE, DEFAULT_SWEEP_INTERVAL_S),
             timer_interval_s=_env_seconds(env, TIMER_INTERVAL_VARIABLE, DEFAULT_TIMER_INTERVAL_S),
             delivery=_delivery(env),
+            events_webhook=_webhook(env),
             state_dir=Path(env.get("OCPP_LOCAL_STATE_DIR", ".local-stack")),
             processor_env={k: v for k, v in env.items() if k.startswith("OCPP_")},
             bridge_env={k: v for k, v in env.items() if k.startswith("BRIDGE_")},
@@ -141,12 +148,28 @@ class StackSettings:
     def api_url(self) -> str:
         return f"http://{self.host}:{self.api_port}"
 
+    @property
+    def files_url(self) -> str:
+        return f"http://{self.host}:{self.files_port}"
+
 
 def _delivery(env: Mapping[str, str]) -> DeliverySettings:
     try:
         return DeliverySettings.from_env(env)
     except DeliveryError as error:
         raise StackError(str(error)) from None
+
+
+def _webhook(env: Mapping[str, str]) -> str | None:
+    from .event_sinks import validate_webhook_url
+
+    raw = env.get(WEBHOOK_VARIABLE, "").strip()
+    if not raw:
+        return None
+    try:
+        return validate_webhook_url(raw)
+    except ValueError as error:
+        raise StackError(f"{WEBHOOK_VARIABLE}: {error}") from None
 
 
 def _env_seconds(env: Mapping[str, str], name: str, default: float) -> float:
@@ -200,6 +223,7 @@ class LocalStack:
             ("bridge (TLS, client certificates)", s.bridge_tls_port),
             ("operator API", s.api_port),
             ("moto", s.moto_port),
+            ("file server", s.files_port),
         ):
             if not port_free(s.host, port):
                 variable = {
@@ -207,6 +231,7 @@ class LocalStack:
                     "bridge (TLS, client certificates)": "OCPP_BRIDGE_TLS_PORT",
                     "operator API": "OCPP_API_PORT",
                     "moto": "OCPP_MOTO_PORT",
+                    "file server": "OCPP_FILES_PORT",
                 }[name]
                 raise StackError(
                     f"port {s.host}:{port} for the {name} is already in use: stop what uses it or set {variable}"
@@ -323,6 +348,7 @@ class LocalStack:
                 config=settings.processor_config(),
                 extensions=runtime.load_extensions(settings.extensions),
                 ca=self._certificate_authority(),
+                files=self._file_host(),
             )
         )
         self._exit.callback(runtime.configure, None)
@@ -332,6 +358,65 @@ class LocalStack:
         emulator = self.emulator
         self._exit.callback(lambda: emulator.stop(self._share(2.0, 2.0)))
         logger.info("rule emulator: %s", ", ".join(f"'{r.sql}' -> {r.handler}" for r in RULES))
+
+    def _start_events(self) -> None:
+        """Domain events (DESIGN §11): the table's stream, read as the event source mapping does on
+        AWS, to ``events.jsonl`` in the state directory and the webhook."""
+        from lambdas.events_publisher import current_connection_reader
+
+        from .event_sinks import LocalEventSink
+        from .event_stream import POLL_INTERVAL_S, StreamPoller, local_client, local_sink, stream_arn
+
+        s = self.settings
+        if s.state_backend != "moto":
+            logger.warning("domain events: none with OCPP_LOCAL_STATE=memory (they are read from moto's table stream)")
+            return
+        sink = self.events_sink = LocalEventSink(s.state_dir, s.events_webhook)
+        sink.start()
+        self._exit.callback(lambda: sink.stop(self._share(1.0, 2.0)))
+        dynamodb = local_client("dynamodb", s.moto_url)
+        poller = self.events_poller = StreamPoller(
+            local_client("dynamodbstreams", s.moto_url),
+            stream_arn(dynamodb, s.table_name),
+            local_sink(sink),
+            current_connection_reader(self.store),
+        )
+        timer = PeriodicTimer(poller.poll, interval_s=POLL_INTERVAL_S, name="events-stream").start()
+        self._exit.callback(lambda: timer.stop(self._share(1.0, 2.0)))
+        logger.info(
+            "domain events: %s%s",
+            sink.file.path,
+            f" and POST {s.events_webhook}" if s.events_webhook else f" (set {WEBHOOK_VARIABLE} to POST them too)",
+        )
+
+    def _file_host(self) -> Any:
+        from lambdas.files.local import LocalFileHost
+
+        self.files = LocalFileHost(self.settings.state_dir, self.settings.files_url)
+        return self.files
+
+    def _start_files(self) -> None:
+        """The file server (S3 on AWS): chargers' uploads, firmware downloads, on the processing's store."""
+        from lambdas.runtime import dependencies
+
+        from .file_server import FileServer
+
+        s, deps = self.settings, dependencies()
+        server = self.file_server = FileServer(
+            s.host,
+            s.files_port,
+            store=self.store,
+            files=self.files,
+            now_ms=deps.clock.now_ms,
+            max_bytes=deps.settings.files_max_bytes,
+        ).start()
+        self._exit.callback(server.stop)
+        logger.info(
+            "file server: %s (uploads under %s, firmware under %s)",
+            server.url,
+            self.files.files_dir,
+            self.files.firmware_dir,
+        )
 
     def _start_sweeper(self) -> None:
         s = self.settings
@@ -434,7 +519,10 @@ class LocalStack:
         except ImportError:
             logger.warning("operator API: not available in this build")
             return
-        server = start_api_server(s.host, s.api_port)
+        from lambdas.api.files import body_limits
+        from lambdas.runtime import dependencies
+
+        server = start_api_server(s.host, s.api_port, body_limits=body_limits(dependencies().settings))
         self._exit.callback(server.shutdown if hasattr(server, "shutdown") else server.stop)
         logger.info("operator API: %s  (try: python -m csms_cli chargers list)", s.api_url)
 
@@ -453,6 +541,8 @@ class LocalStack:
                 self._start_broker,
                 self._start_moto,
                 self._start_processing,
+                self._start_files,
+                self._start_events,
                 self._start_sweeper,
                 self._start_timer,
                 self._start_bridge,

@@ -96,6 +96,10 @@ def _event(kind: EventType, cp: str, at_ms: int | None, detail: Mapping[str, Any
     }
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -153,7 +157,7 @@ def _call(cp: str, old: Record, new: Record) -> list[Event]:
         "action": new.get("action"),
         "status": new.get("status"),
         "error": new.get("error"),
-        "origin": (new.get("origin") or {}).get("kind") if isinstance(new.get("origin"), Mapping) else None,
+        "origin": _mapping(new.get("origin")).get("kind"),
     }
     response = new.get("response")
     if response is not None and len(json.dumps(response, default=str)) <= MAX_RESPONSE_CHARS:
@@ -165,7 +169,7 @@ def _booted(cp: str, old: Record, new: Record) -> list[Event]:
     order = new.get("bootOrder")
     if order is None or order == old.get("bootOrder"):
         return []  # not a boot (lastSeen, presence, registry writes...)
-    boot = new.get("boot") if isinstance(new.get("boot"), Mapping) else {}
+    boot = _mapping(new.get("boot"))
     detail = {
         "bootStatus": new.get("bootStatus"),
         "protocol": new.get("protocol"),
@@ -284,9 +288,13 @@ def _report(cp: str, sk: str, record: Record) -> list[Event]:
     event_type = _REPORTS.get(kind)
     if event_type is None:
         return []
-    payload = record.get("payload") if isinstance(record.get("payload"), Mapping) else {}
+    payload = _mapping(record.get("payload"))
     if event_type is EventType.SECURITY_EVENT_RECEIVED:
-        detail = {"type": payload.get("type"), "techInfo": payload.get("techInfo"), "timestamp": payload.get("timestamp")}
+        detail = {
+            "type": payload.get("type"),
+            "techInfo": payload.get("techInfo"),
+            "timestamp": payload.get("timestamp"),
+        }
         at = _charger_time(payload.get("timestamp"), record.get("receivedAt"))
     else:
         detail = {"status": payload.get("status"), "requestId": payload.get("requestId"), "notification": kind}

@@ -24,6 +24,10 @@ TTL attribute ``expiresAt`` (epoch seconds; DynamoDB deletes lazily, so readers 
 | certificate the CA issued to the charger (listed under ``CERTS`` by its end) | ``CP#<id>`` | ``CERT#<serial, hex>`` |
 | reservation | ``CP#<id>`` | ``RES#<reservationId, 10 digits>`` |
 | reservation id -> its charger | ``RESERVATION#<reservationId>`` | ``RESERVATION`` |
+| upload request (GetDiagnostics / GetLog without a location: URL, call, status) | ``CP#<id>`` | ``UPLOAD#<uploadId>`` |
+| upload id -> its request (the file server's one GetItem; the one-file claim) | ``UPLOAD#<uploadId>`` | ``UPLOAD`` |
+| file a charger uploaded (``ocpp_core.files``) | ``CP#<id>`` | ``FILE#<fileId>`` |
+| firmware image for UpdateFirmware (listed under ``FIRMWARE``) | ``FIRMWARE#<firmwareId>`` | ``FIRMWARE`` |
 | id token | ``IDTAG#<idTag>`` | ``IDTAG`` |
 | site (smart charging: limit, phases, chargers) | ``SITE#<siteId>`` | ``SITE`` |
 | site membership of a charger (``siteId``: at most one site) | ``CP#<id>`` | ``SITE`` |
@@ -34,7 +38,8 @@ TTL attribute ``expiresAt`` (epoch seconds; DynamoDB deletes lazily, so readers 
 Index ``list`` (keys only, sparse): ``listPk`` = ``CHARGERS``, ``listSk`` = charger id, on charger items;
 ``listPk`` = ``SITES``, ``listSk`` = site id, on site items; ``listPk`` = ``OUTBOX``, ``listSk`` =
 ``<charger id>#<slot>``, on outbox items; ``listPk`` = ``BUSY``, ``listSk`` = ``<untilMs, 15 digits>#<charger
-id>``, on outstanding-call locks (the timer finds the overdue ones without a scan).
+id>``, on outstanding-call locks (the timer finds the overdue ones without a scan); ``listPk`` =
+``FIRMWARE``, ``listSk`` = firmware id (time-ordered), on firmware items.
 
 A *frame digest* names one frame as OCPP-J identifies it: "a message ID for any CALL message MUST be
 different from all message IDs previously used by the same sender for any other CALL messages on the
@@ -88,6 +93,11 @@ CALL_PREFIX = "CALL#"
 RESERVATION_PREFIX = "RES#"
 RESERVATION_COUNTER_SK = "RESERVATION"
 RESERVATION_POINTER_SK = "RESERVATION"
+UPLOAD_PREFIX = "UPLOAD#"
+UPLOAD_POINTER_SK = "UPLOAD"
+FILE_PREFIX = "FILE#"
+FIRMWARE_SK = "FIRMWARE"
+FIRMWARE_LIST = "FIRMWARE"
 
 
 def charger_pk(charge_point_id: str) -> str:
@@ -206,3 +216,20 @@ def certificate_sk(serial: str) -> str:
 def certificate_list_sk(not_after_ms: int, charge_point_id: str, serial: str) -> str:
     """Sorted by the certificate's end: a query up to a date finds those expiring before it."""
     return f"{not_after_ms:015d}#{charge_point_id}#{serial}"
+
+
+def upload_sk(upload_id: str) -> str:
+    return UPLOAD_PREFIX + upload_id
+
+
+def upload_pointer_key(upload_id: str) -> dict[str, str]:
+    """The item that finds an upload request by its id alone (the token of its URL)."""
+    return {PK: UPLOAD_PREFIX + upload_id, SK: UPLOAD_POINTER_SK}
+
+
+def file_sk(file_id: str) -> str:
+    return FILE_PREFIX + file_id
+
+
+def firmware_key(firmware_id: str) -> dict[str, str]:
+    return {PK: "FIRMWARE#" + firmware_id, SK: FIRMWARE_SK}

@@ -105,6 +105,11 @@ class InMemoryStore:
         self.composite_schedules: dict[tuple[str, str], Record] = {}
         self.certificates: dict[tuple[str, str], Record] = {}
         self.root_certificate: str | None = None
+        #: (charger id, upload id) -> upload request; upload id -> the same request (the pointer)
+        self.uploads: dict[tuple[str, str], Record] = {}
+        self.upload_pointers: dict[str, Record] = {}
+        self.files: dict[tuple[str, str], Record] = {}
+        self.firmware: dict[str, Record] = {}
         self._counter = itertools.count(1)
         self.counter_value = 0
         self._reservation_counter = itertools.count(1)
@@ -564,6 +569,65 @@ class InMemoryStore:
             found = [_copy(r) for r in self.certificates.values() if int(r.get("notAfter") or 0) < before_ms]
         found.sort(key=lambda r: (int(r.get("notAfter") or 0), str(r.get("chargePointId")), str(r.get("serial"))))
         return found[:limit]
+
+    # --- files and firmware (ocpp_core.files) --------------------------------------------
+    def create_upload(self, charge_point_id: str, upload_id: str, record: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.uploads[(charge_point_id, upload_id)] = _copy(dict(record))
+            self.upload_pointers[upload_id] = _copy(dict(record))
+
+    def find_upload(self, upload_id: str) -> Record | None:
+        with self._lock:
+            found = self.upload_pointers.get(upload_id)
+            return _copy(found) if found is not None and self._live(found) else None
+
+    def delete_upload(self, charge_point_id: str, upload_id: str) -> None:
+        with self._lock:
+            self.uploads.pop((charge_point_id, upload_id), None)
+            if (self.upload_pointers.get(upload_id) or {}).get("chargePointId") == charge_point_id:
+                del self.upload_pointers[upload_id]
+
+    def claim_upload(self, charge_point_id: str, upload_id: str, changes: Mapping[str, Any]) -> bool:
+        claim = ItemUpdate(set=changes, must_exist=True, require_absent=("fileId",))
+        if not _apply_to(self._lock, self.upload_pointers, upload_id, claim, {}):
+            return False
+        _apply_to(self._lock, self.uploads, (charge_point_id, upload_id), ItemUpdate(set=changes, must_exist=True), {})
+        return True
+
+    def update_upload(self, charge_point_id: str, upload_id: str, update: ItemUpdate) -> bool:
+        return _apply_to(self._lock, self.uploads, (charge_point_id, upload_id), update, {})
+
+    def list_uploads(self, charge_point_id: str) -> list[Record]:
+        with self._lock:
+            found = [_copy(r) for (cp, _), r in self.uploads.items() if cp == charge_point_id and self._live(r)]
+        return sorted(found, key=lambda r: (int(r.get("createdAt") or 0), str(r.get("uploadId"))), reverse=True)
+
+    def put_file(self, charge_point_id: str, file_id: str, record: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.files[(charge_point_id, file_id)] = _copy(dict(record))
+
+    def get_file(self, charge_point_id: str, file_id: str) -> Record | None:
+        with self._lock:
+            found = self.files.get((charge_point_id, file_id))
+            return _copy(found) if found is not None else None
+
+    def list_files(self, charge_point_id: str) -> list[Record]:
+        with self._lock:
+            found = [_copy(r) for (cp, _), r in self.files.items() if cp == charge_point_id]
+        return sorted(found, key=lambda r: (int(r.get("receivedAt") or 0), str(r.get("fileId"))), reverse=True)
+
+    def put_firmware(self, firmware_id: str, record: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.firmware[firmware_id] = _copy(dict(record))
+
+    def get_firmware(self, firmware_id: str) -> Record | None:
+        with self._lock:
+            found = self.firmware.get(firmware_id)
+            return _copy(found) if found is not None else None
+
+    def list_firmware(self) -> list[Record]:
+        with self._lock:
+            return [_copy(r) for _, r in sorted(self.firmware.items(), reverse=True)]
 
     def complete_call(
         self, charge_point_id: str, unique_id: str, changes: Mapping[str, Any], expected_status: str = "pending"

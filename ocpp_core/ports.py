@@ -468,6 +468,57 @@ class CertificateStore(Protocol):
         ...
 
 
+class FileStore(Protocol):
+    """Files chargers upload and firmware images chargers download (``ocpp_core.files``).
+
+    An upload request is two items written together: the charger's (listed with its status) and a
+    pointer found by the upload id alone (the token of its URL), which also holds the one-file claim.
+    """
+
+    def create_upload(self, charge_point_id: str, upload_id: str, record: Mapping[str, Any]) -> None:
+        """Keep a new upload request (``record`` carries ``urlExpiresAt``, epoch ms)."""
+        ...
+
+    def find_upload(self, upload_id: str) -> Record | None:
+        """The upload request with this id, whichever charger it is for: one read."""
+        ...
+
+    def delete_upload(self, charge_point_id: str, upload_id: str) -> None:
+        """Forget an upload request whose call was refused (nothing was sent to the charger)."""
+        ...
+
+    def claim_upload(self, charge_point_id: str, upload_id: str, changes: Mapping[str, Any]) -> bool:
+        """Mark the request used (``changes``: ``fileId``, ``receivedAt``...) unless it already is, or
+        does not exist: False then, and nothing changed. One file per upload URL."""
+        ...
+
+    def update_upload(self, charge_point_id: str, upload_id: str, update: ItemUpdate) -> bool:
+        """Apply ``update`` to the charger's upload item (its ``status``). False if its condition did not hold."""
+        ...
+
+    def list_uploads(self, charge_point_id: str) -> list[Record]:
+        """The charger's upload requests, newest ``createdAt`` first."""
+        ...
+
+    def put_file(self, charge_point_id: str, file_id: str, record: Mapping[str, Any]) -> None:
+        """Keep a received file's record (overwritten by a redelivery: the id is derived)."""
+        ...
+
+    def get_file(self, charge_point_id: str, file_id: str) -> Record | None: ...
+
+    def list_files(self, charge_point_id: str) -> list[Record]:
+        """The charger's received files, newest ``receivedAt`` first."""
+        ...
+
+    def put_firmware(self, firmware_id: str, record: Mapping[str, Any]) -> None: ...
+
+    def get_firmware(self, firmware_id: str) -> Record | None: ...
+
+    def list_firmware(self) -> list[Record]:
+        """Every firmware record, newest first (an index query, no scan)."""
+        ...
+
+
 class StateStore(
     MessageLog,
     ChargerStore,
@@ -481,6 +532,7 @@ class StateStore(
     BalanceStore,
     ChargingProfileStore,
     CertificateStore,
+    FileStore,
     Protocol,
 ):
     """Everything the processor and the operator API keep."""

@@ -37,6 +37,7 @@ from .dynamo_codec import (
     public_record,
     serialize_item,
 )
+from .dynamo_files import FileItems
 from .dynamo_smart_charging import SmartChargingItems
 
 __all__ = ["DynamoStore", "create_table", "deserialize_item", "serialize_item"]
@@ -56,7 +57,7 @@ SITE_LEASE_S = 60
 _LEASE_TOKEN, _LEASE_UNTIL = "leaseToken", "leaseUntil"
 
 
-class DynamoStore(SmartChargingItems, CertificateItems):
+class DynamoStore(SmartChargingItems, CertificateItems, FileItems):
     # --- idempotency (extensions only) ---------------------------------------------------
     def claim_message(self, charge_point_id: str, key: str, now_ms: int, expires_at_s: int) -> ProcessedMessage | None:
         pk, sk = keys.charger_pk(charge_point_id), keys.message_sk(key)
@@ -624,6 +625,8 @@ def create_table(client: Any, table_name: str) -> None:
             }
         ],
         BillingMode="PAY_PER_REQUEST",
+        # the change stream domain events are read from (ocpp_core.events; infra/state.py on AWS)
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )
     client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
     client.update_time_to_live(

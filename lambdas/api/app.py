@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError
 
 from ocpp_core.ports import StoreError
 
-from . import calls, certificates, chargers, charging_profiles, id_tags, reservations, sites, transactions
+from . import calls, certificates, chargers, charging_profiles, files, id_tags, reservations, sites, transactions
 from .context import ApiContext
 from .errors import ApiError
 from .http import Request, Response, parse_event
@@ -49,6 +49,12 @@ ROUTES: list[Route] = [
     Route("/certificates", {"GET": certificates.expiring}),
     Route("/chargers/{chargePointId}/certificates", {"GET": certificates.list_for_charger}),
     Route("/chargers/{chargePointId}/certificates/{serial}/revoke", {"POST": certificates.revoke_certificate}),
+    Route("/chargers/{chargePointId}/files", {"GET": files.list_files}),
+    Route("/chargers/{chargePointId}/files/{fileId}", {"GET": files.get_file}),
+    Route("/chargers/{chargePointId}/uploads", {"GET": files.list_uploads}),
+    Route("/chargers/{chargePointId}/firmware", {"GET": files.charger_firmware}),
+    Route("/firmware", {"GET": files.list_firmware, "POST": files.post_firmware}),
+    Route("/firmware/{firmwareId}", {"GET": files.get_firmware}),
 ]
 
 
@@ -65,7 +71,7 @@ def handle_event(event: Any, ctx: ApiContext) -> dict[str, Any]:
     """Route and run one request; every outcome, including failures, is a proxy response."""
     request: Request | None = None
     try:
-        request = parse_event(event)
+        request = parse_event(event, body_limits=files.body_limits(ctx.deps.settings))
         response = dispatch(ctx, request)
     except ApiError as error:
         response = _error(error)

@@ -34,6 +34,7 @@ from ..publisher import outbound_topic
 from .bodies import json_object
 from .context import ApiContext
 from .errors import ApiError, BadRequest, NotFound
+from .files import prepare_upload
 from .http import Request, Response
 from .routes import PARAMETER_CHECKS
 from .views import call_view
@@ -78,8 +79,28 @@ def post_call(ctx: ApiContext, request: Request, params: dict[str, str]) -> Resp
     body = json_object(request, ("action", "payload"), required=True)
     if not isinstance(body.get("action"), str) or not body["action"]:
         raise BadRequest('The body needs "action": the OCPP action to send, e.g. "Reset".')
-    sent = send_call(ctx, cp, body["action"], body.get("payload", {}), wait_s)
+    payload = body.get("payload", {})
+    # GetDiagnostics / GetLog without a location: the CSMS's upload URL, before the schema check
+    upload = prepare_upload(ctx, cp, body["action"], payload)
+    if upload is None:
+        sent = send_call(ctx, cp, body["action"], payload, wait_s)
+    else:
+        try:
+            sent = send_call(ctx, cp, body["action"], upload.payload, wait_s, unique_id=upload.unique_id)
+        except ApiError:
+            upload.discard(ctx, cp)
+            raise
     return Response(sent.http_status, sent.view(), sent.location)
+
+
+class _GivenId:
+    """The id source of a call whose id was chosen first (its upload request names it)."""
+
+    def __init__(self, unique_id: str) -> None:
+        self._unique_id = unique_id
+
+    def new_id(self) -> str:
+        return self._unique_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,18 +124,19 @@ class SentCall:
         return view
 
 
-def send_call(ctx: ApiContext, cp: str, action: Any, payload: Any, wait_s: float | None) -> SentCall:
+def send_call(
+    ctx: ApiContext, cp: str, action: Any, payload: Any, wait_s: float | None, *, unique_id: str | None = None
+) -> SentCall:
     """Validate, record and publish one CSMS call; wait for its answer if asked to.
 
     The one way the API sends anything to a charger (``/calls``, reservations): the refusals
     (unknown charger, invalid payload, not connected, busy) and a failed publish are the
-    ``ApiError`` the operator sees.
+    ``ApiError`` the operator sees. ``unique_id``: the call's id, chosen by the caller.
     """
     deps = ctx.deps
+    ids = deps.ids if unique_id is None else _GivenId(unique_id)
     try:
-        new = start_call(
-            deps.store, deps.ids, ctx.now_ms(), cp, action, payload, timeout_s=deps.settings.call_timeout_s
-        )
+        new = start_call(deps.store, ids, ctx.now_ms(), cp, action, payload, timeout_s=deps.settings.call_timeout_s)
     except CallRefused as refusal:
         ctx.count("CallsRefused")
         raise _refused(cp, refusal) from None

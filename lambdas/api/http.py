@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -118,14 +119,21 @@ def _check_storable(value: Any) -> None:
             stack.extend((sub, depth + 1) for sub in item)
 
 
+def _size(limit: int) -> str:
+    return f"{limit // 1024} KiB" if limit % 1024 == 0 else f"{limit} bytes"
+
+
 def _headers(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
         return {}
     return {str(k).lower(): v for k, v in value.items() if isinstance(v, str)}
 
 
-def parse_event(event: Any) -> Request:
-    """A :class:`Request` from an HTTP API v2 event; 400 / 413 when it cannot be one."""
+def parse_event(event: Any, *, body_limits: Mapping[tuple[str, str], int] | None = None) -> Request:
+    """A :class:`Request` from an HTTP API v2 event; 400 / 413 when it cannot be one.
+
+    ``body_limits``: the routes (method, path) whose body is a file, with their own limit.
+    """
     if not isinstance(event, dict):
         raise BadRequest("Malformed request event.")
     context = event.get("requestContext")
@@ -149,19 +157,20 @@ def parse_event(event: Any) -> Request:
         for key, value in parse_qsl(raw_query, keep_blank_values=True):
             query[key] = f"{query[key]},{value}" if key in query else value
 
+    limit = (body_limits or {}).get((method.upper(), path.rstrip("/") or "/"), MAX_BODY_BYTES)
     body_field = event.get("body")
     body = b""
     if isinstance(body_field, str) and body_field:
         # A base64 body is 4/3 of the bytes: check the size of what it decodes to.
         if event.get("isBase64Encoded") is True:
-            if len(body_field) > (MAX_BODY_BYTES * 4) // 3 + 4:
-                raise PayloadTooLarge(f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.")
+            if len(body_field) > (limit * 4) // 3 + 4:
+                raise PayloadTooLarge(f"The request body is larger than {_size(limit)}.")
             try:
                 body = base64.b64decode(body_field, validate=True)
             except (binascii.Error, ValueError):
                 raise BadRequest("The request body is not valid base64.") from None
         else:
             body = body_field.encode("utf-8", errors="surrogatepass")
-    if len(body) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.")
+    if len(body) > limit:
+        raise PayloadTooLarge(f"The request body is larger than {_size(limit)}.")
     return Request(method=method.upper(), path=path, query=query, headers=_headers(event.get("headers")), body=body)

@@ -78,6 +78,12 @@ def _check_serial(value: str) -> None:
         raise BadRequest("Invalid certificate serial: 1 to 40 lower-case hex digits.", serial=value[:60])
 
 
+def _check_file_id(value: str) -> None:
+    """Upload, file and firmware ids (``lambdas.files.host.new_file_id``): letters and digits."""
+    if not (0 < len(value) <= 64 and value.isascii() and value.isalnum()):
+        raise BadRequest("Invalid file or firmware id: 1 to 64 letters and digits.", id=value[:64])
+
+
 PARAMETER_CHECKS: dict[str, Callable[[str], None]] = {
     "chargePointId": _check_charge_point_id,
     "idTag": _check_id_tag,
@@ -85,6 +91,8 @@ PARAMETER_CHECKS: dict[str, Callable[[str], None]] = {
     "transactionId": _check_transaction_id,
     "siteId": _check_site_id,
     "serial": _check_serial,
+    "fileId": _check_file_id,
+    "firmwareId": _check_file_id,
 }
 
 

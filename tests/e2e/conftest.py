@@ -19,6 +19,9 @@ into a failure the day the state writes become order-safe and the mark must go.
 from __future__ import annotations
 
 import dataclasses
+import http.server
+import json
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,7 +32,7 @@ import pytest
 from local_stack.delivery import DeliveryMode, DeliverySettings
 from local_stack.process import RunningStack, start_stack, stop_stack
 
-__all__ = ["E2EStack", "RunningStack", "wait_for"]
+__all__ = ["E2EStack", "RunningStack", "WebhookReceiver", "wait_for"]
 
 #: The aws-mode environment of the end-to-end stack (variables of ``local_stack.delivery``).
 AWS_DELIVERY_ENV = {
@@ -53,9 +56,55 @@ class E2EStack(RunningStack):
             time.sleep(self.delivery.late_delay_s[1] + 0.5)
 
 
+class WebhookReceiver:
+    """A loopback HTTP server keeping what the stack's events webhook POSTs (a JSON array each)."""
+
+    def __init__(self) -> None:
+        received = self.received = []  # type: list[dict[str, Any]]
+        lock = self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with lock:
+                    received.extend(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/events"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def events(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.received)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def webhooks() -> Iterator[dict[str, WebhookReceiver]]:
+    """A receiver per delivery mode's stack (named in its OCPP_EVENTS_WEBHOOK)."""
+    receivers = {mode: WebhookReceiver() for mode in DELIVERY_ENV}
+    try:
+        yield receivers
+    finally:
+        for receiver in receivers.values():
+            receiver.close()
+
+
 @pytest.fixture(scope="session", params=list(DELIVERY_ENV), ids=lambda mode: f"delivery={mode}")
-def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EStack]:
-    env = DELIVERY_ENV[request.param]
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, webhooks: dict[str, WebhookReceiver]
+) -> Iterator[E2EStack]:
+    env = {**DELIVERY_ENV[request.param], "OCPP_EVENTS_WEBHOOK": webhooks[request.param].url}
     running = start_stack(tmp_path_factory.mktemp(f"local-stack-{request.param}"), env)
     wrapped = E2EStack(
         **{f.name: getattr(running, f.name) for f in dataclasses.fields(RunningStack)},

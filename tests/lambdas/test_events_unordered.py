@@ -18,8 +18,8 @@ are what ``lambdas.events_publisher`` derives from the table's stream, as on AWS
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -60,9 +60,9 @@ class _Stream:
         self.streams = boto3.client("dynamodbstreams", region_name=REGION, endpoint_url=endpoint)
         arn = boto3.client("dynamodb", region_name=REGION).describe_table(TableName=table)["Table"]["LatestStreamArn"]
         shard = self.streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-        self.iterator = self.streams.get_shard_iterator(
-            StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
+        self.iterator = self.streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")[
+            "ShardIterator"
+        ]
 
     def events(self, run: _Run) -> list[Event]:
         sink = _Sink()
@@ -100,10 +100,6 @@ def _in_order(history: Any) -> tuple[list[Event], _Run, _Stream]:
     for delivery in deliveries:
         run.deliver(delivery)
     return stream.events(run), run, stream
-
-
-def _by_type(events: list[Event]) -> Counter[str]:
-    return Counter(e["type"] for e in events)
 
 
 @_SETTINGS
@@ -174,9 +170,11 @@ def test_any_permutation_reports_each_change_once_and_never_goes_back(
             per_connector.setdefault(event["detail"]["connector"], []).append(event)
     for label, changes in per_connector.items():
         assert changes[-1]["detail"]["status"] == statuses[changes[-1]["detail"]["connectorId"]], label
-        for before, after in zip(changes, changes[1:], strict=False):
+        for before, after in itertools.pairwise(changes):
             assert after["detail"].get("previousStatus") == before["detail"]["status"]
-    # the final boot is reported, and a boot at most once
-    boots = [e for e in got if e["type"] == "ChargerBooted"]
-    assert boots and len(boots) <= _by_type(expected)["ChargerBooted"] + 0 or not _by_type(expected)["ChargerBooted"]
+    # boots: only ones in-order delivery reports too (a late older boot loses), and always the newest
+    boots = [e["id"] for e in got if e["type"] == "ChargerBooted"]
+    expected_boots = [e["id"] for e in expected if e["type"] == "ChargerBooted"]
+    assert set(boots) <= set(expected_boots)
+    assert not expected_boots or expected_boots[-1] in boots
     assert json.dumps(got, sort_keys=True)  # every event is plain JSON

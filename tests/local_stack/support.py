@@ -32,6 +32,7 @@ PORT_VARIABLES = {
     "api": "OCPP_API_PORT",
     "moto": "OCPP_MOTO_PORT",
     "tls": "OCPP_BRIDGE_TLS_PORT",
+    "files": "OCPP_FILES_PORT",
 }
 
 
@@ -76,7 +77,7 @@ class StackRun:
     def __post_init__(self) -> None:
         # Not ephemeral ports (local_stack/ports.py): an outgoing connection of this or another
         # test run could take one before the stack binds it, or while the test checks it is free.
-        for name in ("bridge", "api", "moto", "mqtt", "tls"):
+        for name in ("bridge", "api", "moto", "mqtt", "tls", "files"):
             self.ports.setdefault(name, free_listen_port())
         self.state_dir = self.tmp_path / "state"
         #: TMPDIR of the stack: its mosquitto's config directory goes here
@@ -94,6 +95,7 @@ class StackRun:
                 "OCPP_API_PORT": str(self.ports["api"]),
                 "OCPP_MOTO_PORT": str(self.ports["moto"]),
                 "OCPP_BRIDGE_TLS_PORT": str(self.ports["tls"]),
+                "OCPP_FILES_PORT": str(self.ports["files"]),
                 "OCPP_MQTT_HOST": "127.0.0.1",
                 "OCPP_MQTT_PORT": str(self.ports["mqtt"]),
                 "OCPP_LOCAL_STATE_DIR": str(self.state_dir),
