@@ -38,3 +38,11 @@ def key_values(pairs: Iterable[tuple[str, Any]], out: TextIO) -> None:
 
 def as_json(value: Any, out: TextIO) -> None:
     out.write(json.dumps(value, indent=2, sort_keys=False) + "\n")
+
+
+def show(args: Any, answer: Any, out: TextIO, printer: Any) -> None:
+    """The API's JSON answer with ``--json``, else ``printer``'s rendering of it."""
+    if args.json:
+        as_json(answer, out)
+    else:
+        printer(answer, out)
