@@ -439,7 +439,7 @@ def test_a_failed_transaction_leaves_no_stream_record(aws: None, monkeypatch: py
     client = boto3.client("dynamodb", region_name=REGION)
     create_table(client, TABLE)
     streams, iterator = _stream(client)
-    put = {"Put": {"TableName": TABLE, "Item": {"pk": {"S": "A"}, "sk": {"S": "written-then-undone"}}}}
+    put = {"Put": {"TableName": TABLE, "Item": {"pk": {"S": "A"}, "sk": {"S": "STATUS#written-then-undone"}}}}
     refused = {
         "ConditionCheck": {
             "TableName": TABLE,
@@ -449,9 +449,9 @@ def test_a_failed_transaction_leaves_no_stream_record(aws: None, monkeypatch: py
     }
     with pytest.raises(ClientError):
         client.transact_write_items(TransactItems=[put, refused])
-    client.put_item(TableName=TABLE, Item={"pk": {"S": "A"}, "sk": {"S": "kept"}})
+    client.put_item(TableName=TABLE, Item={"pk": {"S": "A"}, "sk": {"S": "STATUS#kept"}})
     answer = streams.get_records(ShardIterator=iterator)
-    assert _keys(answer["Records"]) == ["kept"]
+    assert _keys(answer["Records"]) == ["STATUS#kept"]
 
 
 def test_the_stream_forgets_what_was_read_and_keeps_numbering(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -466,18 +466,50 @@ def test_the_stream_forgets_what_was_read_and_keeps_numbering(aws: None, monkeyp
     shard = dynamodb_backends["123456789012"][REGION].get_table(TABLE).stream_shard
     streams, iterator = _stream(client)
     for n in range(3):
-        client.put_item(TableName=TABLE, Item={"pk": {"S": "A"}, "sk": {"S": f"a{n}"}})
+        client.put_item(TableName=TABLE, Item={"pk": {"S": "A"}, "sk": {"S": f"TX#a{n}"}})
     first = streams.get_records(ShardIterator=iterator)
-    assert _keys(first["Records"]) == ["a0", "a1", "a2"]
+    assert _keys(first["Records"]) == ["TX#a0", "TX#a1", "TX#a2"]
     for n in range(2):
-        client.put_item(TableName=TABLE, Item={"pk": {"S": "A"}, "sk": {"S": f"b{n}"}})
+        client.put_item(TableName=TABLE, Item={"pk": {"S": "A"}, "sk": {"S": f"TX#b{n}"}})
     second = streams.get_records(ShardIterator=first["NextShardIterator"])
-    assert _keys(second["Records"]) == ["b0", "b1"]
+    assert _keys(second["Records"]) == ["TX#b0", "TX#b1"]
     assert len(shard.items) == 2  # the first three were read: forgotten
     numbers = [int(r["dynamodb"]["SequenceNumber"]) for r in first["Records"] + second["Records"]]
     assert numbers == sorted(set(numbers))
     for n in range(8):  # nobody reads: at most MAX_STREAM_RECORDS are kept
-        client.put_item(TableName=TABLE, Item={"pk": {"S": "A"}, "sk": {"S": f"c{n}"}})
+        client.put_item(TableName=TABLE, Item={"pk": {"S": "A"}, "sk": {"S": f"TX#c{n}"}})
     assert len(shard.items) == 5
     third = streams.get_records(ShardIterator=second["NextShardIterator"])
-    assert _keys(third["Records"]) == [f"c{n}" for n in range(3, 8)]
+    assert _keys(third["Records"]) == [f"TX#c{n}" for n in range(3, 8)]
+
+
+def test_the_stream_keeps_what_the_filter_passes_and_answers_as_motos_serializer(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the records the event source mapping's filter passes are kept (inserts and changes of
+    the items that make events), and GetRecords in plain JSON parses to what moto's own gives."""
+    from local_stack.moto_server import consumed_streams, fast_stream_responses
+
+    consumed_streams(monkeypatch.setattr)
+    client = boto3.client("dynamodb", region_name=REGION)
+    create_table(client, TABLE)
+    streams, iterator = _stream(client)
+    for sk in ("CHARGER", "MV#x", "STATUS#C1", "MSG#y", "TX#1", "OUTBOX#z"):
+        client.put_item(
+            TableName=TABLE, Item={"pk": {"S": "CP#A"}, "sk": {"S": sk}, "n": {"N": "1"}, "b": {"B": b"\x00"}}
+        )
+    client.update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": "CP#A"}, "sk": {"S": "TX#1"}},
+        UpdateExpression="SET m = :m",
+        ExpressionAttributeValues={":m": {"M": {"l": {"L": [{"S": "x"}, {"BOOL": True}, {"NULL": True}]}}}},
+    )
+    client.delete_item(TableName=TABLE, Key={"pk": {"S": "CP#A"}, "sk": {"S": "STATUS#C1"}})
+    own = streams.get_records(ShardIterator=iterator)
+    assert _keys(own["Records"]) == ["CHARGER", "STATUS#C1", "TX#1", "TX#1"]
+    fast_stream_responses(monkeypatch.setattr)
+    streams, again = _stream(client)
+    fast = streams.get_records(ShardIterator=again)
+    for record in own["Records"] + fast["Records"]:
+        record.pop("eventID")  # random per record
+    assert fast["Records"] == own["Records"]
