@@ -1,4 +1,11 @@
-"""Operator API: API Gateway HTTP API, IAM-authorized, proxying to the operator Lambda (DESIGN §5)."""
+"""Operator API: API Gateway HTTP API, IAM-authorized, proxying to the operator Lambda (DESIGN §5).
+
+Besides the operator routes, the same API serves the chargers' uploads (``UPLOAD_ROUTES``:
+``POST``/``PUT /upload/{token}[/{name}]``, DESIGN §11) with the uploads function and no
+authorization: the token is the credential (an upload id with 128 random bits, good for one file
+and until its URL expires), and a charger has no AWS credentials to sign with. The operator API
+builds the upload URL from the request's own address, so neither function needs the API's URL.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,8 @@ from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+
+from infra.nag import acknowledge
 
 #: (method, path) of every operator route; the same routes the local stack serves.
 ROUTES: tuple[tuple[apigwv2.HttpMethod, str], ...] = (
@@ -49,6 +58,14 @@ ROUTES: tuple[tuple[apigwv2.HttpMethod, str], ...] = (
     (apigwv2.HttpMethod.POST, "/firmware"),
     (apigwv2.HttpMethod.GET, "/firmware"),
     (apigwv2.HttpMethod.GET, "/firmware/{firmwareId}"),
+)
+
+#: (method, path) of the chargers' upload routes: unauthenticated, served by ``lambdas.uploads``
+#: (the paths ``lambdas.files.receive.upload_path`` parses; locally the file server's).
+UPLOAD_ROUTES: tuple[tuple[apigwv2.HttpMethod, str], ...] = tuple(
+    (method, path)
+    for path in ("/upload/{token}", "/upload/{token}/{name}")
+    for method in (apigwv2.HttpMethod.POST, apigwv2.HttpMethod.PUT)
 )
 
 # HTTP APIs accept only their own $context variables (not the REST API standard set).
@@ -90,7 +107,8 @@ class _AccessLogSettings:
 
 
 class OperatorApi(Construct):
-    """Every route requires a SigV4-signed request from a principal allowed ``execute-api:Invoke``."""
+    """Every operator route requires a SigV4-signed request from a principal allowed
+    ``execute-api:Invoke``; the upload routes (``uploads_handler``) require their token only."""
 
     def __init__(
         self,
@@ -98,6 +116,7 @@ class OperatorApi(Construct):
         construct_id: str,
         *,
         handler: lambda_.IFunction,
+        uploads_handler: lambda_.IFunction | None = None,
         api_name: str,
         log_retention: logs.RetentionDays,
         removal_policy: cdk.RemovalPolicy,
@@ -137,4 +156,25 @@ class OperatorApi(Construct):
             self.routes.extend(
                 self.http_api.add_routes(path=path, methods=[method], integration=integration, authorizer=authorizer)
             )
+        #: the unauthenticated upload routes (empty without ``uploads_handler``)
+        self.upload_routes: list[apigwv2.HttpRoute] = []
+        if uploads_handler is not None:
+            uploads = integrations.HttpLambdaIntegration(
+                "UploadsLambda", uploads_handler, payload_format_version=apigwv2.PayloadFormatVersion.VERSION_2_0
+            )
+            none = apigwv2.HttpNoneAuthorizer()
+            for method, path in UPLOAD_ROUTES:
+                self.upload_routes.extend(
+                    self.http_api.add_routes(path=path, methods=[method], integration=uploads, authorizer=none)
+                )
+            for route in self.upload_routes:
+                acknowledge(
+                    route,
+                    "AwsSolutions-APIG4",
+                    "A charger's upload route: chargers have no AWS credentials, so the URL's token is the "
+                    "credential, an upload id with 128 random bits (lambdas.files.host.new_file_id) the "
+                    "operator API made for one GetDiagnostics / GetLog, good for one file (a conditional "
+                    "claim) and until it expires (OCPP_UPLOAD_URL_TTL_S); unknown, used or expired tokens "
+                    "store nothing.",
+                )
         self.url: str = self.stage.url

@@ -1,9 +1,11 @@
 """Files (DESIGN §11): the stage's bucket for what chargers upload and the firmware they download.
 
-Keys: ``uploads/<chargePointId>/<uploadId>/<name>`` (diagnostics and logs, put by chargers with a
-presigned PUT URL the operator API signs) and ``firmware/<firmwareId>/<name>`` (stored by
+Keys: ``uploads/<chargePointId>/<uploadId>/<name>`` (diagnostics and logs: put by the uploads
+function for what chargers send to the API's ``/upload/<token>``, or with ``OCPP_UPLOAD_MODE=presigned``
+by chargers with a presigned PUT URL the operator API signs) and ``firmware/<firmwareId>/<name>`` (stored by
 ``POST /firmware``, fetched by chargers with a presigned GET). Each new object under ``uploads/``
-invokes ``lambdas.files_received.handler``, which records the file.
+invokes ``lambdas.files_received.handler``, which records the file (for an upload through the API,
+which the uploads function recorded already, it rewrites the same item).
 
 The notification is the bucket's own ``NotificationConfiguration`` rather than CDK's
 ``add_event_notification`` (a custom resource whose role may change the notifications of every
@@ -41,7 +43,8 @@ def files_bucket_name(stage: str, account: str, region: str) -> str:
 class FilesBucket(Construct):
     """Encrypted, private, TLS-only, versioned bucket with its lifecycle, and the notification of
     new uploads to ``receiver``, which needs no access to the bucket: the notification says what
-    it records (key, size, time). Only the operator API gets the bucket (``grant_api``)."""
+    it records (key, size, time). Only the operator API gets the bucket (``grant_api``), and the
+    uploads function may put under ``uploads/`` (``grant_uploads``)."""
 
     def __init__(
         self,
@@ -133,6 +136,19 @@ class FilesBucket(Construct):
                 "Object keys hold the charger, upload and firmware ids, which are data: the operator API may "
                 "put and get objects under uploads/ and firmware/ of the stage's files bucket only.",
             )
+
+    def grant_uploads(self, function: lambda_.Function) -> None:
+        """The uploads function (``lambdas.uploads``) puts what chargers send to ``/upload/<token>``:
+        ``s3:PutObject`` under ``uploads/`` only, nothing to read, list or delete."""
+        function.add_environment(FILES_BUCKET_ENV, self.bucket_name)
+        resource = self.objects_arn(UPLOADS_PREFIX)
+        function.add_to_role_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[resource]))
+        acknowledge(
+            function,
+            _s3_finding(self, resource),
+            "Object keys hold the charger and upload ids, which are data: the uploads function may only put "
+            "objects under uploads/ of the stage's files bucket.",
+        )
 
 
 def _s3_finding(scope: Construct, resource: str) -> str:

@@ -3,8 +3,9 @@
 One function per rule of the stage (``lambdas.rules.rules_for``: the stage's topic filters and
 rule names; the SQL is built by the same code the local rule emulator evaluates), plus the
 operator API function and the outbox timer (DESIGN §10), which an EventBridge rule invokes every
-minute, and the two functions of DESIGN §11: the events publisher (the table's change stream
-invokes it: infra/events.py) and the files-received function (S3 invokes it: infra/files.py).
+minute, and the three functions of DESIGN §11: the events publisher (the table's change stream
+invokes it: infra/events.py), the files-received function (S3 invokes it: infra/files.py) and the
+uploads function (the operator API's unauthenticated ``/upload/<token>`` routes: infra/api.py).
 IoT rules invoke Lambda asynchronously; a
 retry would arrive after the charger's call timed out, so there is none: a failed event goes to
 a dead-letter queue to be looked at, and a rule that cannot invoke at all sends the message to its
@@ -33,6 +34,7 @@ OPERATOR_API_HANDLER = "lambdas.operator_api.handler"
 TIMER_HANDLER = "lambdas.timer.handler"
 EVENTS_PUBLISHER_HANDLER = "lambdas.events_publisher.handler"
 FILES_RECEIVED_HANDLER = "lambdas.files_received.handler"
+UPLOADS_HANDLER = "lambdas.uploads.handler"
 
 # EventBridge schedules have no second-level precision: "The finest resolution using a cron
 # expression is one minute" (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-run-lambda-schedule.html),
@@ -62,6 +64,11 @@ EVENTS_PUBLISHER_TIMEOUT = cdk.Duration.seconds(60)
 FILES_RECEIVED_TIMEOUT = cdk.Duration.seconds(30)
 FILES_RECEIVED_RETRY_ATTEMPTS = 2
 FILES_RECEIVED_MAX_EVENT_AGE = cdk.Duration.hours(6)
+#: The uploads function answers API Gateway, which gives up after 30 s (as for the operator API).
+UPLOADS_TIMEOUT = cdk.Duration.seconds(29)
+#: A request holds the file up to three times (base64 text, bytes, the parsed part): 4 MiB files
+#: need tens of MiB; more memory also means more CPU for the base64 and the S3 put.
+UPLOADS_MEMORY_MIB = 512
 
 _SERVICE_NAMES = {
     MESSAGE_RULE.handler: "ocpp-message-processor",
@@ -209,6 +216,18 @@ class Processing(Construct):
             on_failure=destinations.SqsDestination(self.failure_queue),
         )
         self.functions[FILES_RECEIVED_HANDLER] = self.files_received
+
+        # Uploads through the API (``POST``/``PUT /upload/<token>``, infra/api.py): API Gateway
+        # invokes it synchronously and the charger sees its answer; never asynchronously.
+        self.uploads = self._function(
+            "Uploads",
+            handler=UPLOADS_HANDLER,
+            description="Uploads: diagnostics and logs chargers POST (multipart) or PUT to /upload/<token>",
+            memory_mib=UPLOADS_MEMORY_MIB,
+            timeout=UPLOADS_TIMEOUT,
+            reserved_concurrency=None,
+        )
+        self.functions[UPLOADS_HANDLER] = self.uploads
 
         # IoT Core assumes this role only to put undeliverable messages on the error queue.
         account = cdk.Stack.of(self).account

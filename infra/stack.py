@@ -178,8 +178,9 @@ class CsmsStack(cdk.Stack):
             self, "Files", stage=config.stage, receiver=processing.files_received, removal_policy=removal
         )
         # Nothing else gets the bucket (the files-received function learns all it records from the
-        # notification itself).
+        # notification itself); the uploads function may put under uploads/ only.
         self.files.grant_api(processing.operator_api)
+        self.files.grant_uploads(processing.uploads)
 
         # --- network and bridge -----------------------------------------------------------------
         self.network = Network(
@@ -255,6 +256,7 @@ class CsmsStack(cdk.Stack):
             self,
             "OperatorApi",
             handler=processing.operator_api,
+            uploads_handler=processing.uploads,
             api_name=f"ocpp-csms-{config.stage}",
             log_retention=retention,
             removal_policy=removal,
@@ -271,6 +273,7 @@ class CsmsStack(cdk.Stack):
             processing.operator_api,
             processing.timer,
             processing.files_received,
+            processing.uploads,
         )
         for function in table_users:
             function.add_to_role_policy(table_data)

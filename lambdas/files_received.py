@@ -50,7 +50,10 @@ def record_object(s3_record: Any, now_ms: int) -> str:
     raw_size = obj.get("size") if isinstance(obj, dict) else None
     size = raw_size if isinstance(raw_size, int) else 0
     file_id = parsed.upload_id
-    # The first notification claims the request; a redelivery finds it claimed and rewrites the file.
+    if store.get_file(parsed.charge_point_id, file_id) is not None:
+        # the uploads Lambda stored and recorded it (OCPP_UPLOAD_MODE=api), or a redelivery: kept as is
+        return "already-recorded"
+    # The first notification claims the request (presigned mode: S3 took the file itself).
     store.claim_upload(parsed.charge_point_id, parsed.upload_id, claim_changes(file_id, parsed.name, size, received))
     record = file_record(
         upload,

@@ -43,6 +43,17 @@ DEFAULT_FILES_MAX_BYTES = 50 * 1024 * 1024
 #: Lambda's synchronous payload limit is 6 MB and API Gateway sends a binary body base64 (4/3):
 #: 4 MiB of firmware is 5.3 MiB encoded (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html)
 DEFAULT_FIRMWARE_MAX_BYTES = 4 * 1024 * 1024
+#: where chargers upload on AWS: ``api`` (the operator API's own ``/upload/<token>``, served by
+#: ``lambdas.uploads``: POST multipart or PUT, one file per URL) or ``presigned`` (an S3 presigned
+#: PUT: only a PUT at exactly that URL, reusable until it expires, but as large as S3 takes)
+UPLOAD_MODE = "OCPP_UPLOAD_MODE"
+UPLOAD_MODE_API = "api"
+UPLOAD_MODE_PRESIGNED = "presigned"
+UPLOAD_MODES = (UPLOAD_MODE_API, UPLOAD_MODE_PRESIGNED)
+#: the largest file ``lambdas.uploads`` takes: the same 4 MiB as firmware, for the same reason
+#: (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html: 6 MB request payload)
+UPLOAD_MAX_BYTES = "OCPP_UPLOAD_MAX_BYTES"
+DEFAULT_UPLOAD_MAX_BYTES = 4 * 1024 * 1024
 
 ALL_VARIABLES = (
     TABLE_NAME,
@@ -63,6 +74,8 @@ ALL_VARIABLES = (
     FILES_MAX_BYTES,
     UPLOAD_URL_TTL,
     FIRMWARE_MAX_BYTES,
+    UPLOAD_MODE,
+    UPLOAD_MAX_BYTES,
 )
 
 
@@ -117,6 +130,8 @@ class Settings:
     #: a presigned S3 URL made with a role's temporary credentials also ends with them
     upload_url_ttl_s: int = 3600
     firmware_max_bytes: int = DEFAULT_FIRMWARE_MAX_BYTES
+    upload_mode: str = UPLOAD_MODE_API
+    upload_max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES
 
     @property
     def topics(self) -> Topics:
@@ -132,6 +147,9 @@ class Settings:
         except ValueError:
             choices = ", ".join(p.value for p in UnknownChargerPolicy)
             raise SettingsError(f"{UNKNOWN_CHARGERS}={policy_raw!r} is not one of {choices}") from None
+        upload_mode = env.get(UPLOAD_MODE, "").strip().lower() or UPLOAD_MODE_API
+        if upload_mode not in UPLOAD_MODES:
+            raise SettingsError(f"{UPLOAD_MODE}={upload_mode!r} is not one of {', '.join(UPLOAD_MODES)}")
         return cls(
             table_name=env.get(TABLE_NAME, "").strip() or cls.table_name,
             unknown_chargers=policy,
@@ -152,6 +170,9 @@ class Settings:
             # SigV4 presigned URLs last at most 7 days (https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-presigned-url.html)
             upload_url_ttl_s=_int(env, UPLOAD_URL_TTL, 3600, 60, 7 * 86400),
             firmware_max_bytes=_int(env, FIRMWARE_MAX_BYTES, DEFAULT_FIRMWARE_MAX_BYTES, 1, 1024**3),
+            upload_mode=upload_mode,
+            # more would not fit in Lambda's request payload once base64-encoded with its framing
+            upload_max_bytes=_int(env, UPLOAD_MAX_BYTES, DEFAULT_UPLOAD_MAX_BYTES, 1, DEFAULT_UPLOAD_MAX_BYTES),
         )
 
     def processor_config(self) -> ProcessorConfig:

@@ -9,9 +9,12 @@ Routes (``docs/operator_api.md``, "Files and firmware"):
 * ``GET /files/<signed token>``: a received file (``lambdas.files.local`` signs the tokens).
 * ``GET /firmware/<firmwareId>/<name>``: a firmware image.
 
-The upload request is checked before the body is read; the body is streamed in 64 KiB chunks to a
-temporary file (never more than the limit, never all in memory), the request is claimed (one file
-per URL, a conditional write), then the file is renamed into place and recorded. One thread per
+The steps of an upload (the checks, the claim, the record, the name rules) are
+``lambdas.files.receive``'s, which the uploads Lambda (``lambdas.uploads``) shares on AWS, and the
+body parser is ``lambdas.files.multipart``. The upload request is checked before the body is read;
+the body is streamed in 64 KiB chunks to a temporary file (never more than the limit, never all in
+memory), the request is claimed (one file per URL, a conditional write), then the file is renamed
+into place and recorded. One thread per
 connection, each socket with a timeout: a slow or broken client holds only its own thread.
 """
 
@@ -28,28 +31,24 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from lambdas.files import receive
 from lambdas.files.local import LocalFileHost
-from ocpp_core.files import (
-    DEFAULT_NAMES,
-    REFUSAL_EXPIRED,
-    REFUSAL_UNKNOWN,
-    REFUSAL_USED,
-    UploadRefused,
-    check_upload,
-    claim_changes,
-    file_id_of,
-    file_record,
-    name_problem,
-    upload_key,
+from lambdas.files.multipart import (
+    CHUNK,
+    MULTIPART_OVERHEAD,
+    Body,
+    HttpRefusal,
+    Sink,
+    TooLarge,
+    boundary_of,
+    read_multipart,
 )
+from ocpp_core.files import upload_key
 from ocpp_core.ports import StateStore
-
-from .multipart import CHUNK, MULTIPART_OVERHEAD, Body, HttpRefusal, Sink, TooLarge, boundary_of, read_multipart
 
 logger = logging.getLogger(__name__)
 
 SOCKET_TIMEOUT_S = 30.0
-_REFUSAL_STATUS = {REFUSAL_UNKNOWN: 404, REFUSAL_EXPIRED: 410, REFUSAL_USED: 409}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -75,10 +74,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             path = urlsplit(self.path).path
             parts = path.strip("/").split("/")
-            if parts[0] == "upload" and len(parts) in (2, 3):
-                if self.command not in ("POST", "PUT"):
-                    raise HttpRefusal(405, f"{self.command} is not allowed on an upload URL; use POST or PUT.")
-                self._upload(parts[1], unquote(parts[2], errors="strict") if len(parts) == 3 else None)
+            upload = receive.upload_path(path)
+            if upload is not None:
+                receive.check_method(self.command)
+                self._upload(*upload)
             elif parts[0] in ("files", "firmware") and len(parts) in (2, 3):
                 if self.command not in ("GET", "HEAD"):
                     raise HttpRefusal(405, f"{self.command} is not allowed on a download URL; use GET.")
@@ -86,7 +85,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 raise HttpRefusal(404, "No such file URL.")
         except HttpRefusal as refusal:
-            self._json(refusal.status, {"error": refusal.message})
+            self._json(refusal.status, receive.refusal_body(refusal))
         except UnicodeDecodeError:
             self._json(400, {"error": "The URL has a percent-encoded name that is not UTF-8."})
         except (ConnectionError, TimeoutError):
@@ -105,16 +104,10 @@ class _Handler(BaseHTTPRequestHandler):
             raise HttpRefusal(411, "The upload needs a Content-Length header.")
         return int(raw)
 
-    def _upload(self, token: str, url_name: str | None) -> None:
+    def _upload(self, token: str, raw_name: str | None) -> None:
         server = self.server
-        if url_name is not None and (problem := name_problem(url_name)) is not None:
-            raise HttpRefusal(400, f"Invalid file name: {problem}.")
-        if not (0 < len(token) <= 64 and token.isascii() and token.isalnum()):
-            raise HttpRefusal(404, "No upload was requested at this URL.")
-        try:
-            upload = check_upload(server.store.find_upload(token), server.now_ms())
-        except UploadRefused as refused:
-            raise HttpRefusal(_REFUSAL_STATUS[refused.reason], refused.message) from None
+        url_name = receive.url_name(raw_name)
+        upload = receive.find_upload(server.store, token, server.now_ms())
         length = self._length()
         multipart = self.command == "POST"
         if length > server.max_bytes + (MULTIPART_OVERHEAD if multipart else 0):
@@ -124,36 +117,26 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             with open(temp, "xb") as out:
                 sink, body = Sink(out, server.max_bytes), Body(self.rfile, length)
-                if multipart:
-                    part_name = read_multipart(body, boundary, sink)
-                    if (problem := name_problem(part_name)) is not None:
-                        raise HttpRefusal(400, f"Invalid file name: {problem}.")
-                    name = part_name
-                else:
+                part_name = read_multipart(body, boundary, sink) if multipart else None
+                if not multipart:
                     body.copy_all(sink)
-                    name = url_name or DEFAULT_NAMES.get(str(upload.get("kind")), "upload.bin")
+            name = receive.file_name(upload, part_name=part_name, url_name=url_name)
             record = self._keep(upload, name, sink.size, temp)
         finally:
             temp.unlink(missing_ok=True)
-        self._json(201, {"fileId": record["fileId"], "name": record["name"], "size": record["size"]})
+        self._json(201, receive.created(record))
 
     def _keep(self, upload: dict[str, Any], name: str, size: int, temp: Path) -> dict[str, Any]:
         server = self.server
-        cp, upload_id = str(upload["chargePointId"]), str(upload["uploadId"])
-        key = upload_key(cp, upload_id, name)
-        path = server.files.path_of(key)
+        path = server.files.path_of(upload_key(str(upload["chargePointId"]), str(upload["uploadId"]), name))
         if path is None:
             raise HttpRefusal(400, "Invalid file name: it cannot be stored.")
-        now = server.now_ms()
-        file_id = file_id_of(upload_id)
-        if not server.store.claim_upload(cp, upload_id, claim_changes(file_id, name, size, now)):
-            raise HttpRefusal(409, "A file was already uploaded to this URL (one file per URL).")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(temp, path)
-        record = file_record(upload, name=name, size=size, received_at_ms=now, storage_key=key)
-        server.store.put_file(cp, file_id, record)
-        logger.info("file %s (%s bytes) received from %s for upload %s", name, size, cp, upload_id)
-        return record
+
+        def put(key: str) -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temp, path)
+
+        return receive.keep(server.store, upload, name, size, server.now_ms(), put)
 
     def _download(self, parts: list[str]) -> None:
         files = self.server.files

@@ -81,7 +81,7 @@ def post_call(ctx: ApiContext, request: Request, params: dict[str, str]) -> Resp
         raise BadRequest('The body needs "action": the OCPP action to send, e.g. "Reset".')
     payload = body.get("payload", {})
     # GetDiagnostics / GetLog without a location: the CSMS's upload URL, before the schema check
-    upload = prepare_upload(ctx, cp, body["action"], payload)
+    upload = prepare_upload(ctx, cp, body["action"], payload, api_base=request.base_url)
     if upload is None:
         sent = send_call(ctx, cp, body["action"], payload, wait_s)
     else:

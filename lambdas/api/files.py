@@ -9,6 +9,10 @@
 
 ``prepare_upload`` is what ``POST /chargers/{id}/calls`` does first for GetDiagnostics / GetLog
 without a location: an upload request and its URL, filled into the payload before it is validated.
+The URL is the file host's (locally the file server's ``/upload/<token>``), except on S3 with
+``OCPP_UPLOAD_MODE=api`` (the default): then it is this API's own ``https://<domain>/upload/<token>``
+(served by ``lambdas.uploads``), built from the request's address (``Request.base_url``), since the
+API's function cannot be told its API's URL in CloudFormation without a circular dependency.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from ocpp_core import files
 from ocpp_core.ports import Record
 
 from ..files.host import FileHost, new_file_id
-from ..settings import Settings
+from ..files.receive import UPLOAD_SEGMENT
+from ..settings import UPLOAD_MODE_API, Settings
 from .context import ApiContext
 from .errors import ApiError, BackendFailure, BadRequest, NotFound
 from .http import Request, Response
@@ -68,8 +73,26 @@ class PreparedUpload:
             logger.exception("could not delete upload request %s of %s", self.upload_id, cp)
 
 
-def prepare_upload(ctx: ApiContext, cp: str, action: Any, payload: Any) -> PreparedUpload | None:
-    """An upload request for a GetDiagnostics / GetLog without a location (None: nothing to fill)."""
+def api_upload_url(api_base: str, upload_id: str) -> str:
+    """``<api base>/upload/<token>``: the route ``lambdas.uploads`` serves."""
+    return f"{api_base.rstrip('/')}/{UPLOAD_SEGMENT}/{upload_id}"
+
+
+def _upload_url(ctx: ApiContext, host: FileHost, cp: str, upload_id: str, kind: str, api_base: str | None) -> str:
+    ttl = ctx.deps.settings.upload_url_ttl_s
+    if host.presigned_uploads and ctx.deps.settings.upload_mode == UPLOAD_MODE_API:
+        if api_base is not None:
+            return api_upload_url(api_base, upload_id)
+        logger.warning("no requestContext.domainName in the request: upload %s gets a presigned PUT URL", upload_id)
+    return host.upload_url(cp, upload_id, files.DEFAULT_NAMES[kind], ttl)
+
+
+def prepare_upload(
+    ctx: ApiContext, cp: str, action: Any, payload: Any, *, api_base: str | None = None
+) -> PreparedUpload | None:
+    """An upload request for a GetDiagnostics / GetLog without a location (None: nothing to fill).
+
+    ``api_base``: where the request reached this API (``Request.base_url``), for the upload URL."""
     kind = files.upload_kind(action, payload)
     host = ctx.deps.files
     if kind is None or host is None or ctx.deps.store.get_charger(cp) is None:
@@ -78,7 +101,7 @@ def prepare_upload(ctx: ApiContext, cp: str, action: Any, payload: Any) -> Prepa
     now = ctx.now_ms()
     upload_id = new_file_id(now)
     ttl = ctx.deps.settings.upload_url_ttl_s
-    url = host.upload_url(cp, upload_id, files.DEFAULT_NAMES[kind], ttl)
+    url = _upload_url(ctx, host, cp, upload_id, kind, api_base)
     filled = files.with_location(kind, payload, url, files.derived_request_id(unique_id))
     record = files.upload_record(
         cp,

@@ -2,7 +2,8 @@
 
 Only the fields the local server can produce are read (``rawPath``, ``rawQueryString`` /
 ``queryStringParameters``, ``requestContext.http.method``, ``headers``, ``body``,
-``isBase64Encoded``), so the same code serves AWS and ``local_stack.api_server``.
+``isBase64Encoded``; ``requestContext.domainName`` when there is one), so the same code serves AWS
+and ``local_stack.api_server``.
 Everything here treats the event as untrusted: a malformed one is a 400, never an exception.
 """
 
@@ -12,10 +13,11 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from .errors import BadRequest, PayloadTooLarge
 
@@ -28,6 +30,10 @@ MAX_JSON_DEPTH = 24
 _MAX_INT = 10**38 - 1
 _MAX_FLOAT = 1e125
 _MIN_FLOAT = 1e-129
+#: a DNS name (``<api-id>.execute-api.<region>.amazonaws.com`` or a custom domain)
+_HOST = re.compile(
+    r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +43,9 @@ class Request:
     query: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    #: ``https://<requestContext.domainName>[/<stage>]``: where this API was reached (None if the
+    #: event does not say), for URLs that point back at it (``lambdas.api.files``' upload URLs)
+    base_url: str | None = None
 
     def json(self, *, default: Any = None) -> Any:
         """The body as JSON (``default`` when empty); 400 with the reason when it is not JSON."""
@@ -143,9 +152,11 @@ def parse_event(event: Any, *, body_limits: Mapping[tuple[str, str], int] | None
     if not isinstance(method, str) or not method or not isinstance(path, str) or not path.startswith("/"):
         raise BadRequest("Malformed request event: no method or path.")
     stage = context.get("stage") if isinstance(context, dict) else None
+    stage_prefix = ""
     if isinstance(stage, str) and stage and stage != "$default" and path.startswith(f"/{stage}/"):
         # A named stage shows up as the first path segment of rawPath.
         path = path[len(stage) + 1 :]
+        stage_prefix = f"/{stage}"
 
     params = event.get("queryStringParameters")
     raw_query = event.get("rawQueryString")
@@ -173,4 +184,19 @@ def parse_event(event: Any, *, body_limits: Mapping[tuple[str, str], int] | None
             body = body_field.encode("utf-8", errors="surrogatepass")
     if len(body) > limit:
         raise PayloadTooLarge(f"The request body is larger than {_size(limit)}.")
-    return Request(method=method.upper(), path=path, query=query, headers=_headers(event.get("headers")), body=body)
+    return Request(
+        method=method.upper(),
+        path=path,
+        query=query,
+        headers=_headers(event.get("headers")),
+        body=body,
+        base_url=_base_url(context, stage_prefix),
+    )
+
+
+def _base_url(context: Any, stage_prefix: str) -> str | None:
+    """``https://<domainName><stage prefix>``, if ``requestContext.domainName`` is a host name."""
+    domain = context.get("domainName") if isinstance(context, dict) else None
+    if not isinstance(domain, str) or not _HOST.fullmatch(domain):
+        return None
+    return f"https://{domain.lower()}{quote(stage_prefix)}"

@@ -59,6 +59,9 @@ def _is_id(value: str) -> bool:
 
 
 class LocalFileHost:
+    #: the file server's ``/upload/<token>`` takes POST multipart and PUT
+    presigned_uploads = False
+
     def __init__(self, state_dir: Path, base_url: str, *, clock_s: Callable[[], float] = time.time) -> None:
         self.files_dir = (state_dir / "files").resolve()
         self.firmware_dir = (state_dir / "firmware").resolve()

@@ -17,7 +17,7 @@ from aws_cdk.assertions import Match
 
 from infra.config import ConfigError, StageConfig
 from infra.events import example_rule_pattern
-from infra.processing import EVENTS_PUBLISHER_HANDLER, FILES_RECEIVED_HANDLER, OPERATOR_API_HANDLER
+from infra.processing import EVENTS_PUBLISHER_HANDLER, FILES_RECEIVED_HANDLER, OPERATOR_API_HANDLER, UPLOADS_HANDLER
 from ocpp_core.events import EVENT_SOURCE, EVENT_SOURCE_SORT_KEYS
 
 from .support import Synthesized, grants, nag_violations, policy_statements, synthesize_stages, wildcard_findings
@@ -367,10 +367,14 @@ def test_only_the_api_gets_the_bucket_and_only_its_two_prefixes(dev: Synthesized
     assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"} <= {
         a for a, r in receiver if r == table
     }
+    # the uploads function puts what chargers send through the API, under uploads/ only
+    assert {(a, r) for a, r in grants(dev.json, role(dev, UPLOADS_HANDLER)) if a.startswith("s3:")} == {
+        ("s3:PutObject", uploads)
+    }
     # nothing else gets the bucket (nor any other S3 permission)
     holders = {ref.logical_id for ref in policy_statements(dev.json) if any(a.startswith("s3:") for a in ref.actions)}
-    roles = [dev.json["Resources"][holder]["Properties"].get("Roles") for holder in holders]
-    assert roles == [[{"Ref": role(dev, OPERATOR_API_HANDLER)}]]
+    roles = sorted(as_json(dev.json["Resources"][holder]["Properties"].get("Roles")) for holder in holders)
+    assert roles == sorted(as_json([{"Ref": role(dev, h)}]) for h in (OPERATOR_API_HANDLER, UPLOADS_HANDLER))
 
 
 def test_only_the_api_and_the_receiver_know_the_bucket(dev: Synthesized) -> None:
@@ -378,7 +382,8 @@ def test_only_the_api_and_the_receiver_know_the_bucket(dev: Synthesized) -> None
         props = resource["Properties"]
         variables = props.get("Environment", {}).get("Variables", {})
         knows = "OCPP_FILES_BUCKET" in variables
-        assert knows == (props.get("Handler") in (OPERATOR_API_HANDLER, FILES_RECEIVED_HANDLER)), logical_id
+        knowers = (OPERATOR_API_HANDLER, FILES_RECEIVED_HANDLER, UPLOADS_HANDLER)
+        assert knows == (props.get("Handler") in knowers), logical_id
 
 
 # --- the API, the stages, cdk-nag ----------------------------------------------------------------------

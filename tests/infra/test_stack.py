@@ -12,9 +12,9 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Annotations, Capture, Match
 
-from infra.api import ROUTES
+from infra.api import ROUTES, UPLOAD_ROUTES
 from infra.bundling import current_python
-from infra.processing import ASYNC_MAX_EVENT_AGE, OPERATOR_API_HANDLER
+from infra.processing import ASYNC_MAX_EVENT_AGE, OPERATOR_API_HANDLER, UPLOADS_HANDLER
 from lambdas.rules import AWS_IOT_SQL_VERSION, RULES, rules_for
 from ocpp_core import keys
 from ocpp_core.topics import Topics
@@ -394,11 +394,28 @@ def test_tasks_accept_traffic_only_through_the_nlb_security_group(synth: Synthes
 
 
 def test_every_operator_route_requires_iam_and_proxies_to_the_api_function(synth: Synthesized) -> None:
+    """Operator routes: IAM, the operator function. The chargers' upload routes alone: no
+    authorization (the token is the credential), the uploads function."""
     routes = synth.resources("AWS::ApiGatewayV2::Route")
-    assert {r["Properties"]["RouteKey"] for r in routes.values()} == {f"{m.value} {p}" for m, p in ROUTES}
-    for route in routes.values():
-        assert route["Properties"]["AuthorizationType"] == "AWS_IAM"
+    integrations = synth.resources("AWS::ApiGatewayV2::Integration")
     api_function = functions_by_handler(synth)[OPERATOR_API_HANDLER][0]
+    (uploads_function,) = [
+        logical_id
+        for logical_id, resource in synth.resources("AWS::Lambda::Function").items()
+        if resource["Properties"].get("Handler") == UPLOADS_HANDLER
+    ]
+    operator = {f"{m.value} {p}" for m, p in ROUTES}
+    uploads = {f"{m.value} {p}" for m, p in UPLOAD_ROUTES}
+    assert {r["Properties"]["RouteKey"] for r in routes.values()} == operator | uploads
+    assert not operator & uploads and len(uploads) == 4
+    for route in routes.values():
+        props = route["Properties"]
+        (integration,) = [part["Ref"] for part in props["Target"]["Fn::Join"][1] if isinstance(part, dict)]
+        target = integrations[integration]["Properties"]["IntegrationUri"]["Fn::GetAtt"][0]
+        if props["RouteKey"] in uploads:
+            assert (props["AuthorizationType"], target) == ("NONE", uploads_function), props["RouteKey"]
+        else:
+            assert (props["AuthorizationType"], target) == ("AWS_IAM", api_function), props["RouteKey"]
     synth.template.has_resource_properties(
         "AWS::ApiGatewayV2::Integration",
         {
@@ -577,9 +594,10 @@ def metric_names(props: dict[str, Any]) -> set[str]:
 @pytest.mark.parametrize(
     ("metric", "count", "missing"),
     [
-        # each function: processor, lifecycle, operator API, outbox timer, events publisher, files received
-        ("Errors", 6, "notBreaching"),
-        ("Throttles", 6, "notBreaching"),
+        # each function: processor, lifecycle, operator API, outbox timer, events publisher, files
+        # received, uploads
+        ("Errors", 7, "notBreaching"),
+        ("Throttles", 7, "notBreaching"),
         # the dead-letter queues: processor, lifecycle, and the events stream's failures
         ("ApproximateNumberOfMessagesVisible", 3, "notBreaching"),
         ("UnHealthyHostCount", 1, "notBreaching"),

@@ -107,7 +107,7 @@ def test_presigned_put_then_the_notification_records_the_file(s3: Any, deps: Dep
 
     event = _notification(key, 20)
     assert files_received.handle(event) == {"recorded": 1}
-    assert files_received.handle(event) == {"recorded": 1}  # at least once: a redelivery rewrites
+    assert files_received.handle(event) == {"already-recorded": 1}  # at least once: a redelivery keeps it
     record = deps.store.get_file("CP:1", upload_id)
     assert record == {
         "chargePointId": "CP:1",

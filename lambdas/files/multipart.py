@@ -2,7 +2,9 @@
 
 :class:`Body` never holds more than a chunk and a delimiter; :class:`Sink` refuses more than the
 limit while it writes; :func:`read_multipart` streams the first part with a filename to the sink.
-A refusal is an :class:`HttpRefusal` with its status and one sentence.
+A refusal is an :class:`HttpRefusal` with its status and one sentence. Shared by the local file
+server (the socket's file) and the uploads Lambda (the decoded event body in an ``io.BytesIO``),
+so it lives in the Lambda bundle (``infra/bundling.py`` ships ``ocpp_core`` and ``lambdas``).
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ class Body:
 
 
 class Sink:
-    """Writes a file to a temporary path, refusing more than ``limit`` bytes."""
+    """Writes a file to ``out`` (a temporary file, a buffer), refusing more than ``limit`` bytes."""
 
     def __init__(self, out: BinaryIO, limit: int) -> None:
         self._out = out
