@@ -111,10 +111,14 @@ def test_an_upload_and_a_firmware_update_end_to_end(stack: E2EStack, version: Oc
     assert [step["status"] for step in history["history"]] == ["Downloading", "Downloaded", "Installing", "Installed"]
 
     stack.settle()
+
+    def progress() -> list[str]:  # the events follow the stored state by a stream poll or two
+        return sorted(e["detail"]["status"] for e in _events(stack, cp) if e["type"] == "FirmwareStatusChanged")
+
+    steps = sorted(["Downloading", "Downloaded", "Installing", "Installed"])
+    assert wait_for(lambda: progress() == steps, timeout=10), progress()
     events = _events(stack, cp)
     assert [e["detail"]["fileId"] for e in events if e["type"] == "FileReceived"] == [received["fileId"]]
-    progress = [e["detail"]["status"] for e in events if e["type"] == "FirmwareStatusChanged"]
-    assert sorted(progress) == sorted(["Downloading", "Downloaded", "Installing", "Installed"])
 
 
 async def _until(predicate: Any, timeout: float = 15.0) -> None:
