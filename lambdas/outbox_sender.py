@@ -4,7 +4,7 @@
 has no call pending (``ocpp_core.calls.start_outbox_call``), and publishes it like an operator's
 call: to ``<root>/{cp}/out`` with an MQTT5 expiry equal to the call timeout. The message
 processor drains after its reply is out (a CALLRESULT freed the slot, or a handler queued calls),
-the lifecycle Lambda when a charger connects, the operator API after a site changes, and the timer
+the lifecycle Lambda when a site's charger connects (another charger's wait for the timer), the operator API after a site changes, and the timer
 (``run_timer``) every minute for everything else: calls nobody answered, chargers that were busy.
 """
 

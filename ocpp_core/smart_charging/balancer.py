@@ -167,9 +167,9 @@ def meter_values(ctx: CallContext, transaction_id: str, meter_value: Any) -> Non
     ctx.drain |= rebalance(ctx.store, site_id, ctx.now_ms, change, site=site)
 
 
-def charger_connected(store: StateStore, now_ms: int, charge_point_id: str) -> set[str]:
-    """A member charger (re)connected: its profiles are sent again."""
-    site_id = store.site_of(charge_point_id)
+def charger_connected(store: StateStore, now_ms: int, charge_point_id: str, *, site_id: str | None = None) -> set[str]:
+    """A member charger (re)connected: its profiles are sent again (``site_id``: its site, if read)."""
+    site_id = site_id if site_id is not None else store.site_of(charge_point_id)
     if site_id is None:
         return set()
     protocol = (store.get_charger(charge_point_id) or {}).get("protocol")
