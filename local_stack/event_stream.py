@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lambdas import events_publisher
-from ocpp_core.events import EVENT_SOURCE_SORT_KEYS
+from ocpp_core.events import is_event_source
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def matches_filter(record: Mapping[str, Any]) -> bool:
     if record.get("eventName") not in ("INSERT", "MODIFY"):
         return False
     sk = ((record.get("dynamodb") or {}).get("Keys") or {}).get("sk", {}).get("S", "")
-    return any(sk == key or (key.endswith("#") and sk.startswith(key)) for key in EVENT_SOURCE_SORT_KEYS)
+    return is_event_source(sk)
 
 
 class StreamPoller:
@@ -55,7 +55,6 @@ class StreamPoller:
         self._iterator: str | None = None
         #: records read but not yet delivered (a failed batch is retried from its failed record)
         self._pending: list[Mapping[str, Any]] = []
-        self.events_records = 0
 
     def _open(self) -> str:
         shards = self._client.describe_stream(StreamArn=self._arn)["StreamDescription"]["Shards"]
@@ -86,7 +85,6 @@ class StreamPoller:
             del self._pending[:failed]
             logger.warning("events: %d records left to retry at the next poll", len(self._pending))
             break
-        self.events_records += delivered
         return delivered
 
     def _deliver(self, batch: Sequence[Mapping[str, Any]]) -> int | None:

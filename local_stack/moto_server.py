@@ -189,12 +189,11 @@ MAX_STREAM_RECORDS = 100_000
 
 def _may_make_events(kind: str, new: Any) -> bool:
     """The event source mapping's filter (infra/events.py, ``local_stack.event_stream.matches_filter``)."""
-    from ocpp_core.events import EVENT_SOURCE_SORT_KEYS
+    from ocpp_core.events import is_event_source
 
     if kind == "REMOVE" or new is None or new.range_key is None:
         return False
-    sk = new.range_key.value
-    return any(sk == key or (key.endswith("#") and sk.startswith(key)) for key in EVENT_SOURCE_SORT_KEYS)
+    return is_event_source(new.range_key.value)
 
 
 def _stream_default(value: Any) -> Any:

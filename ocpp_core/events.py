@@ -58,6 +58,13 @@ class EventType(enum.StrEnum):
 #: (meter values, idempotency records, outbox...) never invoke the events Lambda.
 EVENT_SOURCE_SORT_KEYS: tuple[str, ...] = ("CHARGER", "CONN#", "STATUS#", "TX#", "EVT#", "CALL#", "CERT#", "FILE#")
 
+
+def is_event_source(sort_key: str) -> bool:
+    """Whether the item's changes can make an event (the filter of :data:`EVENT_SOURCE_SORT_KEYS`:
+    an exact key, or a prefix for those ending in ``#``)."""
+    return any(sort_key == key or (key.endswith("#") and sort_key.startswith(key)) for key in EVENT_SOURCE_SORT_KEYS)
+
+
 #: the ``EVT#`` kinds that are events of their own, and the event each makes
 _REPORTS = {
     "SecurityEventNotification": EventType.SECURITY_EVENT_RECEIVED,

@@ -9,6 +9,7 @@ entries' indexes are returned for the caller to retry (the events Lambda, from t
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 from collections.abc import Sequence
@@ -37,8 +38,6 @@ class EventBridgeSink:
         }
         at = parse_ms(event.get("at"))
         if at is not None:
-            import datetime
-
             entry["Time"] = datetime.datetime.fromtimestamp(at / 1000, tz=datetime.UTC)
         return entry
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import pathlib
@@ -16,13 +15,12 @@ from datetime import datetime
 import pytest
 
 from csms_cli.client import ApiClient, region_from_url
-from csms_cli.main import main
 from lambdas.runtime import Dependencies
 from local_stack.api_server import ApiServer, start_api_server
 from local_stack.ports import free_port
 from ocpp_core.passwords import verify_password
 
-from .support import connect, from_charger
+from .support import connect, from_charger, run_cli
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -46,10 +44,7 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 
 def run(server: ApiServer, *args: str) -> tuple[int, str, str]:
-    """The CLI in process (quicker than a subprocess for the many small cases)."""
-    out, err = io.StringIO(), io.StringIO()
-    code = main(["--api-url", server.url, *args], out, err)
-    return code, out.getvalue(), err.getvalue()
+    return run_cli(server.url, *args)
 
 
 def test_chargers_list_json_and_table_via_subprocess(server: ApiServer, deps: Dependencies) -> None:

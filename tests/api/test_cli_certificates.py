@@ -3,21 +3,19 @@ local development CA."""
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from csms_cli.main import main
 from lambdas import runtime
 from lambdas.certificates import local_ca
 from lambdas.runtime import Dependencies
 from local_stack.api_server import ApiServer, start_api_server
 from local_stack.ports import free_port
 
-from .support import connect, from_charger, make_deps
+from .support import connect, from_charger, make_deps, run_cli
 from .test_certificates import make_csr
 
 
@@ -38,9 +36,7 @@ def server(deps: Dependencies) -> Iterator[ApiServer]:
 
 
 def run(server: ApiServer, *args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(["--api-url", server.url, *args], out, err)
-    return code, out.getvalue(), err.getvalue()
+    return run_cli(server.url, *args)
 
 
 def test_list_expiring_revoke_and_the_ca(server: ApiServer, deps: Dependencies) -> None:

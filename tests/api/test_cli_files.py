@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import io
 import json
 import threading
 from collections.abc import Iterator
@@ -14,7 +13,6 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from csms_cli.main import main
 from lambdas import runtime
 from lambdas.api.files import body_limits
 from lambdas.files.local import LocalFileHost
@@ -25,7 +23,7 @@ from local_stack.ports import free_port
 from ocpp_core.memory_store import InMemoryStore
 from tests.fakes import FakeClock
 
-from .support import connect, from_charger, make_deps
+from .support import connect, from_charger, make_deps, run_cli
 
 
 @pytest.fixture
@@ -51,9 +49,7 @@ def server(deps: Dependencies) -> Iterator[ApiServer]:
 
 
 def run(server: ApiServer, *args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(["--api-url", server.url, *args], out, err)
-    return code, out.getvalue(), err.getvalue()
+    return run_cli(server.url, *args)
 
 
 def test_firmware_upload_list_show(server: ApiServer, tmp_path: Path) -> None:

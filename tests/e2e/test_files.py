@@ -58,6 +58,8 @@ def test_an_upload_and_a_firmware_update_end_to_end(stack: E2EStack, version: Oc
     async def run() -> tuple[Station, dict[str, Any]]:
         async with Station(cp, version, url=stack.ws_url, call_timeout=20, upload_method=method) as station:
             await station.boot()
+            # the bridge's connected event goes its own way (delayed in the aws mode): calls wait for it
+            await _until_connected(stack, cp)
             call = await asyncio.to_thread(
                 _http, "POST", f"{stack.api_url}/chargers/{cp}/calls?wait=10", {"action": action, "payload": payload}
             )
@@ -126,4 +128,15 @@ async def _until(predicate: Any, timeout: float = 15.0) -> None:
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("timed out waiting")
+        await asyncio.sleep(0.05)
+
+
+async def _until_connected(stack: E2EStack, cp: str, timeout: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        status, charger = await asyncio.to_thread(_http, "GET", f"{stack.api_url}/chargers/{cp}")
+        if status == 200 and charger.get("connected"):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{cp} not shown connected: {status} {charger}")
         await asyncio.sleep(0.05)

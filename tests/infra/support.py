@@ -196,3 +196,23 @@ def iot_arn(resource: str, region: Any = None, account: Any = None) -> dict[str,
             ],
         ]
     }
+
+
+def function(synth: Synthesized, handler: str) -> tuple[str, dict[str, Any]]:
+    """The one Lambda function running ``handler``: (logical id, properties)."""
+    (found,) = [
+        (logical_id, resource["Properties"])
+        for logical_id, resource in synth.resources("AWS::Lambda::Function").items()
+        if resource["Properties"].get("Handler") == handler
+    ]
+    return found
+
+
+def role_of(properties: dict[str, Any]) -> str:
+    """The logical id of a function's role."""
+    return str(properties["Role"]["Fn::GetAtt"][0])
+
+
+def as_json(value: Any) -> str:
+    """A template value in a comparable form."""
+    return json.dumps(value, sort_keys=True)

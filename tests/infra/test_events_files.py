@@ -20,7 +20,17 @@ from infra.events import example_rule_pattern
 from infra.processing import EVENTS_PUBLISHER_HANDLER, FILES_RECEIVED_HANDLER, OPERATOR_API_HANDLER, UPLOADS_HANDLER
 from ocpp_core.events import EVENT_SOURCE, EVENT_SOURCE_SORT_KEYS
 
-from .support import Synthesized, grants, nag_violations, policy_statements, synthesize_stages, wildcard_findings
+from .support import (
+    Synthesized,
+    as_json,
+    function,
+    grants,
+    nag_violations,
+    policy_statements,
+    role_of,
+    synthesize_stages,
+    wildcard_findings,
+)
 
 STAGES = ("dev", "prod")
 DOCS = Path(__file__).parents[2] / "docs" / "deployment.md"
@@ -36,26 +46,13 @@ def dev(stages: dict[str, Synthesized]) -> Synthesized:
     return stages["dev"]
 
 
-def function(synth: Synthesized, handler: str) -> tuple[str, dict[str, Any]]:
-    (found,) = [
-        (logical_id, resource["Properties"])
-        for logical_id, resource in synth.resources("AWS::Lambda::Function").items()
-        if resource["Properties"].get("Handler") == handler
-    ]
-    return found
-
-
 def role(synth: Synthesized, handler: str) -> str:
-    return str(function(synth, handler)[1]["Role"]["Fn::GetAtt"][0])
+    return role_of(function(synth, handler)[1])
 
 
 def only(synth: Synthesized, resource_type: str) -> tuple[str, dict[str, Any]]:
     ((logical_id, resource),) = synth.resources(resource_type).items()
     return logical_id, resource
-
-
-def as_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
 
 
 def bucket_arn(stage: str, suffix: str = "") -> dict[str, Any]:

@@ -27,6 +27,7 @@ from .support import (
     iot_arn,
     nag_violations,
     policy_statements,
+    role_of,
     synthesize,
     wildcard_findings,
 )
@@ -50,10 +51,6 @@ def functions_by_handler(synth: Synthesized) -> dict[str, tuple[str, dict[str, A
             found[handler] = (logical_id, resource["Properties"])
     assert set(found) == HANDLERS
     return found
-
-
-def role_of(properties: dict[str, Any]) -> str:
-    return properties["Role"]["Fn::GetAtt"][0]
 
 
 # --- state --------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
@@ -15,29 +14,12 @@ from infra.stack import TABLE_DATA_ACTIONS
 from lambdas.rules import MESSAGE_RULE
 from ocpp_core import keys
 
-from .support import Synthesized, grants, iot_arn, nag_violations, synthesize
+from .support import Synthesized, as_json, function, grants, iot_arn, nag_violations, role_of, synthesize
 
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
     yield synthesize({"stage": "dev"}, tmp_path_factory.mktemp("cdk-timer"))
-
-
-def function(synth: Synthesized, handler: str) -> tuple[str, dict[str, Any]]:
-    (found,) = [
-        (logical_id, resource["Properties"])
-        for logical_id, resource in synth.resources("AWS::Lambda::Function").items()
-        if resource["Properties"].get("Handler") == handler
-    ]
-    return found
-
-
-def role_of(properties: dict[str, Any]) -> str:
-    return properties["Role"]["Fn::GetAtt"][0]
-
-
-def as_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
 
 
 def test_the_timer_function_runs_the_timer_handler_alone_for_up_to_a_minute(synth: Synthesized) -> None:

@@ -14,7 +14,7 @@ from infra.processing import UPLOADS_HANDLER, UPLOADS_MEMORY_MIB, UPLOADS_TIMEOU
 from infra.stack import TABLE_DATA_ACTIONS
 from lambdas.files.receive import UPLOAD_METHODS, upload_path
 
-from .support import Synthesized, grants, nag_violations, synthesize_stages
+from .support import Synthesized, function, grants, nag_violations, synthesize_stages
 
 
 @pytest.fixture(scope="module")
@@ -23,12 +23,7 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
 
 
 def _function(synth: Synthesized) -> tuple[str, dict[str, Any]]:
-    (found,) = [
-        (logical_id, resource["Properties"])
-        for logical_id, resource in synth.resources("AWS::Lambda::Function").items()
-        if resource["Properties"].get("Handler") == UPLOADS_HANDLER
-    ]
-    return found
+    return function(synth, UPLOADS_HANDLER)
 
 
 def test_the_upload_routes_are_the_paths_the_uploads_function_parses() -> None:

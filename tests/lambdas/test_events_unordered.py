@@ -74,22 +74,12 @@ class _Stream:
             handle(answer["Records"], sink, current_connection_reader(run.store))
 
 
-def _numbered() -> Any:
-    n = [0]
-
-    def name(prefix: str) -> str:
-        n[0] += 1
-        return f"{prefix}-{n[0]}"
-
-    return name
-
-
-_name = _numbered()
+_tables = itertools.count(1)
 
 
 def _run(version: Any, calls: Any, reservations: Any) -> tuple[_Run, _Stream]:
     client = boto3.client("dynamodb", region_name=REGION)
-    table = _name("events")
+    table = f"events-{next(_tables)}"
     run = _Run(client, table, version, calls, reservations)
     return run, _Stream(table)
 
