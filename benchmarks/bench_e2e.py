@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"bench {label}: chargers={summary.connected} calls={summary.calls} errors={errors} "
             f"p50_ms={summary.p50_ms:.1f} p99_ms={summary.p99_ms:.1f} max_ms={summary.max_ms:.1f} "
-            f"calls_per_s={summary.calls_per_s:.1f}",
+            f"calls_per_s={summary.calls_per_s:.1f} steady_calls={summary.steady_calls} "
+            f"steady_p50_ms={summary.steady_p50_ms:.1f} steady_p99_ms={summary.steady_p99_ms:.1f}",
             flush=True,
         )
         if samples:

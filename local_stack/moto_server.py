@@ -21,6 +21,12 @@ changing a byte of what a client sees:
   and it grows with the table.
 * an update expression's clause-count and overlap checks run once, not once per nested node
   (quadratic in moto; see :func:`root_only_update_checks`).
+* each distinct update expression is parsed once, and its syntax tree copied by pickling rather
+  than ``copy.deepcopy`` (:func:`cached_update_expressions`): moto parsed every ``UpdateItem``'s
+  expression twice and deep-copied the tree once or twice more.
+* DynamoDB requests go straight to moto's DynamoDB handler (:func:`direct_dynamodb`), past the
+  host matching and the Flask app per service that moto's server puts in front of it, and what
+  that dispatch recomputed on each request is computed once (:func:`cached_dispatch`).
 * one thread serves every request, one after the other. moto's own server starts a thread per
   connection, and under load those threads spend their time handing the GIL and the lock above
   to each other: measured on two cores with eight clients, 1.3 to 1.6 times the throughput of
@@ -35,6 +41,7 @@ from __future__ import annotations
 import argparse
 import base64
 import calendar
+import copy
 import datetime
 import json
 import logging
@@ -44,6 +51,8 @@ import sys
 import threading
 from collections.abc import Callable
 from typing import Any
+
+from .moto_dispatch import cached_dispatch, cached_update_expressions, direct_dynamodb, root_only_update_checks
 
 #: DynamoDB requests the processor, the API and the sweeper send
 ATOMIC_OPERATIONS = (
@@ -262,7 +271,6 @@ def consumed_streams(setattr_: Callable[[Any, str, Any], None] = setattr) -> Non
 
 def _named_items(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[Any, Any, Any, Any]] | None:
     """(table, hash key, range key, a copy of the item or None) for each item a transaction names."""
-    import copy
 
     saved = []
     try:
@@ -280,30 +288,6 @@ def _named_items(backend: Any, transact_items: list[dict[str, Any]]) -> list[tup
     except Exception:  # noqa: BLE001 - moto raises its validation errors for this request itself
         return None
     return saved
-
-
-def root_only_update_checks(setattr_: Callable[[Any, str, Any], None] = setattr) -> None:
-    """Check an update expression's clause counts and overlapping paths once, on the whole expression.
-
-    moto's parser nests every clause and action list as an ``UpdateExpression`` node, and its two
-    validators that look for a second ``SET`` or for overlapping paths run on each of those nodes,
-    each walking the subtree below: quadratic in the number of actions (a 2.x TransactionEvent
-    sets about 20 attributes, 20 ms of moto's CPU). Run on the root only, they see every action at
-    once, so they accept and refuse the same expressions (``test_moto_server.py`` compares them);
-    a refused expression may name its duplicates in a different order.
-    """
-    from moto.dynamodb.parsing import validators
-
-    for cls, name in (
-        (validators.ActionCountValidator, "verify_action_counts"),
-        (validators.OverlappingPathsValidator, "check_for_overlapping_paths"),
-    ):
-        original = getattr(cls, name)
-
-        def on_root(self: Any, node: Any, __original: Any = original) -> Any:
-            return node if node.parent is not None else __original(self, node)
-
-        setattr_(cls, name, on_root)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -327,7 +311,9 @@ def main(argv: list[str] | None = None) -> None:
     serialize_dynamodb()  # after: the request lock is around the whole transaction
     fast_dynamodb_responses()
     root_only_update_checks()
-    app = DomainDispatcherApplication(create_backend_app)
+    cached_update_expressions()
+    cached_dispatch()
+    app = direct_dynamodb(DomainDispatcherApplication(create_backend_app))
     # HTTP/1.0 (the handler's default): the connection closes after each answer, so one client
     # never holds the only thread while others wait to connect.
     make_server(args.host, args.port, app, threaded=False, request_handler=MotoRequestHandler).serve_forever()

@@ -87,6 +87,10 @@ class LoadSummary:
     p95_ms: float
     p99_ms: float
     max_ms: float
+    #: the calls sent once every station had started (after the ramp-up): the steady load alone
+    steady_calls: int
+    steady_p50_ms: float
+    steady_p99_ms: float
     calls_per_s: float
     elapsed_s: float
     sessions: int
@@ -109,6 +113,7 @@ class LoadSummary:
             f"not connected {self.not_connected}, bad frames {self.bad_frames})",
             f"latency ms      p50 {self.p50_ms:.1f}  p95 {self.p95_ms:.1f}  p99 {self.p99_ms:.1f}  "
             f"max {self.max_ms:.1f}",
+            f"after ramp-up   {self.steady_calls} calls: p50 {self.steady_p50_ms:.1f}  p99 {self.steady_p99_ms:.1f}",
             f"sessions        {self.sessions} started, {self.auth_refused} refused authorizations",
             f"CSMS calls      {self.csms_calls} answered",
         ]
@@ -137,6 +142,8 @@ class _Stats:
 
     def __init__(self) -> None:
         self.latencies = array("d")
+        #: when each answered call was sent (monotonic seconds), in the order of ``latencies``
+        self.sent_at = array("d")
         self.sent: Counter[str] = Counter()
         self.failed_by_action: Counter[str] = Counter()
         self.outcomes: Counter[str] = Counter()
@@ -153,6 +160,7 @@ class _Stats:
         if outcome in ("ok", "callerror", "invalid_response"):
             # The CSMS answered: that is a latency, whatever the answer was.
             self.latencies.append(seconds)
+            self.sent_at.append(time.monotonic() - seconds)
         if outcome != "ok":
             self.failed_by_action[action] += 1
 
@@ -390,12 +398,13 @@ async def run_load(config: LoadConfig) -> LoadSummary:
             progress.cancel()
             await asyncio.gather(progress, return_exceptions=True)
     elapsed = min(time.monotonic(), deadline) - start
-    return _summary(config, stats, elapsed)
+    return _summary(config, stats, elapsed, start + config.ramp_up)
 
 
-def _summary(config: LoadConfig, stats: _Stats, elapsed: float) -> LoadSummary:
+def _summary(config: LoadConfig, stats: _Stats, elapsed: float, steady_from: float) -> LoadSummary:
     latencies = sorted(stats.latencies)
     ms = [v * 1000.0 for v in latencies]
+    steady = sorted(v * 1000.0 for v, sent in zip(stats.latencies, stats.sent_at, strict=True) if sent >= steady_from)
     outcomes = stats.outcomes
     return LoadSummary(
         chargers=config.chargers,
@@ -414,6 +423,9 @@ def _summary(config: LoadConfig, stats: _Stats, elapsed: float) -> LoadSummary:
         p95_ms=round(percentile(ms, 95), 2),
         p99_ms=round(percentile(ms, 99), 2),
         max_ms=round(ms[-1], 2) if ms else 0.0,
+        steady_calls=len(steady),
+        steady_p50_ms=round(percentile(steady, 50), 2),
+        steady_p99_ms=round(percentile(steady, 99), 2),
         calls_per_s=round(stats.calls / elapsed, 2) if elapsed > 0 else 0.0,
         elapsed_s=round(elapsed, 2),
         sessions=stats.sessions,

@@ -369,7 +369,7 @@ def test_root_only_checks_accept_and_refuse_what_motos_own_do(aws: None, clauses
     from moto.dynamodb.models import dynamodb_backends
     from moto.dynamodb.parsing import validators
 
-    from local_stack.moto_server import root_only_update_checks
+    from local_stack.moto_dispatch import root_only_update_checks
 
     expression = " ".join(clauses)
     item = {

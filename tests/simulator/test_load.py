@@ -69,3 +69,21 @@ def test_percentile_nearest_rank() -> None:
     assert percentile(values, 99) == 99.0
     assert percentile([], 50) == 0.0
     assert percentile([3.0], 99) == 3.0
+
+
+def test_the_steady_figures_count_only_calls_sent_after_the_ramp_up() -> None:
+    from simulator.load import _Stats, _summary
+
+    stats = _Stats()
+    for seconds in (5.0, 6.0):  # slow answers to calls sent during the ramp-up
+        stats.on_call("BootNotification", seconds, "ok")
+    steady_from = max(stats.sent_at) + 0.001
+    stats.on_call("Heartbeat", 0.0, "timeout")  # no answer: no latency in either figure
+    for seconds in (0.01, 0.02, 0.03):
+        stats.on_call("Heartbeat", seconds, "ok")
+    summary = _summary(LoadConfig(chargers=1), stats, 1.0, steady_from)
+    assert summary.steady_calls == 3
+    assert summary.steady_p50_ms == pytest.approx(20.0, abs=0.5)
+    assert summary.steady_p99_ms == pytest.approx(30.0, abs=0.5)
+    assert summary.p99_ms == pytest.approx(6000.0, abs=0.5)
+    assert "after ramp-up   3 calls" in summary.format_text()
