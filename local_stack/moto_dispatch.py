@@ -137,3 +137,35 @@ def direct_dynamodb(app: Any) -> Any:
         return Response(response=content, status=status, headers=headers)(environ, start_response)
 
     return wsgi
+
+
+def cached_processing_maps(setattr_: Callable[[Any, str, Any], None] = setattr) -> None:
+    """Build each expression processor's node-type map once per processor, not once per node.
+
+    An update expression is validated by ten processors, each walking the whole tree; for every
+    node each one rebuilt its ``_processing_map()`` dict twice (to test the node's type, then to
+    find the function), about a fifth of an ``UpdateItem`` with twenty actions. Every processor's
+    map has fixed keys, so the types are kept per class and the map per processor instance (its
+    functions are the instance's bound methods); what runs on each node is unchanged.
+    """
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+
+    types: dict[type, tuple[type, ...]] = {}
+
+    def nodes_to_be_processed(self: Any) -> tuple[type, ...]:
+        kinds = types.get(type(self))
+        if kinds is None:
+            kinds = types[type(self)] = tuple(self._processing_map())
+        return kinds
+
+    def process(self: Any, node: Any) -> Any:
+        processing = self.__dict__.get("_cached_processing_map")
+        if processing is None:
+            processing = self.__dict__["_cached_processing_map"] = self._processing_map()
+        for class_key, processor in processing.items():
+            if isinstance(node, class_key):
+                return processor(node)
+        return None
+
+    setattr_(DepthFirstTraverser, "nodes_to_be_processed", nodes_to_be_processed)
+    setattr_(DepthFirstTraverser, "process", process)

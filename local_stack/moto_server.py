@@ -23,7 +23,9 @@ changing a byte of what a client sees:
   (quadratic in moto; see :func:`root_only_update_checks`).
 * each distinct update expression is parsed once, and its syntax tree copied by pickling rather
   than ``copy.deepcopy`` (:func:`cached_update_expressions`): moto parsed every ``UpdateItem``'s
-  expression twice and deep-copied the tree once or twice more.
+  expression twice and deep-copied the tree once or twice more; and the ten processors that
+  validate a tree build their node-type maps once, not twice per node
+  (:func:`cached_processing_maps`).
 * DynamoDB requests go straight to moto's DynamoDB handler (:func:`direct_dynamodb`), past the
   host matching and the Flask app per service that moto's server puts in front of it, and what
   that dispatch recomputed on each request is computed once (:func:`cached_dispatch`).
@@ -52,7 +54,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .moto_dispatch import cached_dispatch, cached_update_expressions, direct_dynamodb, root_only_update_checks
+from .moto_dispatch import (
+    cached_dispatch,
+    cached_processing_maps,
+    cached_update_expressions,
+    direct_dynamodb,
+    root_only_update_checks,
+)
 
 #: DynamoDB requests the processor, the API and the sweeper send
 ATOMIC_OPERATIONS = (
@@ -312,6 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     fast_dynamodb_responses()
     root_only_update_checks()
     cached_update_expressions()
+    cached_processing_maps()
     cached_dispatch()
     app = direct_dynamodb(DomainDispatcherApplication(create_backend_app))
     # HTTP/1.0 (the handler's default): the connection closes after each answer, so one client

@@ -1,6 +1,7 @@
 """The moto server's cached parsing and direct DynamoDB path answer exactly as moto's own code.
 
-* Update expressions parsed once and trees copied by pickling: generated sequences of updates
+* Update expressions parsed once, trees copied by pickling, and validated with processing maps
+  built once: generated sequences of updates
   (expressions drawn from a small pool, so most are parsed before; some malformed, some refused
   by the validator, some on items that do not exist yet) give the same outcomes and the same
   table with and without the change.
@@ -24,7 +25,12 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from lambdas.adapters.dynamo import create_table
-from local_stack.moto_dispatch import cached_dispatch, cached_update_expressions, direct_dynamodb
+from local_stack.moto_dispatch import (
+    cached_dispatch,
+    cached_processing_maps,
+    cached_update_expressions,
+    direct_dynamodb,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -104,6 +110,7 @@ def test_cached_parsing_gives_the_outcomes_and_table_of_motos_own(aws: None, upd
     reference = _run("eu-west-1", updates)
     with pytest.MonkeyPatch.context() as patch:
         cached_update_expressions(patch.setattr)
+        cached_processing_maps(patch.setattr)
         cached = _run("eu-west-2", updates)
         again = _run("eu-west-3", updates)  # every expression parsed before now
     assert cached == reference
