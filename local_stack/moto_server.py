@@ -37,7 +37,7 @@ changing a byte of what a client sees:
   single-threaded server was next: it closes each connection after one answer (HTTP/1.0) and
   waits on a slow client's body with every other request queued behind it, so under
   ``bench e2e`` moto sat 28 % idle while a Heartbeat's one request took 17 ms (p50); with
-  waitress, 9.5 ms. DynamoDB requests are atomic anyway, so nothing is lost by not overlapping
+  waitress, 8.5 ms. DynamoDB requests are atomic anyway, so nothing is lost by not overlapping
   them. (Unlike moto's server, waitress drops header names with an underscore; the local stack
   sends none.)
 
@@ -285,7 +285,6 @@ def consumed_streams(setattr_: Callable[[Any, str, Any], None] = setattr) -> Non
 
 def _named_items(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[Any, Any, Any, Any]] | None:
     """(table, hash key, range key, a copy of the item or None) for each item a transaction names."""
-
     saved = []
     try:
         for entry in transact_items:
