@@ -8,8 +8,9 @@ Each function installs one change to moto's own code (``setattr_``: tests pass
 from __future__ import annotations
 
 import copy
+import io
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 
@@ -107,7 +108,11 @@ def cached_dispatch(setattr_: Callable[[Any, str, Any], None] = setattr) -> None
 DYNAMODB_TARGET = "DynamoDB_20120810."
 
 
-def direct_dynamodb(app: Any) -> Any:
+#: answers an item request itself, or None for moto to (``local_stack.moto_items.answer``)
+ItemAnswer = Callable[[str, Mapping[str, str], bytes], "tuple[int, dict[str, str], str] | None"]
+
+
+def direct_dynamodb(app: Any, items: ItemAnswer | None = None) -> Any:
     """A WSGI app that hands DynamoDB requests straight to moto's DynamoDB handler, the rest to ``app``.
 
     moto's server finds the service of each request by its host and headers (the
@@ -117,17 +122,31 @@ def direct_dynamodb(app: Any) -> Any:
     Here a request whose ``X-Amz-Target`` names a DynamoDB operation is built as moto's Flask
     app builds it (its request class, normalized, recorded) and given to that handler with
     the same arguments; its answer is sent as the Flask app sends it.
+
+    With ``items``, a GetItem or UpdateItem is offered to it first (a POST to ``/`` with its
+    length given, as botocore sends them), and what it does not answer goes on to moto.
     """
     from botocore.exceptions import ClientError
     from moto.core.request import normalize_request
     from moto.dynamodb.responses import DynamoHandler
     from moto.moto_api import recorder
     from moto.moto_server.werkzeug_app import BackendRequest
+    from werkzeug.http import HTTP_STATUS_CODES
     from werkzeug.wrappers import Response
 
     def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
-        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith(DYNAMODB_TARGET):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target.startswith(DYNAMODB_TARGET):
             return app(environ, start_response)
+        if items is not None and target in ITEM_TARGETS:
+            answered = _item_answer(items, target, environ)
+            if answered is not None:
+                status, headers, text = answered
+                body = text.encode("utf-8")
+                start_response(
+                    f"{status} {HTTP_STATUS_CODES[status]}", [*headers.items(), ("Content-Length", str(len(body)))]
+                )
+                return [body]
         request = normalize_request(BackendRequest(environ))
         recorder._record_request(request)
         try:
@@ -138,6 +157,23 @@ def direct_dynamodb(app: Any) -> Any:
         return Response(response=content, status=status, headers=headers)(environ, start_response)
 
     return wsgi
+
+
+#: the requests ``direct_dynamodb`` offers to its ``items``
+ITEM_TARGETS = frozenset({DYNAMODB_TARGET + "GetItem", DYNAMODB_TARGET + "UpdateItem"})
+
+
+def _item_answer(items: ItemAnswer, target: str, environ: dict[str, Any]) -> tuple[int, dict[str, str], str] | None:
+    """Read the body (and leave it for moto to read again), then ask ``items``."""
+    length = environ.get("CONTENT_LENGTH")
+    if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") != "/" or environ.get("QUERY_STRING"):
+        return None
+    if not length or not length.isdigit():
+        return None
+    raw = environ["wsgi.input"].read(int(length))
+    environ["wsgi.input"] = io.BytesIO(raw)
+    headers = {name[5:].replace("_", "-").lower(): value for name, value in environ.items() if name.startswith("HTTP_")}
+    return items(target, headers, raw)
 
 
 def cached_processing_maps(setattr_: Callable[[Any, str, Any], None] = setattr) -> None:

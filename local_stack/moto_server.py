@@ -47,7 +47,6 @@ changing a byte of what a client sees:
 from __future__ import annotations
 
 import argparse
-import base64
 import calendar
 import copy
 import datetime
@@ -57,7 +56,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .moto_dispatch import (
@@ -67,6 +66,7 @@ from .moto_dispatch import (
     direct_dynamodb,
     root_only_update_checks,
 )
+from .moto_items import CONTENT_TYPE, answer, plain_json_body, wire_default
 
 #: DynamoDB requests the processor, the API and the sweeper send
 ATOMIC_OPERATIONS = (
@@ -82,8 +82,9 @@ ATOMIC_OPERATIONS = (
 )
 
 
-def serialize_dynamodb(setattr_: Callable[[Any, str, Any], None] = setattr) -> None:
-    """Wrap moto's DynamoDB backend so that each request runs alone (tests pass monkeypatch.setattr)."""
+def serialize_dynamodb(setattr_: Callable[[Any, str, Any], None] = setattr) -> threading.RLock:
+    """Wrap moto's DynamoDB backend so that each request runs alone (tests pass monkeypatch.setattr).
+    The lock is returned, for what else works on moto's tables (:func:`local_stack.moto_items.answer`)."""
     from moto.dynamodb.models import DynamoDBBackend
 
     lock = threading.RLock()
@@ -97,6 +98,7 @@ def serialize_dynamodb(setattr_: Callable[[Any, str, Any], None] = setattr) -> N
                 return __original(self, *args, **kwargs)
 
         setattr_(DynamoDBBackend, name, locked)
+    return lock
 
 
 #: DynamoDB operations whose result moto builds in wire form (items, keys, counts, capacity)
@@ -113,21 +115,6 @@ PLAIN_JSON_OPERATIONS = frozenset(
         "TransactWriteItems",
     }
 )
-
-#: What DynamoDB's JSON protocol (1.0) answers with
-CONTENT_TYPE = "application/x-amz-json-1.0"
-
-
-def _wire_default(value: Any) -> Any:
-    # moto keeps B / BS values as raw bytes for its serializer, which base64-encodes them.
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(value).decode("ascii")
-    raise TypeError(f"{type(value).__name__} is not part of a DynamoDB item response")
-
-
-def plain_json_body(result: Any) -> str:
-    """The response body of a plain-JSON operation (compact, as DynamoDB sends it)."""
-    return json.dumps(result, separators=(",", ":"), default=_wire_default)
 
 
 def fast_dynamodb_responses(setattr_: Callable[[Any, str, Any], None] = setattr) -> None:
@@ -222,7 +209,7 @@ def _may_make_events(kind: str, new: Any) -> bool:
 def _stream_default(value: Any) -> Any:
     if isinstance(value, datetime.datetime):  # ApproximateCreationDateTime: epoch seconds on the wire
         return calendar.timegm(value.utctimetuple()) + value.microsecond // 1000 / 1000  # ms, as moto's
-    return _wire_default(value)
+    return wire_default(value)
 
 
 def fast_stream_responses(setattr_: Callable[[Any, str, Any], None] = setattr) -> None:
@@ -319,16 +306,22 @@ def main(argv: list[str] | None = None) -> None:
     # A line per request on stderr costs more than some requests; errors are still logged.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.getLogger("waitress").setLevel(logging.WARNING)
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth is 2", per request
     item_backup_transactions()
     consumed_streams()
     fast_stream_responses()
-    serialize_dynamodb()  # after: the request lock is around the whole transaction
+    lock = serialize_dynamodb()  # after: the request lock is around the whole transaction
     fast_dynamodb_responses()
     root_only_update_checks()
     cached_update_expressions()
     cached_processing_maps()
     cached_dispatch()
-    app = direct_dynamodb(DomainDispatcherApplication(create_backend_app))
+
+    def items(target: str, headers: Mapping[str, str], raw: bytes) -> tuple[int, dict[str, str], str] | None:
+        with lock:
+            return answer(target, headers, raw)
+
+    app = direct_dynamodb(DomainDispatcherApplication(create_backend_app), items)
     # One worker thread (see the module's docstring); more connections than the stack opens.
     waitress.serve(app, host=args.host, port=args.port, threads=1, connection_limit=500, backlog=1024, _quiet=True)
 
