@@ -67,8 +67,9 @@ from .moto_dispatch import (
     root_only_update_checks,
 )
 from .moto_items import CONTENT_TYPE, answer, plain_json_body, wire_default
+from .moto_ttl import TimeToLive
 
-#: DynamoDB requests the processor, the API and the sweeper send
+#: DynamoDB requests the processor and the API send
 ATOMIC_OPERATIONS = (
     "get_item",
     "put_item",
@@ -297,12 +298,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="moto server for the local stack")
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=5000)
+    parser.add_argument(
+        "--ttl-interval", type=float, default=0.0, help="seconds between two TTL passes (moto has none); 0: never"
+    )
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
     os.environ.setdefault("MOTO_PORT", str(args.port))  # moto builds some URLs from it
 
     # As moto's own server: a stop signal is a clean exit.
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, lambda *_: sys.exit(0))
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("local_stack").setLevel(logging.INFO)  # the TTL's deletions (moto.log)
     # A line per request on stderr costs more than some requests; errors are still logged.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.getLogger("waitress").setLevel(logging.WARNING)
@@ -322,6 +328,7 @@ def main(argv: list[str] | None = None) -> None:
             return answer(target, headers, raw)
 
     app = direct_dynamodb(DomainDispatcherApplication(create_backend_app), items)
+    TimeToLive(lock, interval_s=args.ttl_interval).start()
     # One worker thread (see the module's docstring); more connections than the stack opens.
     waitress.serve(app, host=args.host, port=args.port, threads=1, connection_limit=500, backlog=1024, _quiet=True)
 

@@ -35,8 +35,8 @@ from .broker import BrokerCancelled, BrokerError, MosquittoProcess, find_mosquit
 from .children import spawn, stop_process
 from .delivery import DeliveryError, DeliverySettings
 from .event_stream import WEBHOOK_VARIABLE
+from .moto_ttl import DEFAULT_SWEEP_INTERVAL_S, SWEEP_INTERVAL_VARIABLE
 from .ports import port_free, port_open, wait_for_port
-from .sweeper import DEFAULT_SWEEP_INTERVAL_S, SWEEP_INTERVAL_VARIABLE, ExpiredItemSweeper
 from .timer import DEFAULT_TIMER_INTERVAL_S, TIMER_INTERVAL_VARIABLE, PeriodicTimer
 
 logger = logging.getLogger("local_stack")
@@ -93,7 +93,7 @@ class StackSettings:
     #: not visible to the bridge's registry reads; shows what the pipeline does without moto)
     state_backend: str = "moto"
     emulator_workers: int = 8
-    #: seconds between two sweeps of expired items (moto applies no TTL); 0: no sweeper
+    #: seconds between two passes of the moto server's TTL (moto applies none itself); 0: never
     ttl_sweep_interval_s: float = DEFAULT_SWEEP_INTERVAL_S
     #: seconds between two runs of the outbox timer (every minute on AWS); 0: no timer
     timer_interval_s: float = DEFAULT_TIMER_INTERVAL_S
@@ -201,7 +201,6 @@ class LocalStack:
         self.store: Any = None
         self.emulator: Any = None
         self.bridge: subprocess.Popen[bytes] | None = None
-        self.sweeper: ExpiredItemSweeper | None = None
         self.timer: PeriodicTimer | None = None
         self._cancelled: Callable[[], bool] = lambda: False
         self._stop_deadline = 0.0
@@ -277,7 +276,17 @@ class LocalStack:
         s.state_dir.mkdir(parents=True, exist_ok=True)
         log = open(s.state_dir / "moto.log", "ab")
         proc = spawn(
-            [sys.executable, "-m", "local_stack.moto_server", "-H", s.host, "-p", str(s.moto_port)],
+            [
+                sys.executable,
+                "-m",
+                "local_stack.moto_server",
+                "-H",
+                s.host,
+                "-p",
+                str(s.moto_port),
+                "--ttl-interval",
+                str(s.ttl_sweep_interval_s),
+            ],
             stdout=log,
             stderr=log,
         )
@@ -288,6 +297,12 @@ class LocalStack:
         if not up or proc.poll() is not None:
             raise StackError(f"moto did not start on {s.moto_url} (see {s.state_dir / 'moto.log'})")
         logger.info("moto (DynamoDB, IoT data plane): %s", s.moto_url)
+        if s.ttl_sweep_interval_s > 0:
+            logger.info(
+                "expired items: removed by the moto server every %g s (moto applies no TTL; %s)",
+                s.ttl_sweep_interval_s,
+                SWEEP_INTERVAL_VARIABLE,
+            )
 
     def _aws_env(self) -> dict[str, str]:
         return {
@@ -418,20 +433,6 @@ class LocalStack:
             self.files.firmware_dir,
         )
 
-    def _start_sweeper(self) -> None:
-        s = self.settings
-        if s.state_backend != "moto" or s.ttl_sweep_interval_s <= 0:
-            return
-        sweeper = self.sweeper = ExpiredItemSweeper.for_endpoint(
-            s.moto_url, s.table_name, interval_s=s.ttl_sweep_interval_s
-        ).start()
-        self._exit.callback(lambda: sweeper.stop(self._share(1.0, 2.0)))
-        logger.info(
-            "expired items: removed every %g s (moto applies no TTL; %s)",
-            s.ttl_sweep_interval_s,
-            SWEEP_INTERVAL_VARIABLE,
-        )
-
     def _certificate_authority(self) -> CertificateSigner:
         """The development CA of the state directory (created on the first run, reused after)."""
         from lambdas.certificates import local_ca
@@ -543,7 +544,6 @@ class LocalStack:
                 self._start_processing,
                 self._start_files,
                 self._start_events,
-                self._start_sweeper,
                 self._start_timer,
                 self._start_bridge,
                 self._start_api,

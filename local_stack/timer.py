@@ -8,7 +8,7 @@ in a daemon thread: a few seconds, so that a call's timeout is applied about whe
 and a demo or a test need not wait a minute. The timer's work is idempotent, so a run that meets
 the message processor (or a late run) does no harm.
 
-The expired-item sweeper (``local_stack.sweeper``) runs on a :class:`PeriodicTimer` of its own too.
+The moto server's TTL (``local_stack.moto_ttl``) runs on a :class:`PeriodicTimer` of its own too.
 
 A run that raises is logged and counted, and the next one comes all the same; it never stops
 the stack. A failure that repeats is logged with its traceback once, then one line each time,
