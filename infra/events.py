@@ -4,8 +4,9 @@ The events publisher (``lambdas.events_publisher.handler``, made in infra/proces
 table's change stream through an event source mapping and puts each event on the bus (``Source``
 ``ocpp.csms``, ``DetailType`` the event's type, ``Detail`` the whole event). The mapping's filter
 lets through only the inserts and changes of the items that can make an event
-(``ocpp_core.events.EVENT_SOURCE_SORT_KEYS``): the other writes of every frame (meter values,
-idempotency records, the outbox) never invoke the function, and filtered-out records cost nothing
+(``ocpp_core.events.EVENT_SOURCE_SORT_KEYS``), and of a charger item only its writes that are not
+a frame's ``lastSeen`` touch: the other writes of every frame (meter values, idempotency records,
+the outbox, the touch) never invoke the function, and filtered-out records cost nothing
 (https://docs.aws.amazon.com/lambda/latest/dg/invocation-eventfiltering.html).
 
 With ``events_queue`` (infra/config.py) an example rule sends ``TransactionEnded`` to an SQS queue;
@@ -66,15 +67,31 @@ def archive_name(stage: str) -> str:
     return f"ocpp-csms-{stage}-events"
 
 
-def stream_filter_pattern() -> dict[str, Any]:
-    """The Lambda filter pattern: inserts and changes of the items whose sort key can make an event.
+def stream_filter_patterns() -> list[dict[str, Any]]:
+    """The Lambda filter patterns (a record passes if one matches): inserts and changes of the items
+    whose sort key can make an event, a charger item's only when its write was not a ``lastSeen``
+    touch (``keys.WRITE_KIND``; ``ocpp_core.events.passes_stream_filter`` is the same rule).
 
     Exact sort keys match as values, the ones ending in ``#`` as prefixes
     (https://docs.aws.amazon.com/lambda/latest/dg/with-ddb-filtering.html); removals (TTL deletions)
-    make no event.
+    make no event. ``anything-but`` is the filter syntax's "Not"
+    (https://docs.aws.amazon.com/lambda/latest/dg/invocation-eventfiltering.html#filtering-syntax),
+    and, as every comparison there, it needs the attribute present: a charger record whose new
+    image has no write kind is dropped (every write of the adapter sets one). Touches are most of
+    the table's writes (every Heartbeat's), so most charger records invoke nothing.
     """
-    values: list[Any] = [{"prefix": key} if key.endswith("#") else key for key in EVENT_SOURCE_SORT_KEYS]
-    return {"eventName": ["INSERT", "MODIFY"], "dynamodb": {"Keys": {keys.SK: {"S": values}}}}
+    others = [{"prefix": key} if key.endswith("#") else key for key in EVENT_SOURCE_SORT_KEYS if key != keys.CHARGER_SK]
+    changes = ["INSERT", "MODIFY"]
+    return [
+        {"eventName": changes, "dynamodb": {"Keys": {keys.SK: {"S": others}}}},
+        {
+            "eventName": changes,
+            "dynamodb": {
+                "Keys": {keys.SK: {"S": [keys.CHARGER_SK]}},
+                "NewImage": {keys.WRITE_KIND: {"S": [{"anything-but": [keys.TOUCH_WRITE]}]}},
+            },
+        },
+    ]
 
 
 def example_rule_pattern() -> dict[str, list[str]]:
@@ -132,7 +149,7 @@ class DomainEvents(Construct):
             max_record_age=STREAM_MAX_RECORD_AGE,
             report_batch_item_failures=True,
             on_failure=event_sources.SqsDlq(self.failure_queue),
-            filters=[lambda_.FilterCriteria.filter(stream_filter_pattern())],
+            filters=[lambda_.FilterCriteria.filter(pattern) for pattern in stream_filter_patterns()],
         )
 
         self.example_queue: sqs.Queue | None = None

@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lambdas import events_publisher
-from ocpp_core.events import is_event_source
+from ocpp_core import keys
+from ocpp_core.events import passes_stream_filter
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +32,12 @@ BATCH_SIZE = 100
 
 
 def matches_filter(record: Mapping[str, Any]) -> bool:
-    """The event source mapping's filter (infra): inserts and changes of the items that make events."""
-    if record.get("eventName") not in ("INSERT", "MODIFY"):
-        return False
-    sk = ((record.get("dynamodb") or {}).get("Keys") or {}).get("sk", {}).get("S", "")
-    return is_event_source(sk)
+    """The event source mapping's filter (infra): inserts and changes of the items that make events,
+    a charger's ``lastSeen`` touches left out (``ocpp_core.events.passes_stream_filter``)."""
+    change = record.get("dynamodb") or {}
+    sk = (change.get("Keys") or {}).get(keys.SK, {}).get("S", "")
+    kind = (change.get("NewImage") or {}).get(keys.WRITE_KIND, {}).get("S")
+    return passes_stream_filter(str(record.get("eventName")), sk, kind)
 
 
 class StreamPoller:

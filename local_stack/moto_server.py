@@ -200,11 +200,13 @@ MAX_STREAM_RECORDS = 100_000
 
 def _may_make_events(kind: str, new: Any) -> bool:
     """The event source mapping's filter (infra/events.py, ``local_stack.event_stream.matches_filter``)."""
-    from ocpp_core.events import is_event_source
+    from ocpp_core import keys
+    from ocpp_core.events import passes_stream_filter
 
-    if kind == "REMOVE" or new is None or new.range_key is None:
+    if new is None or new.range_key is None:
         return False
-    return is_event_source(new.range_key.value)
+    written = new.attrs.get(keys.WRITE_KIND)
+    return passes_stream_filter(kind, str(new.range_key.value), written.value if written is not None else None)
 
 
 def _stream_default(value: Any) -> Any:

@@ -65,6 +65,16 @@ def is_event_source(sort_key: str) -> bool:
     return any(sort_key == key or (key.endswith("#") and sort_key.startswith(key)) for key in EVENT_SOURCE_SORT_KEYS)
 
 
+def passes_stream_filter(event_name: str, sort_key: str, write_kind: Any) -> bool:
+    """What the stream's event source mapping lets through (infra/events.py): inserts and changes
+    of the items that can make an event, except a charger item's ``lastSeen`` touches, which never
+    do (``write_kind``: the new image's ``keys.WRITE_KIND``; a charger record without it is dropped
+    too, as the mapping's ``anything-but`` drops a missing value)."""
+    if event_name not in ("INSERT", "MODIFY") or not is_event_source(sort_key):
+        return False
+    return sort_key != keys.CHARGER_SK or (isinstance(write_kind, str) and write_kind != keys.TOUCH_WRITE)
+
+
 #: the ``EVT#`` kinds that are events of their own, and the event each makes
 _REPORTS = {
     "SecurityEventNotification": EventType.SECURITY_EVENT_RECEIVED,

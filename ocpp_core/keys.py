@@ -58,6 +58,12 @@ SK = "sk"
 TTL_ATTRIBUTE = "expiresAt"
 
 CHARGER_SK = "CHARGER"
+#: What the last write of a charger item was: a frame's ``lastSeen`` touch (``TOUCH_WRITE``) or
+#: anything else (``STATE_WRITE``). The stream's event source mapping drops the records of touches
+#: (infra/events.py): they make no event, and they are most of the table's writes (every Heartbeat).
+WRITE_KIND = "lastWrite"
+TOUCH_WRITE = "touch"
+STATE_WRITE = "state"
 
 #: The sparse index that lists chargers without a table scan: only charger items carry its keys
 #: (``LIST_PK`` = ``CHARGERS``, ``LIST_SK`` = the charger id). Keys only: the many updates of

@@ -118,7 +118,11 @@ class DynamoStore(SmartChargingItems, CertificateItems, FileItems):
             response = self._update(
                 keys.charger_pk(charge_point_id),
                 keys.CHARGER_SK,
-                ItemUpdate(set=changes, newer=Newer("lastSeen", seen_at_ms), must_exist=True),
+                ItemUpdate(
+                    set={**changes, keys.WRITE_KIND: keys.TOUCH_WRITE},
+                    newer=Newer("lastSeen", seen_at_ms),
+                    must_exist=True,
+                ),
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -501,13 +505,13 @@ class DynamoStore(SmartChargingItems, CertificateItems, FileItems):
         """The charger item's copy of its site (``siteId``): the processor reads the charger with
         every frame anyway, so knowing the site costs it no request. The membership item stays the
         authority; the balancing checks the site's own list of chargers."""
-        names = {"#pk": keys.PK, "#site": "siteId"}
-        values: dict[str, Any] = {}
+        names = {"#pk": keys.PK, "#site": "siteId", "#kind": keys.WRITE_KIND}
+        values: dict[str, Any] = {":kind": keys.STATE_WRITE}
         if site_id is not None:
-            expression, condition = "SET #site = :site", "attribute_exists(#pk)"
+            expression, condition = "SET #site = :site, #kind = :kind", "attribute_exists(#pk)"
             values[":site"] = site_id
         else:
-            expression, condition = "REMOVE #site", "attribute_exists(#pk) AND #site = :was"
+            expression, condition = "SET #kind = :kind REMOVE #site", "attribute_exists(#pk) AND #site = :was"
             values[":was"] = only_if
         try:
             self._call(

@@ -61,8 +61,12 @@ class TableAccess:
         return self._call("put_item", Item=serialize_item(item), **kwargs)
 
     def _update(self, pk: str, sk: str, update: ItemUpdate, **kwargs: Any) -> Any:
-        """One UpdateItem for ``update``; raises ClientError (condition) for the caller to map."""
+        """One UpdateItem for ``update``; raises ClientError (condition) for the caller to map.
+        A charger item's write says what kind it is (``keys.WRITE_KIND``; a state write unless the
+        update says otherwise), for the stream's filter."""
         expression = UpdateExpression()
+        if sk == keys.CHARGER_SK and keys.WRITE_KIND not in update.set:
+            expression.set(keys.WRITE_KIND, keys.STATE_WRITE)
         for name, value in update.set.items():
             if name not in KEY_ATTRIBUTES[:2]:
                 expression.set(name, value)

@@ -18,7 +18,9 @@ from aws_cdk.assertions import Match
 from infra.config import ConfigError, StageConfig
 from infra.events import example_rule_pattern
 from infra.processing import EVENTS_PUBLISHER_HANDLER, FILES_RECEIVED_HANDLER, OPERATOR_API_HANDLER, UPLOADS_HANDLER
-from ocpp_core.events import EVENT_SOURCE, EVENT_SOURCE_SORT_KEYS
+from local_stack.event_stream import matches_filter
+from ocpp_core.events import EVENT_SOURCE, EVENT_SOURCE_SORT_KEYS, passes_stream_filter
+from ocpp_core.keys import STATE_WRITE, TOUCH_WRITE, WRITE_KIND
 
 from .support import (
     Synthesized,
@@ -105,51 +107,67 @@ def test_the_stream_invokes_the_publisher_in_bisected_batches_with_a_failure_que
     )
 
 
-def _filter_pattern(synth: Synthesized) -> dict[str, Any]:
+def _filter_patterns(synth: Synthesized) -> list[dict[str, Any]]:
     _, mapping = only(synth, "AWS::Lambda::EventSourceMapping")
-    (criterion,) = mapping["Properties"]["FilterCriteria"]["Filters"]
-    pattern: dict[str, Any] = json.loads(criterion["Pattern"])
-    return pattern
+    return [json.loads(criterion["Pattern"]) for criterion in mapping["Properties"]["FilterCriteria"]["Filters"]]
 
 
 def test_the_filter_names_the_event_sort_keys_exactly_or_by_prefix(dev: Synthesized) -> None:
-    pattern = _filter_pattern(dev)
-    assert pattern["eventName"] == ["INSERT", "MODIFY"]
-    values = pattern["dynamodb"]["Keys"]["sk"]["S"]
+    others, charger = _filter_patterns(dev)
+    assert others["eventName"] == charger["eventName"] == ["INSERT", "MODIFY"]
+    values = others["dynamodb"]["Keys"]["sk"]["S"] + charger["dynamodb"]["Keys"]["sk"]["S"]
     expected = [{"prefix": key} if key.endswith("#") else key for key in EVENT_SOURCE_SORT_KEYS]
-    assert values == expected
-    assert "CHARGER" in values  # exact: not CHARGER... items of other kinds
+    assert sorted(map(str, values)) == sorted(map(str, expected))
+    assert charger["dynamodb"]["Keys"]["sk"]["S"] == ["CHARGER"]  # exact: not CHARGER... items of other kinds
+    assert charger["dynamodb"]["NewImage"] == {WRITE_KIND: {"S": [{"anything-but": [TOUCH_WRITE]}]}}
 
 
 def _matches(pattern: Any, value: Any) -> bool:
-    """Lambda event filtering for what the pattern uses: objects nest, a list is any of its
-    values, ``{"prefix": p}`` matches strings starting with p."""
+    """Lambda event filtering for what the patterns use: objects nest (every field named must be
+    there), a list is any of its values, ``{"prefix": p}`` matches strings starting with p,
+    ``{"anything-but": [...]}`` any value present but those."""
     if isinstance(pattern, dict):
         return isinstance(value, Mapping) and all(k in value and _matches(p, value[k]) for k, p in pattern.items())
-    return any(
-        (isinstance(option, dict) and isinstance(value, str) and value.startswith(option["prefix"])) or option == value
-        for option in pattern
-    )
+
+    def one(option: Any) -> bool:
+        if isinstance(option, dict) and "prefix" in option:
+            return isinstance(value, str) and value.startswith(option["prefix"])
+        if isinstance(option, dict) and "anything-but" in option:
+            return value not in option["anything-but"]
+        return bool(option == value)
+
+    return any(one(option) for option in pattern)
 
 
 @pytest.mark.parametrize(
-    ("event_name", "sort_key", "invokes"),
+    ("event_name", "sort_key", "write_kind", "invokes"),
     [
-        ("INSERT", "CHARGER", True),
-        ("MODIFY", "CHARGER", True),
-        ("MODIFY", "TX#123", True),
-        ("INSERT", "STATUS#1", True),
-        ("INSERT", "FILE#abc", True),
-        ("REMOVE", "TX#123", False),  # TTL deletions make no event
-        ("INSERT", "CHARGERS", False),
-        ("INSERT", "METER#1", False),
-        ("MODIFY", "IDEM#x", False),
-        ("INSERT", "OUTBOX#1", False),
+        ("INSERT", "CHARGER", STATE_WRITE, True),
+        ("MODIFY", "CHARGER", STATE_WRITE, True),  # a boot, presence, the operator
+        ("MODIFY", "CHARGER", TOUCH_WRITE, False),  # a frame's lastSeen: never an event
+        ("MODIFY", "CHARGER", None, False),  # no write kind: dropped (every adapter write sets one)
+        ("MODIFY", "TX#123", None, True),
+        ("INSERT", "STATUS#1", None, True),
+        ("INSERT", "FILE#abc", TOUCH_WRITE, True),  # the write kind only matters on charger items
+        ("REMOVE", "TX#123", None, False),  # TTL deletions make no event
+        ("REMOVE", "CHARGER", STATE_WRITE, False),
+        ("INSERT", "CHARGERS", STATE_WRITE, False),
+        ("INSERT", "METER#1", None, False),
+        ("MODIFY", "IDEM#x", None, False),
+        ("INSERT", "OUTBOX#1", None, False),
     ],
 )
-def test_only_event_items_invoke_the_publisher(dev: Synthesized, event_name: str, sort_key: str, invokes: bool) -> None:
-    record = {"eventName": event_name, "dynamodb": {"Keys": {"pk": {"S": "CP#CP1"}, "sk": {"S": sort_key}}}}
-    assert _matches(_filter_pattern(dev), record) is invokes
+def test_only_event_items_invoke_the_publisher(
+    dev: Synthesized, event_name: str, sort_key: str, write_kind: str | None, invokes: bool
+) -> None:
+    change: dict[str, Any] = {"Keys": {"pk": {"S": "CP#CP1"}, "sk": {"S": sort_key}}}
+    if write_kind is not None:
+        change["NewImage"] = {**change["Keys"], WRITE_KIND: {"S": write_kind}}
+    record = {"eventName": event_name, "dynamodb": change}
+    assert any(_matches(pattern, record) for pattern in _filter_patterns(dev)) is invokes
+    # the local stack's stream poller and the moto server apply the same rule
+    assert passes_stream_filter(event_name, sort_key, write_kind) is invokes
+    assert matches_filter(record) is invokes
 
 
 # --- the bus ------------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from local_stack.moto_server import (
     item_backup_transactions,
 )
 from local_stack.ports import free_port
+from ocpp_core import keys
 from ocpp_core.ports import ItemUpdate, Newer
 
 pytestmark = pytest.mark.timeout(120)
@@ -487,7 +488,8 @@ def test_the_stream_keeps_what_the_filter_passes_and_answers_as_motos_serializer
     aws: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Only the records the event source mapping's filter passes are kept (inserts and changes of
-    the items that make events), and GetRecords in plain JSON parses to what moto's own gives."""
+    the items that make events, a charger's touches left out), and GetRecords in plain JSON parses
+    to what moto's own gives."""
     from local_stack.moto_server import consumed_streams, fast_stream_responses
 
     consumed_streams(monkeypatch.setattr)
@@ -496,8 +498,18 @@ def test_the_stream_keeps_what_the_filter_passes_and_answers_as_motos_serializer
     streams, iterator = _stream(client)
     for sk in ("CHARGER", "MV#x", "STATUS#C1", "MSG#y", "TX#1", "OUTBOX#z"):
         client.put_item(
-            TableName=TABLE, Item={"pk": {"S": "CP#A"}, "sk": {"S": sk}, "n": {"N": "1"}, "b": {"B": b"\x00"}}
+            TableName=TABLE,
+            Item={
+                "pk": {"S": "CP#A"},
+                "sk": {"S": sk},
+                "n": {"N": "1"},
+                "b": {"B": b"\x00"},
+                keys.WRITE_KIND: {"S": keys.STATE_WRITE},
+            },
         )
+    for cp, kind in (("CP#touched", {"S": keys.TOUCH_WRITE}), ("CP#unmarked", None)):
+        item = {"pk": {"S": cp}, "sk": {"S": "CHARGER"}, **({keys.WRITE_KIND: kind} if kind else {})}
+        client.put_item(TableName=TABLE, Item=item)  # dropped: a touch, and a write of no kind
     client.update_item(
         TableName=TABLE,
         Key={"pk": {"S": "CP#A"}, "sk": {"S": "TX#1"}},
