@@ -16,6 +16,7 @@ import random
 import threading
 import time
 import uuid
+import zlib
 from dataclasses import replace
 from typing import Any
 
@@ -198,6 +199,76 @@ def test_ordered_mode_keeps_each_chargers_order(mosquitto: MosquittoProcess) -> 
         emulator.stop()
     assert [seq for seq, _ in recorder.seen] == list(range(200))
     assert (emulator.duplicates, emulator.late, emulator.invocations) == (0, 0, 200)
+
+
+def _publish_many(broker: MosquittoProcess, topics: list[str], count: int) -> None:
+    """``count`` frames on each topic, interleaved."""
+    publisher = MqttClient(broker.host, broker.port, f"test-publisher-{uuid.uuid4().hex[:8]}").start()
+    try:
+        for seq in range(count):
+            for topic in topics:
+                publisher.publish(topic, json.dumps({"chargePointId": topic.split("/")[1], "seq": seq}))
+    finally:
+        publisher.stop()
+
+
+def test_ordered_mode_keeps_every_chargers_order_across_workers(mosquitto: MosquittoProcess) -> None:
+    seen: dict[str, list[int]] = {}
+    lock = threading.Lock()
+
+    def record(event: dict[str, Any], context: Any) -> None:
+        time.sleep(random.random() / 1000)  # let the workers overtake each other
+        with lock:
+            seen.setdefault(event["chargePointId"], []).append(event["seq"])
+
+    emulator = RuleEmulator(
+        mosquitto.host, mosquitto.port, [MESSAGE_RULE], handlers={MESSAGE_RULE.name: record}, workers=6
+    ).start()
+    topics = [f"ocpp/CP-MANY-{n}/in" for n in range(12)]
+    try:
+        _publish_many(mosquitto, topics, 40)
+        assert emulator.wait_idle(timeout=20)
+    finally:
+        emulator.stop()
+    assert seen == {topic.split("/")[1]: list(range(40)) for topic in topics}
+
+
+def test_ordered_mode_a_slow_message_holds_up_only_its_own_charger(mosquitto: MosquittoProcess) -> None:
+    """With two workers and two chargers whose topics once shared a worker (the same CRC32 bucket,
+    the former design), a handler stuck on one charger's message leaves the other's flowing."""
+    workers = 2
+    slow = "ocpp/CP-SLOW-0/in"
+    other = next(
+        f"ocpp/CP-OTHER-{n}/in"
+        for n in itertools.count()
+        if zlib.crc32(f"ocpp/CP-OTHER-{n}/in".encode()) % workers == zlib.crc32(slow.encode()) % workers
+    )
+    release = threading.Event()
+    stuck = threading.Event()
+    handled: queue.Queue[tuple[str, int]] = queue.Queue()
+
+    def handle(event: dict[str, Any], context: Any) -> None:
+        if event["chargePointId"] == "CP-SLOW-0" and event["seq"] == 0:
+            stuck.set()
+            release.wait(30)
+        handled.put((event["chargePointId"], event["seq"]))
+
+    emulator = RuleEmulator(
+        mosquitto.host, mosquitto.port, [MESSAGE_RULE], handlers={MESSAGE_RULE.name: handle}, workers=workers
+    ).start()
+    try:
+        _publish(mosquitto, slow, 3)
+        assert stuck.wait(10)
+        _publish(mosquitto, other, 5)
+        got = [handled.get(timeout=5) for _ in range(5)]  # all while the slow one is stuck
+        assert got == [(other.split("/")[1], seq) for seq in range(5)]
+        assert handled.empty()  # the slow charger's next messages wait for its first
+        release.set()
+        assert emulator.wait_idle(timeout=10)
+    finally:
+        release.set()
+        emulator.stop()
+    assert [handled.get_nowait() for _ in range(3)] == [("CP-SLOW-0", seq) for seq in range(3)]
 
 
 def test_a_handler_that_raises_never_stops_the_aws_mode_workers(mosquitto: MosquittoProcess) -> None:
