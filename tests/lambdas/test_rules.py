@@ -110,14 +110,13 @@ def test_the_emulator_runs_the_very_same_rule_definitions() -> None:
         topic, payload, _ = bridge_payload(name)
         emulator._on_message(topic, payload)
     emulator._on_message("ocpp/CP-16/out", b'[3,"x",{}]')  # replies are not rule input
-    [q] = emulator._queues
     routed = []
-    while True:
+    while True:  # ordered delivery: the topics with work, and each topic's line of jobs
         try:
-            binding, event, _ = q.get_nowait()
+            topic = emulator._queue.get_nowait()
         except queue.Empty:
             break
-        routed.append((binding.rule.name, event))
+        routed.extend((binding.rule.name, event) for binding, event, _ in emulator._lines[topic])
     assert [name for name, _ in routed] == [MESSAGE_RULE.name, LIFECYCLE_RULE.name]
     for (_, event), fixture in zip(routed, ("boot_notification_16", "connected"), strict=True):
         expected = load_event(fixture)
