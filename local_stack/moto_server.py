@@ -41,6 +41,10 @@ changing a byte of what a client sees:
   them. (Unlike moto's server, waitress drops header names with an underscore; the local stack
   sends none.)
 
+* GetItem and the adapter's UpdateItem shapes are answered on moto's own tables by a short path
+  (:mod:`local_stack.moto_items`), everything else by moto; and the server applies DynamoDB's TTL,
+  which moto does not (:mod:`local_stack.moto_ttl`, ``--ttl-interval``).
+
 ``python -m local_stack.moto_server -H HOST -p PORT`` takes moto.server's ``-H`` and ``-p``.
 """
 
