@@ -6,7 +6,8 @@ spends most of its time around them, not in them: a generic request parser drive
 model, an expression parser, ten validating walks of the syntax tree, an executor, a deep copy of
 the item and its JSON form built twice to work out which attributes changed. Measured over HTTP
 on this machine (server CPU per request, four clients): a GetItem 1.5 ms, a Heartbeat's
-UpdateItem 3.8 ms; with one core for moto that is about 250 Heartbeats a second in all.
+UpdateItem 3.8 ms; with one core for moto that is about 250 Heartbeats a second in all. With
+this path, 0.6 and 0.9 ms.
 
 :func:`answer` serves those requests itself, on moto's own tables and items, when it can tell for
 certain that moto would succeed, and says what moto would say. A request it does not recognise
