@@ -346,5 +346,12 @@ class RuleEmulator:
         alive = sum(thread.is_alive() for thread in self._threads)
         if alive:
             logger.warning("rule emulator: %d handler(s) still running after %.1f s; left behind", alive, timeout)
+        else:
+            # ordered: a line put up again behind the workers' sentinels was never started
+            with self._lock:
+                waiting = sum(len(line) for line in self._lines.values())
+                self._lines.clear()
+                self.dropped += waiting
+                self._outstanding -= waiting
         if self.dropped:
             logger.info("rule emulator: %d delivery(ies) not started before the stop, dropped", self.dropped)

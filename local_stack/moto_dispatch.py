@@ -13,6 +13,8 @@ import pickle
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .moto_items import ITEM_TARGETS
+
 
 def root_only_update_checks(setattr_: Callable[[Any, str, Any], None] = setattr) -> None:
     """Check an update expression's clause counts and overlapping paths once, on the whole expression.
@@ -123,7 +125,7 @@ def direct_dynamodb(app: Any, items: ItemAnswer | None = None) -> Any:
     app builds it (its request class, normalized, recorded) and given to that handler with
     the same arguments; its answer is sent as the Flask app sends it.
 
-    With ``items``, a GetItem or UpdateItem is offered to it first (a POST to ``/`` with its
+    With ``items``, a GetItem or UpdateItem (``ITEM_TARGETS``) is offered to it first (a POST to ``/`` with its
     length given, as botocore sends them), and what it does not answer goes on to moto.
     """
     from botocore.exceptions import ClientError
@@ -157,10 +159,6 @@ def direct_dynamodb(app: Any, items: ItemAnswer | None = None) -> Any:
         return Response(response=content, status=status, headers=headers)(environ, start_response)
 
     return wsgi
-
-
-#: the requests ``direct_dynamodb`` offers to its ``items``
-ITEM_TARGETS = frozenset({DYNAMODB_TARGET + "GetItem", DYNAMODB_TARGET + "UpdateItem"})
 
 
 def _item_answer(items: ItemAnswer, target: str, environ: dict[str, Any]) -> tuple[int, dict[str, str], str] | None:

@@ -45,6 +45,7 @@ from typing import Any
 CONTENT_TYPE = "application/x-amz-json-1.0"
 #: the ``X-Amz-Target`` of the two operations served here
 GET_ITEM, UPDATE_ITEM = "DynamoDB_20120810.GetItem", "DynamoDB_20120810.UpdateItem"
+ITEM_TARGETS = frozenset({GET_ITEM, UPDATE_ITEM})
 
 _GET_MEMBERS = frozenset({"TableName", "Key", "ConsistentRead", "ProjectionExpression", "ExpressionAttributeNames"})
 _UPDATE_MEMBERS = frozenset(
@@ -61,7 +62,9 @@ _UPDATE_MEMBERS = frozenset(
 )
 _NAME = r"#[A-Za-z0-9_]+"
 _VALUE = r":[A-Za-z0-9_]+"
-_SET_CLAUSE = re.compile(rf"({_NAME}) = (?:({_VALUE})|if_not_exists\(({_NAME}), ({_VALUE})\))")
+_CLAUSE = rf"({_NAME}) = (?:({_VALUE})|if_not_exists\(({_NAME}), ({_VALUE})\))"
+_SET_CLAUSE = re.compile(_CLAUSE)
+_SET_LIST = re.compile(rf"SET {_CLAUSE}(?:, {_CLAUSE})*")
 _EXISTS = re.compile(rf"attribute_(exists|not_exists)\(({_NAME})\)")
 _ORDERED = re.compile(rf"\(attribute_not_exists\(({_NAME})\) OR ({_NAME}) ([<>]) ({_VALUE})\)")
 _PROJECTION = re.compile(rf"{_NAME}(, {_NAME})*")
@@ -101,22 +104,11 @@ def parse_update(expression: str) -> SetClauses | None:
     if expression in _updates:
         return _updates[expression]
     clauses: SetClauses | None = None
-    if expression.startswith("SET "):
-        found: list[tuple[str, str, bool]] | None = []
-        position = 4
-        while found is not None:
-            match = _SET_CLAUSE.match(expression, position)
-            if match is None or (match[3] is not None and match[3] != match[1]):
-                found = None
-                break
-            found.append((match[1], match[2] or match[4], match[2] is None))
-            position = match.end()
-            if position == len(expression):
-                break
-            if not expression.startswith(", ", position):
-                found = None
-            position += 2
-        clauses = tuple(found) if found else None
+    if _SET_LIST.fullmatch(expression):
+        # the whole expression is a list of clauses: finding them one after the other splits it
+        matches = list(_SET_CLAUSE.finditer(expression, 4))
+        if all(match[3] is None or match[3] == match[1] for match in matches):
+            clauses = tuple((match[1], match[2] or match[4], match[2] is None) for match in matches)
     if len(_updates) < _CACHE_LIMIT:
         _updates[expression] = clauses
     return clauses
@@ -244,22 +236,23 @@ def _projected(item: Any, wanted: list[str]) -> dict[str, Any] | None:
         value = item.attrs.get(name)
         if value is None:
             continue
-        if not (
-            value.type in ("S", "BOOL", "NULL")
-            or (value.type == "N" and _INTEGER.fullmatch(value.value) and len(value.value.lstrip("-")) <= 38)
-        ):
+        if value.type not in ("S", "BOOL", "NULL") and not (value.type == "N" and _INTEGER.fullmatch(value.value)):
             return None
-        found.setdefault(name, {value.type: value.value})
+        found[name] = {value.type: value.value}
     return found
+
+
+def _decimal_safe(number: str) -> bool:
+    return _NUMBER.fullmatch(number) is not None and sum(c.isdigit() for c in number) <= 38
 
 
 def _readable(value: Any) -> bool:
     """A value moto's projection can turn into plain Python values (boto3's deserializer): its
     numbers well formed and within DynamoDB's 38 digits."""
     if value.type == "N":
-        return _NUMBER.fullmatch(value.value) is not None and sum(c.isdigit() for c in value.value) <= 38
+        return _decimal_safe(value.value)
     if value.type == "NS":
-        return all(_NUMBER.fullmatch(n) is not None and sum(c.isdigit() for c in n) <= 38 for n in value.value)
+        return all(_decimal_safe(number) for number in value.value)
     if value.type in ("M", "L"):
         inner = value.value.values() if value.type == "M" else value.value
         return all(_readable(element) for element in inner)
@@ -418,7 +411,7 @@ def answer(target: str, headers: Mapping[str, str], raw: bytes) -> tuple[int, di
     from moto.moto_api import recorder
     from moto.utilities.aws_headers import gen_amz_crc32, gen_amzn_requestid_long
 
-    if target not in (GET_ITEM, UPDATE_ITEM) or settings.INITIAL_NO_AUTH_ACTION_COUNT != float("inf"):
+    if target not in ITEM_TARGETS or settings.INITIAL_NO_AUTH_ACTION_COUNT != float("inf"):
         return None
     if getattr(recorder, "_user_enabled", False):
         return None
