@@ -11,31 +11,15 @@ import logging
 import os
 import sys
 
+from .environment import prepare_process
 from .signals import StopSignal
-
-#: How long a thread may hold the GIL while others wait for it (Python's default: 5 ms). This
-#: process is dozens of threads that each compute a little between waits (the rule emulator's
-#: workers on moto and the broker, the broker client's callbacks, the delivery scheduler, the
-#: stream poller); each wait ends with taking the GIL back, and under load that took up to the
-#: whole interval every time. bench e2e on moto, ramp-up included: p99 184 and 186 ms with 1 ms in
-#: two runs, against 258 to 794 ms with 5 ms (ordered delivery; aws: 217 and 808 ms, against 1.7
-#: to 3.2 s). https://docs.python.org/3/library/sys.html#sys.setswitchinterval
-GIL_SWITCH_INTERVAL_S = 0.001
 
 
 def main() -> int:
     # First: a Ctrl-C from here on is a stop request, never a KeyboardInterrupt in the middle of
     # starting a part (which could leave that part running).
     stop = StopSignal().install()
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    # Before any handler module is imported: Powertools reads these at import.
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "ocpp-csms-local")
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", os.environ.get("OCPP_LOG_LEVEL", "INFO"))
-    logging.basicConfig(
-        level=os.environ.get("OCPP_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
-    )
+    prepare_process()  # before any handler module is imported
     logger = logging.getLogger("local_stack")
     from .stack import LocalStack, StackError, StackInterrupted, StackSettings
 

@@ -31,6 +31,11 @@ Two delivery modes (:class:`DeliveryMode`, ``OCPP_RULE_DELIVERY``):
   is then the same in every run, whatever the other chargers do meanwhile; only thread timing
   varies.
 
+With a ``shard`` ``(index, count)`` the emulator handles only the topics whose CRC32 is ``index``
+modulo ``count``: ``count`` emulators on one broker, one per process (``local_stack.environment``),
+then handle every message exactly once between them, and a topic's messages always in the same one
+(so ``ordered`` keeps its order).
+
 ``stop()`` is bounded by its ``timeout`` in both modes: deliveries not yet started (queued,
 or waiting for their delay) are dropped and counted in ``dropped`` (the bridge is already
 stopped by then, so their replies would reach no one); handlers already running get until the
@@ -50,6 +55,7 @@ import random
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -101,6 +107,11 @@ class _Binding:
     rule: RuleDefinition
     compiled: CompiledRule
     handler: LambdaHandler
+
+
+def shard_of(topic: str, count: int) -> int:
+    """The shard, of ``count``, that handles the messages on ``topic``."""
+    return zlib.crc32(topic.encode()) % count
 
 
 class _Job(NamedTuple):
@@ -168,8 +179,13 @@ class RuleEmulator:
         handlers: dict[str, LambdaHandler] | None = None,
         workers: int = 4,
         delivery: DeliverySettings | None = None,
+        shard: tuple[int, int] = (0, 1),
     ):
+        index, count = shard
+        if not 0 <= index < count:
+            raise ValueError(f"shard {shard!r} is not (index, count) with 0 <= index < count")
         self.delivery = delivery or DeliverySettings()
+        self.shard = shard
         self._bindings = [
             _Binding(rule, compile_rule(rule.sql), (handlers or {}).get(rule.name) or resolve_handler(rule.handler))
             for rule in rules
@@ -224,8 +240,17 @@ class RuleEmulator:
             rng = self._topic_rngs[topic] = random.Random(f"{self.delivery.seed}/{topic}")
         return rng
 
+    def handles(self, topic: str) -> bool:
+        """Whether ``topic`` is in this emulator's shard."""
+        index, count = self.shard
+        return count == 1 or shard_of(topic, count) == index
+
+    def take_over(self) -> None:
+        """Handle every topic from now on (the other shards' emulators are gone)."""
+        self.shard = (0, 1)
+
     def _on_message(self, topic: str, payload: bytes) -> None:
-        if self._stopping.is_set():
+        if self._stopping.is_set() or not self.handles(topic):
             return
         now = time.time_ns() // 1_000_000
         for binding in self._bindings:

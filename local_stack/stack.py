@@ -29,11 +29,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ocpp_core.ports import CertificateSigner
-
 from .broker import BrokerCancelled, BrokerError, MosquittoProcess, find_mosquitto, not_found_message
 from .children import spawn, stop_process
 from .delivery import DeliveryError, DeliverySettings
+from .environment import DEFAULT_ENVIRONMENTS, ENVIRONMENTS_VARIABLE, parse_environments
 from .event_stream import WEBHOOK_VARIABLE
 from .moto_ttl import DEFAULT_SWEEP_INTERVAL_S, SWEEP_INTERVAL_VARIABLE
 from .ports import port_free, port_open, wait_for_port
@@ -93,6 +92,8 @@ class StackSettings:
     #: not visible to the bridge's registry reads; shows what the pipeline does without moto)
     state_backend: str = "moto"
     emulator_workers: int = 8
+    #: processes running the handlers, this one included (``local_stack.environment``; moto state only)
+    lambda_environments: int = DEFAULT_ENVIRONMENTS
     #: seconds between two passes of the moto server's TTL (moto applies none itself); 0: never
     ttl_sweep_interval_s: float = DEFAULT_SWEEP_INTERVAL_S
     #: seconds between two runs of the outbox timer (every minute on AWS); 0: no timer
@@ -123,6 +124,7 @@ class StackSettings:
             unknown_chargers=env.get("OCPP_UNKNOWN_CHARGERS", "accept"),
             state_backend=_state_backend(env.get("OCPP_LOCAL_STATE", "moto")),
             emulator_workers=_env_int(env, "OCPP_EMULATOR_WORKERS", 8),
+            lambda_environments=_environments(env),
             ttl_sweep_interval_s=_env_seconds(env, SWEEP_INTERVAL_VARIABLE, DEFAULT_SWEEP_INTERVAL_S),
             timer_interval_s=_env_seconds(env, TIMER_INTERVAL_VARIABLE, DEFAULT_TIMER_INTERVAL_S),
             delivery=_delivery(env),
@@ -157,6 +159,13 @@ def _delivery(env: Mapping[str, str]) -> DeliverySettings:
     try:
         return DeliverySettings.from_env(env)
     except DeliveryError as error:
+        raise StackError(str(error)) from None
+
+
+def _environments(env: Mapping[str, str]) -> int:
+    try:
+        return parse_environments(env.get(ENVIRONMENTS_VARIABLE, ""))
+    except ValueError as error:
         raise StackError(str(error)) from None
 
 
@@ -314,24 +323,18 @@ class LocalStack:
         }
 
     def _start_processing(self) -> None:
-        import boto3
-
         from lambdas import runtime
         from lambdas.adapters.dynamo import DynamoStore, create_table
+        from lambdas.certificates import local_ca
         from lambdas.rules import RULES
-        from lambdas.settings import Settings, SettingsError
+        from lambdas.settings import SettingsError
 
         from .emulator import RuleEmulator
-        from .mqtt import MqttClient, MqttPublisher
+        from .environment import Environments, dynamodb_client, processing_dependencies
+        from .mqtt import MqttClient
 
         s = self.settings
-        client = boto3.client(
-            "dynamodb",
-            endpoint_url=s.moto_url,
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
+        client = dynamodb_client(s)
         create_table(client, s.table_name)
         if s.state_backend == "memory":
             from ocpp_core.memory_store import InMemoryStore
@@ -345,33 +348,30 @@ class LocalStack:
         if s.demo_id_tag:
             self.store.put_id_token(s.demo_id_tag, {"idTag": s.demo_id_tag, "status": "Accepted"})
             logger.info("demo id tag %s (Accepted)", s.demo_id_tag)
-        try:
-            settings = Settings.from_env(
-                {**s.processor_env, "OCPP_TABLE_NAME": s.table_name, "OCPP_UNKNOWN_CHARGERS": s.unknown_chargers}
-            )
-        except SettingsError as error:
-            raise StackError(str(error)) from None
         publisher_client = MqttClient(s.mqtt_host, s.mqtt_port, f"local-iot-data-{os.getpid()}").start()
         self._exit.callback(publisher_client.stop)
-        runtime.configure(
-            runtime.Dependencies(
-                settings=settings,
-                store=self.store,
-                publisher=MqttPublisher(publisher_client),
-                clock=runtime.SystemClock(),
-                ids=runtime.TimeOrderedIds(),
-                config=settings.processor_config(),
-                extensions=runtime.load_extensions(settings.extensions),
-                ca=self._certificate_authority(),
-                files=self._file_host(),
-            )
+        try:
+            deps = processing_dependencies(s, self.store, publisher_client)
+        except SettingsError as error:
+            raise StackError(str(error)) from None
+        self.files: Any = deps.files
+        logger.info(
+            "certificate authority: %s (CA certificate %s)", local_ca.CA_NAME, local_ca.files(s.state_dir).ca_cert
         )
+        runtime.configure(deps)
         self._exit.callback(runtime.configure, None)
+        # The state in memory lives in this process: then it runs every handler.
+        processes = s.lambda_environments if s.state_backend == "moto" else 1
         self.emulator = RuleEmulator(
-            s.mqtt_host, s.mqtt_port, RULES, workers=s.emulator_workers, delivery=s.delivery
+            s.mqtt_host, s.mqtt_port, RULES, workers=s.emulator_workers, delivery=s.delivery, shard=(0, processes)
         ).start()
         emulator = self.emulator
         self._exit.callback(lambda: emulator.stop(self._share(2.0, 2.0)))
+        if processes > 1:
+            environments = Environments(s, emulator, self._cancelled)
+            # registered before it starts: a start that fails half-way stops the children it started
+            self._exit.callback(lambda: environments.stop(self._share(2.5, 2.0)))
+            environments.start()
         logger.info("rule emulator: %s", ", ".join(f"'{r.sql}' -> {r.handler}" for r in RULES))
 
     def _start_events(self) -> None:
@@ -404,12 +404,6 @@ class LocalStack:
             f" and POST {s.events_webhook}" if s.events_webhook else f" (set {WEBHOOK_VARIABLE} to POST them too)",
         )
 
-    def _file_host(self) -> Any:
-        from lambdas.files.local import LocalFileHost
-
-        self.files = LocalFileHost(self.settings.state_dir, self.settings.files_url)
-        return self.files
-
     def _start_files(self) -> None:
         """The file server (S3 on AWS): chargers' uploads, firmware downloads, on the processing's store."""
         from lambdas.runtime import dependencies
@@ -432,18 +426,6 @@ class LocalStack:
             self.files.files_dir,
             self.files.firmware_dir,
         )
-
-    def _certificate_authority(self) -> CertificateSigner:
-        """The development CA of the state directory (created on the first run, reused after)."""
-        from lambdas.certificates import local_ca
-
-        ca = local_ca.load_or_create(self.settings.state_dir)
-        logger.info(
-            "certificate authority: %s (CA certificate %s)",
-            local_ca.CA_NAME,
-            local_ca.files(self.settings.state_dir).ca_cert,
-        )
-        return ca
 
     def _start_timer(self) -> None:
         """The outbox timer (EventBridge's schedule on AWS), on the dependencies ``_start_processing`` configured."""

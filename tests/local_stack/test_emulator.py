@@ -224,7 +224,7 @@ def test_ordered_mode_keeps_every_chargers_order_across_workers(mosquitto: Mosqu
     emulator = RuleEmulator(
         mosquitto.host, mosquitto.port, [MESSAGE_RULE], handlers={MESSAGE_RULE.name: record}, workers=6
     ).start()
-    topics = [f"ocpp/CP-MANY-{n}/in" for n in range(12)]
+    topics = [f"ocpp/CP-MANY-{n}/in" for n in range(20)]
     try:
         _publish_many(mosquitto, topics, 40)
         assert emulator.wait_idle(timeout=20)
@@ -330,3 +330,77 @@ def test_delivery_settings_from_the_environment() -> None:
         with pytest.raises(DeliveryError) as error:
             DeliverySettings.from_env(env)
         assert next(iter(env)) in str(error.value) or "rate" in str(error.value) or "late delay" in str(error.value)
+
+
+class TopicRecorder:
+    """A rule handler that records the charger of every delivery, per emulator."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, event: dict[str, Any], context: Any) -> None:
+        with self._lock:
+            self.seen.append((event["chargePointId"], event["seq"]))
+
+
+@pytest.mark.parametrize("mode", [DeliveryMode.ORDERED, DeliveryMode.AWS])
+def test_shards_on_one_broker_handle_every_message_once_and_a_topic_always_in_the_same_one(
+    mosquitto: MosquittoProcess, mode: DeliveryMode
+) -> None:
+    # What the stack's Lambda environments do (local_stack.environment): one emulator per process.
+    delivery = DeliverySettings(mode, duplicate_rate=0.0, late_rate=0.0, seed=SEED)
+    recorders = [TopicRecorder(), TopicRecorder(), TopicRecorder()]
+    emulators = [
+        RuleEmulator(
+            mosquitto.host,
+            mosquitto.port,
+            [MESSAGE_RULE],
+            handlers={MESSAGE_RULE.name: recorder},
+            delivery=delivery,
+            shard=(index, len(recorders)),
+        ).start()
+        for index, recorder in enumerate(recorders)
+    ]
+    # Fixed ids (their shards are fixed too), of this test only on the shared broker.
+    chargers = [f"CP-SHARD-{mode}-{n}" for n in range(20)]
+    try:
+        _publish_many(mosquitto, [f"ocpp/{cp}/in" for cp in chargers], 10)
+        assert all(emulator.wait_idle(timeout=20) for emulator in emulators)
+        deadline = time.monotonic() + 10
+        while sum(len(r.seen) for r in recorders) < 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        for emulator in emulators:
+            emulator.stop()
+    handled = sorted(seen for recorder in recorders for seen in recorder.seen)
+    assert handled == sorted((cp, seq) for cp in chargers for seq in range(10))  # each once, none lost
+    owners = {cp: {i for i, r in enumerate(recorders) for seen_cp, _ in r.seen if seen_cp == cp} for cp in chargers}
+    assert all(len(owner) == 1 for owner in owners.values()), owners
+    assert {next(iter(owner)) for owner in owners.values()} == {0, 1, 2}  # 20 chargers: every shard has some
+    for cp, owner in owners.items():
+        assert emulators[next(iter(owner))].handles(f"ocpp/{cp}/in")
+
+
+def test_a_shard_that_takes_over_handles_every_topic(mosquitto: MosquittoProcess) -> None:
+    recorder = TopicRecorder()
+    emulator = RuleEmulator(
+        mosquitto.host, mosquitto.port, [MESSAGE_RULE], handlers={MESSAGE_RULE.name: recorder}, shard=(0, 2)
+    ).start()
+    chargers = [f"CP-TAKEOVER-{n}" for n in range(8)]
+    try:
+        mine = {cp for cp in chargers if emulator.handles(f"ocpp/{cp}/in")}
+        assert 0 < len(mine) < len(chargers)
+        emulator.take_over()
+        _publish_many(mosquitto, [f"ocpp/{cp}/in" for cp in chargers], 2)
+        deadline = time.monotonic() + 10
+        while len(recorder.seen) < 16 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        emulator.stop()
+    assert sorted(recorder.seen) == sorted((cp, seq) for cp in chargers for seq in range(2))
+
+
+def test_a_shard_outside_its_count_is_refused() -> None:
+    with pytest.raises(ValueError, match="shard"):
+        RuleEmulator("127.0.0.1", 1, [MESSAGE_RULE], handlers={MESSAGE_RULE.name: TopicRecorder()}, shard=(2, 2))
