@@ -11,6 +11,7 @@ import socket
 import pytest
 
 from local_stack.broker import BINARY_VARIABLE, INSTALL_HINT, MosquittoProcess
+from local_stack.environment import ENVIRONMENTS_VARIABLE
 
 from .conftest import FakeBroker
 from .support import PORT_VARIABLES, StackRun
@@ -93,3 +94,13 @@ def test_a_part_failing_half_way_stops_the_parts_already_started(stack_run: Stac
     # The watcher saw the parts running, so an empty stray list below means they were stopped.
     assert {"mosquitto", "moto_server"} <= stack_run.part_names(), stack_run.children
     assert_nothing_left(stack_run, "bridge", "api", "moto", "mqtt")
+
+
+@pytest.mark.parametrize("value", ["0", "17", "two", "-1"])
+def test_a_wrong_number_of_lambda_environments_fails_in_one_line(stack_run: StackRun, value: str) -> None:
+    stack_run.overrides[ENVIRONMENTS_VARIABLE] = value
+    code = stack_run.start().wait(FAIL_WITHIN)
+    line = stack_run.error_line()
+    assert code == 1
+    assert f"{ENVIRONMENTS_VARIABLE}={value!r}" in line and "from 1 to 16" in line, line
+    assert_nothing_left(stack_run)
