@@ -94,15 +94,9 @@ def prepare_process() -> None:
 
 
 def dynamodb_client(settings: StackSettings) -> Any:
-    import boto3
+    from .event_stream import local_client
 
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=settings.moto_url,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    return local_client("dynamodb", settings.moto_url)
 
 
 def processing_dependencies(settings: StackSettings, store: Any, publisher_client: Any) -> Dependencies:
