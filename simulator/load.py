@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ocpp_core.schemas import SchemaKind, has_schema
+from ocpp_core.schemas import compile_ahead
 from ocpp_core.versions import OcppVersion
 
 from . import messages
@@ -201,15 +201,10 @@ _LOAD_ACTIONS_V2 = ("TransactionEvent",)
 
 
 def warm_up_schemas(versions: tuple[OcppVersion, ...]) -> None:
-    """Compile the validators the run needs before the clock starts.
-
-    They compile on first use (up to ~100 ms each for the 2.1 TransactionEvent), which would
-    otherwise block the event loop in the middle of the ramp-up and show as latency.
-    """
+    """Compile the validators the run needs before the clock starts: compiled on first use, they
+    would block the event loop in the middle of the ramp-up and show as latency."""
     for version in versions:
-        for action in _LOAD_ACTIONS + (_LOAD_ACTIONS_V2 if version.is_2x else _LOAD_ACTIONS_V16):
-            has_schema(version, action, SchemaKind.REQUEST)
-            has_schema(version, action, SchemaKind.RESPONSE)
+        compile_ahead(version, _LOAD_ACTIONS + (_LOAD_ACTIONS_V2 if version.is_2x else _LOAD_ACTIONS_V16))
 
 
 async def _sleep_until(when: float) -> None:
