@@ -18,7 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from ocpp_core.ids import is_valid_charge_point_id
 from ocpp_core.keys import TTL_ATTRIBUTE
-from ocpp_core.ports import StateStore
+from ocpp_core.ports import ConnectionRecorded, StateStore
 from ocpp_core.presence import CONNECTION_TTL_S
 from ocpp_core.smart_charging.balancer import charger_connected
 from ocpp_core.versions import OcppVersion
@@ -30,26 +30,25 @@ from .runtime import dependencies
 
 def handle(event: Any) -> str:
     deps = dependencies()
-    result = apply_event(deps.store, event)
-    if result == "connected":
+    result, recorded = apply_event(deps.store, event)
+    if recorded is not None and recorded.current and recorded.site_id is not None:
         cp = str(event["chargePointId"])
         # A site's charger gets its profiles again at once, and whatever was queued for it goes out.
         # A store failure fails the invocation, and its retry applies the (idempotent) event again.
         # Another charger's queued calls (rare: queued while it was away) wait for the timer (a
-        # minute on AWS), so a connect costs one read more, not two (bench e2e: connects come in
-        # storms after a bridge restart).
-        site_id = deps.store.site_of(cp)
-        if site_id is not None:
-            queued = charger_connected(deps.store, deps.clock.now_ms(), cp, site_id=site_id)
-            drain(deps, {cp, *queued})
+        # minute on AWS). The site comes back with the connect's own write: a charger in no site
+        # costs the connect no read (bench e2e: connects come in storms after a bridge restart).
+        queued = charger_connected(deps.store, deps.clock.now_ms(), cp, site_id=recorded.site_id)
+        drain(deps, {cp, *queued})
     return result
 
 
-def apply_event(store: StateStore, event: Any) -> str:
-    """Apply one bridge event (the rule's event shape) to ``store``: the outcome's name."""
+def apply_event(store: StateStore, event: Any) -> tuple[str, ConnectionRecorded | None]:
+    """Apply one bridge event (the rule's event shape) to ``store``: the outcome's name, and what
+    the store did (None for an event dropped unread)."""
     if not isinstance(event, dict):
         logger.warning("dropped lifecycle event: not an object")
-        return "dropped"
+        return "dropped", None
     cp = event.get("chargePointId")
     kind = event.get("event")
     connection_id = event.get("connectionId")
@@ -62,10 +61,10 @@ def apply_event(store: StateStore, event: Any) -> str:
         or not isinstance(at, int)
     ):
         logger.warning("dropped malformed lifecycle event", extra={"event": str(event)[:500]})
-        return "dropped"
+        return "dropped", None
     if event.get("topicChargePointId", cp) != cp:
         logger.warning("dropped lifecycle event whose body names another charger than its topic")
-        return "dropped"
+        return "dropped", None
     rule_at = event.get("ruleTimestamp")
     order_at = rule_at if isinstance(rule_at, int) and not isinstance(rule_at, bool) else at
     connection_changes: dict[str, Any] = {TTL_ATTRIBUTE: order_at // 1000 + CONNECTION_TTL_S}
@@ -78,7 +77,7 @@ def apply_event(store: StateStore, event: Any) -> str:
             charger_changes["protocol"] = protocol.value
     else:
         connection_changes["disconnectReason"] = reason if isinstance(reason, str) else None
-    applied = store.record_connection(
+    recorded = store.record_connection(
         cp,
         connection_id,
         connected=kind == "connected",
@@ -91,10 +90,10 @@ def apply_event(store: StateStore, event: Any) -> str:
         cp,
         kind,
         connection_id,
-        "" if applied else ": stale event ignored",
+        "" if recorded.changed else ": stale event ignored",
         extra={"chargePointId": cp},
     )
-    return kind if applied else "stale"
+    return (kind if recorded.changed else "stale"), recorded
 
 
 @metrics.log_metrics

@@ -13,7 +13,15 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from .ports import ChargerInAnotherSite, ItemUpdate, MessageStatus, Newer, ProcessedMessage, Record
+from .ports import (
+    ChargerInAnotherSite,
+    ConnectionRecorded,
+    ItemUpdate,
+    MessageStatus,
+    Newer,
+    ProcessedMessage,
+    Record,
+)
 
 
 def _copy(value: Any) -> Any:
@@ -148,11 +156,19 @@ class InMemoryStore:
 
     def update_charger(self, charge_point_id: str, changes: Mapping[str, Any]) -> None:
         with self._lock:
-            record = self.chargers.setdefault(charge_point_id, {"chargePointId": charge_point_id})
+            record = self.chargers.setdefault(charge_point_id, self._new_charger(charge_point_id))
             record.update(_copy(dict(changes)))
 
     def update_charger_fields(self, charge_point_id: str, update: ItemUpdate) -> bool:
-        return _apply_to(self._lock, self.chargers, charge_point_id, update, {"chargePointId": charge_point_id})
+        return _apply_to(self._lock, self.chargers, charge_point_id, update, self._new_charger(charge_point_id))
+
+    def _new_charger(self, charge_point_id: str) -> Record:
+        """What a charger item starts with: its id, and its site's id if it is already a member
+        (as the DynamoDB adapter copies it when a write creates the item)."""
+        site = self.memberships.get(charge_point_id)
+        return (
+            {"chargePointId": charge_point_id} if site is None else {"chargePointId": charge_point_id, "siteId": site}
+        )
 
     def touch_charger(self, charge_point_id: str, seen_at_ms: int, changes: Mapping[str, Any]) -> Record | None:
         with self._lock:
@@ -192,7 +208,7 @@ class InMemoryStore:
         at_ms: int,
         charger_changes: Mapping[str, Any],
         connection_changes: Mapping[str, Any],
-    ) -> bool:
+    ) -> ConnectionRecorded:
         field = "connectedAt" if connected else "disconnectedAt"
         with self._lock:
             key = (charge_point_id, connection_id)
@@ -204,22 +220,23 @@ class InMemoryStore:
                     newer=Newer(field, at_ms),
                 ),
             )
-            changed = item is not None
             if item is not None:
                 self.connections[key] = item
-            if connected:
-                current = apply_update(
-                    self.chargers.get(charge_point_id),
-                    ItemUpdate(
-                        set={**charger_changes, "connectionId": connection_id},
-                        set_if_absent={"chargePointId": charge_point_id},
-                        newer=Newer("connectionAt", at_ms),
-                    ),
-                )
-                if current is not None:
-                    self.chargers[charge_point_id] = current
-                    changed = True
-            return changed
+            if not connected:
+                return ConnectionRecorded(changed=item is not None)
+            current = apply_update(
+                self.chargers.get(charge_point_id),
+                ItemUpdate(
+                    set={**charger_changes, "connectionId": connection_id},
+                    set_if_absent=self._new_charger(charge_point_id),
+                    newer=Newer("connectionAt", at_ms),
+                ),
+            )
+            if current is None:
+                return ConnectionRecorded(changed=item is not None)
+            self.chargers[charge_point_id] = current
+            site = current.get("siteId")
+            return ConnectionRecorded(changed=True, current=True, site_id=site if isinstance(site, str) else None)
 
     def get_connections(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Record]:
         with self._lock:

@@ -127,6 +127,18 @@ class ItemUpdate:
         return not (self.set or self.set_if_absent or any(self.add_to_set.values()) or self.newer)
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectionRecorded:
+    """What :meth:`ChargerStore.record_connection` did with one bridge event."""
+
+    #: the event changed something (the connection's item, the charger's current connection)
+    changed: bool
+    #: a ``connected`` event made its connection the charger's current one
+    current: bool = False
+    #: the charger's site when ``current`` (None: in no site), known from the same write
+    site_id: str | None = None
+
+
 class MessageLog(Protocol):
     """Idempotency records of the frames whose handling is not naturally idempotent (an extension's
     handler or hook), keyed by ``keys.message_digest``, with a TTL."""
@@ -184,14 +196,14 @@ class ChargerStore(Protocol):
         at_ms: int,
         charger_changes: Mapping[str, Any],
         connection_changes: Mapping[str, Any],
-    ) -> bool:
+    ) -> ConnectionRecorded:
         """Keep a ``connected`` / ``disconnected`` event of one connection, in any order.
 
         The connection's item keeps the latest ``connectedAt`` and the latest ``disconnectedAt``
         (each moved forward only, with ``connection_changes``). A ``connected`` event also makes the
         connection the charger's current one if it is newer than the current one's latest
-        ``connected`` (``connectionAt``), setting ``charger_changes`` on the charger item with it.
-        Returns whether anything changed.
+        ``connected`` (``connectionAt``), setting ``charger_changes`` on the charger item with it;
+        the charger's site comes back with that (what a site's charger needs on a connect).
         """
         ...
 

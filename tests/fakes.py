@@ -45,24 +45,22 @@ class SeqIds:
 
 def mark_connected(store: Any, cp: str, connection_id: str, at_ms: int, **charger_changes: Any) -> bool:
     """A bridge ``connected`` event as the presence Lambda applies it (tests' shorthand)."""
-    return bool(
-        store.record_connection(
-            cp, connection_id, connected=True, at_ms=at_ms, charger_changes=charger_changes, connection_changes={}
-        )
+    recorded = store.record_connection(
+        cp, connection_id, connected=True, at_ms=at_ms, charger_changes=charger_changes, connection_changes={}
     )
+    return bool(recorded.changed)
 
 
 def mark_disconnected(store: Any, cp: str, connection_id: str, at_ms: int, reason: str | None = None) -> bool:
-    return bool(
-        store.record_connection(
-            cp,
-            connection_id,
-            connected=False,
-            at_ms=at_ms,
-            charger_changes={},
-            connection_changes={"disconnectReason": reason},
-        )
+    recorded = store.record_connection(
+        cp,
+        connection_id,
+        connected=False,
+        at_ms=at_ms,
+        charger_changes={},
+        connection_changes={"disconnectReason": reason},
     )
+    return bool(recorded.changed)
 
 
 def charger_connected(store: Any, cp: str) -> bool:

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from ocpp_core import keys
 from ocpp_core.ports import (
     ChargerInAnotherSite,
+    ConnectionRecorded,
     ItemUpdate,
     MessageStatus,
     Newer,
@@ -95,10 +96,8 @@ class DynamoStore(SmartChargingItems, CertificateItems, FileItems):
         return self._get(keys.charger_pk(charge_point_id), keys.CHARGER_SK)
 
     def update_charger(self, charge_point_id: str, changes: Mapping[str, Any]) -> None:
-        self._update(
-            keys.charger_pk(charge_point_id),
-            keys.CHARGER_SK,
-            ItemUpdate(set={"chargePointId": charge_point_id, **changes, **_listed(charge_point_id)}),
+        self._write_charger(
+            charge_point_id, ItemUpdate(set={"chargePointId": charge_point_id, **changes, **_listed(charge_point_id)})
         )
 
     def update_charger_fields(self, charge_point_id: str, update: ItemUpdate) -> bool:
@@ -109,7 +108,29 @@ class DynamoStore(SmartChargingItems, CertificateItems, FileItems):
             newer=update.newer,
             must_exist=update.must_exist,
         )
-        return self._apply(keys.charger_pk(charge_point_id), keys.CHARGER_SK, listed)
+        try:
+            self._write_charger(charge_point_id, listed)
+        except ClientError:
+            return False
+        return True
+
+    def _write_charger(self, charge_point_id: str, update: ItemUpdate) -> str | None:
+        """One UpdateItem of the charger item; its site after it (raises ClientError on a lost condition).
+
+        The site comes from the item as it was (``ALL_OLD``: its ``siteId`` copy, which this write
+        does not touch). An item this write created has no copy yet: a charger that joined a site
+        before its first connect (or registration) gets it here, from its membership item, which
+        costs a read and a write once per charger. A site claiming it meanwhile finds the item and
+        marks it itself (``put_site`` marks after its claims)."""
+        response = self._update(keys.charger_pk(charge_point_id), keys.CHARGER_SK, update, ReturnValues="ALL_OLD")
+        old = response.get("Attributes")
+        if old:
+            site = old.get("siteId", {}).get("S")
+            return site if isinstance(site, str) else None
+        site = self.site_of(charge_point_id)
+        if site is not None:
+            self._mark_charger(charge_point_id, site)
+        return site
 
     def touch_charger(self, charge_point_id: str, seen_at_ms: int, changes: Mapping[str, Any]) -> Record | None:
         """One UpdateItem: the record comes back whether ``lastSeen`` moved (ALL_NEW) or an older
@@ -163,10 +184,9 @@ class DynamoStore(SmartChargingItems, CertificateItems, FileItems):
         at_ms: int,
         charger_changes: Mapping[str, Any],
         connection_changes: Mapping[str, Any],
-    ) -> bool:
-        pk = keys.charger_pk(charge_point_id)
+    ) -> ConnectionRecorded:
         changed = self._apply(
-            pk,
+            keys.charger_pk(charge_point_id),
             keys.connection_sk(connection_id),
             ItemUpdate(
                 set=connection_changes,
@@ -174,14 +194,18 @@ class DynamoStore(SmartChargingItems, CertificateItems, FileItems):
                 newer=Newer("connectedAt" if connected else "disconnectedAt", at_ms),
             ),
         )
-        if connected:
-            current = ItemUpdate(
-                set={**charger_changes, "connectionId": connection_id},
-                set_if_absent={"chargePointId": charge_point_id, **_listed(charge_point_id)},
-                newer=Newer("connectionAt", at_ms),
-            )
-            changed = self._apply(pk, keys.CHARGER_SK, current) or changed
-        return changed
+        if not connected:
+            return ConnectionRecorded(changed=changed)
+        current = ItemUpdate(
+            set={**charger_changes, "connectionId": connection_id},
+            set_if_absent={"chargePointId": charge_point_id, **_listed(charge_point_id)},
+            newer=Newer("connectionAt", at_ms),
+        )
+        try:
+            site = self._write_charger(charge_point_id, current)
+        except ClientError:
+            return ConnectionRecorded(changed=changed)  # an older connection's late event
+        return ConnectionRecorded(changed=True, current=True, site_id=site)
 
     def get_connections(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Record]:
         wanted = list(dict.fromkeys(pairs))

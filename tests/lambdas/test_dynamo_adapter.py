@@ -347,3 +347,24 @@ def test_touch_charger_is_one_request_whether_or_not_last_seen_moves(dynamodb: A
         newer == older == {"chargePointId": "CP1", "registered": True, "lastSeen": START_MS + 10, "protocol": "ocpp1.6"}
     )
     assert counting.requests == ["update_item", "update_item", "update_item"]
+
+
+def test_a_connect_reads_the_site_only_for_a_charger_item_it_creates(dynamo_store: DynamoStore, dynamodb: Any) -> None:
+    """A presence ``connected`` is two writes; the charger's site comes back with the second
+    (``ALL_OLD``). Only the write that creates the item reads the membership (once per charger)."""
+    sent: list[str] = []
+    dynamodb.meta.events.register("before-call.dynamodb", lambda model, **_: sent.append(model.name))
+
+    def connect(cp: str, connection: str, at_ms: int) -> tuple[list[str], str | None]:
+        sent.clear()
+        recorded = dynamo_store.record_connection(
+            cp, connection, connected=True, at_ms=at_ms, charger_changes={}, connection_changes={}
+        )
+        return list(sent), recorded.site_id
+
+    assert connect("CP-NEW", "c1", START_MS) == (["UpdateItem", "UpdateItem", "GetItem"], None)
+    assert connect("CP-NEW", "c2", START_MS + 1) == (["UpdateItem", "UpdateItem"], None)
+    dynamo_store.put_site("S1", {"siteId": "S1", "limitAmps": 32, "phases": 3, "chargers": ["CP-NEW"]}, [])
+    assert connect("CP-NEW", "c3", START_MS + 2) == (["UpdateItem", "UpdateItem"], "S1")
+    dynamo_store.put_site("S2", {"siteId": "S2", "limitAmps": 32, "phases": 3, "chargers": ["CP-LATER"]}, [])
+    assert connect("CP-LATER", "c1", START_MS) == (["UpdateItem", "UpdateItem", "GetItem", "UpdateItem"], "S2")

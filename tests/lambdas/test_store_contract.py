@@ -331,7 +331,7 @@ def test_a_returned_charger_map_is_a_copy(store: StateStore) -> None:
 
 
 def test_connected_creates_the_connection_and_makes_it_current(store: StateStore) -> None:
-    assert store.record_connection(
+    recorded = store.record_connection(
         "CP1",
         "conn-1",
         connected=True,
@@ -339,6 +339,7 @@ def test_connected_creates_the_connection_and_makes_it_current(store: StateStore
         charger_changes={"protocol": "ocpp2.0.1", "lastConnectedAt": START_MS},
         connection_changes={"expiresAt": NOW_S + 3600},
     )
+    assert (recorded.changed, recorded.current, recorded.site_id) == (True, True, None)
     assert store.get_charger("CP1") == {
         "chargePointId": "CP1",
         "connectionId": "conn-1",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from ocpp_core.ports import ChargerInAnotherSite, StateStore
+from ocpp_core.ports import ChargerInAnotherSite, ItemUpdate, StateStore
 from tests.fakes import START_MS, FakeClock
 
 NOW_S = START_MS // 1000
@@ -419,6 +419,44 @@ def test_a_member_without_a_charger_item_gets_none_created(store: StateStore) ->
     store.put_site("S1", _site("S1", ["CP-not-yet-booted"]), [])
     assert store.get_charger("CP-not-yet-booted") is None
     assert store.site_of("CP-not-yet-booted") == "S1"
+
+
+def test_a_member_whose_item_is_created_later_gets_the_copy_then(store: StateStore) -> None:
+    """Sites are set up before their chargers first come online: whichever write creates the
+    charger's item (its first connect, its registration, a boot processed before the connect)
+    copies its site onto it, or its transactions would never be balanced."""
+    store.put_site("S1", _site("S1", ["CP-CONNECTS", "CP-REGISTERED", "CP-BOOTS"]), [])
+    recorded = store.record_connection(
+        "CP-CONNECTS", "c1", connected=True, at_ms=START_MS, charger_changes={}, connection_changes={}
+    )
+    assert (recorded.current, recorded.site_id) == (True, "S1")
+    store.update_charger("CP-REGISTERED", {"registered": True})
+    assert store.update_charger_fields("CP-BOOTS", ItemUpdate(set={"bootStatus": "Accepted"}))
+    assert store.update_charger_fields("CP-FREE", ItemUpdate(set={"bootStatus": "Accepted"}))
+    marks = _site_marks(store, "CP-CONNECTS", "CP-REGISTERED", "CP-BOOTS", "CP-FREE")
+    assert marks == {"CP-CONNECTS": "S1", "CP-REGISTERED": "S1", "CP-BOOTS": "S1", "CP-FREE": None}
+
+
+def test_a_connect_returns_the_site_of_the_charger_it_makes_current(store: StateStore) -> None:
+    store.update_charger("CP1", {"registered": True})
+    store.update_charger("CP2", {"registered": True})
+    store.put_site("S1", _site("S1", ["CP1"]), [])
+
+    def connect(cp: str, connection: str, at_ms: int) -> tuple[bool, bool, str | None]:
+        got = store.record_connection(
+            cp, connection, connected=True, at_ms=at_ms, charger_changes={}, connection_changes={}
+        )
+        return got.changed, got.current, got.site_id
+
+    assert connect("CP1", "new", START_MS + 10) == (True, True, "S1")
+    assert connect("CP2", "c", START_MS) == (True, True, None)
+    # an older socket's late connected event: its connection is kept, the charger's current is not it
+    assert connect("CP1", "old", START_MS) == (True, False, None)
+    assert connect("CP1", "new", START_MS + 10) == (False, False, None), "a duplicate changes nothing"
+    disconnected = store.record_connection(
+        "CP1", "new", connected=False, at_ms=START_MS + 20, charger_changes={}, connection_changes={}
+    )
+    assert (disconnected.changed, disconnected.current, disconnected.site_id) == (True, False, None)
 
 
 def test_the_copy_is_removed_when_the_site_drops_the_charger(store: StateStore) -> None:
