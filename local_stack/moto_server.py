@@ -90,14 +90,27 @@ ATOMIC_OPERATIONS = (
 )
 
 
+#: the request handlers that read the item before the backend writes it (``ReturnValues`` ALL_OLD)
+READ_THEN_WRITE_HANDLERS = ("put_item", "update_item", "delete_item")
+
+
 def serialize_dynamodb(setattr_: Callable[[Any, str, Any], None] = setattr) -> threading.RLock:
     """Wrap moto's DynamoDB backend so that each request runs alone (tests pass monkeypatch.setattr).
-    The lock is returned, for what else works on moto's tables (:func:`local_stack.moto_items.answer`)."""
+    The lock is returned, for what else works on moto's tables (:func:`local_stack.moto_items.answer`).
+
+    The request handlers of PutItem, UpdateItem and DeleteItem hold it too: moto reads the old item
+    for ``ReturnValues=ALL_OLD`` before the backend's (locked) write, so a write in between made it
+    answer with an item its own condition never saw (a site's claim of a charger got back the
+    membership another site had just deleted, took it for its own, and never undid it).
+    DynamoDB returns the item the write replaced.
+    """
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
     lock = threading.RLock()
-    for name in ATOMIC_OPERATIONS:
-        original = getattr(DynamoDBBackend, name, None)
+    wrapped = [(DynamoDBBackend, name) for name in ATOMIC_OPERATIONS]
+    for owner, name in [*wrapped, *((DynamoHandler, name) for name in READ_THEN_WRITE_HANDLERS)]:
+        original = getattr(owner, name, None)
         if original is None:
             continue
 
@@ -105,7 +118,7 @@ def serialize_dynamodb(setattr_: Callable[[Any, str, Any], None] = setattr) -> t
             with lock:
                 return __original(self, *args, **kwargs)
 
-        setattr_(DynamoDBBackend, name, locked)
+        setattr_(owner, name, locked)
     return lock
 
 

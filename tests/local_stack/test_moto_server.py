@@ -34,6 +34,7 @@ from local_stack.moto_server import (
     PLAIN_JSON_OPERATIONS,
     fast_dynamodb_responses,
     item_backup_transactions,
+    serialize_dynamodb,
 )
 from local_stack.ports import free_port
 from ocpp_core import keys
@@ -525,3 +526,49 @@ def test_the_stream_keeps_what_the_filter_passes_and_answers_as_motos_serializer
     for record in own["Records"] + fast["Records"]:
         record.pop("eventID")  # random per record
     assert fast["Records"] == own["Records"]
+
+
+def _delete_during_the_old_items_read(monkeypatch: pytest.MonkeyPatch, client: Any, table: str) -> threading.Thread:
+    """When moto's PutItem handler has read the old item (for ``ALL_OLD``), another client deletes
+    it; the put waits up to 0.5 s for that delete (it cannot finish while the request is atomic)."""
+    from moto.dynamodb.models.dynamo_type import Item
+
+    original = Item.to_json
+    deleter = threading.Thread(
+        target=lambda: client.delete_item(TableName=table, Key={keys.PK: {"S": "CP#1"}, keys.SK: {"S": "SITE"}})
+    )
+
+    def to_json(self: Any) -> Any:
+        if not deleter.is_alive() and deleter.ident is None:
+            deleter.start()
+            deleter.join(timeout=0.5)
+        return original(self)
+
+    monkeypatch.setattr(Item, "to_json", to_json)
+    return deleter
+
+
+def test_all_old_is_the_item_the_write_replaced(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A conditional PutItem's ``ALL_OLD`` and its condition see the same item (DynamoDB's write is
+    one atomic step). moto read the old item before its backend's write: a delete in between, and
+    a claim "only if free or already mine" succeeded and came back with the other site's item."""
+    serialize_dynamodb(monkeypatch.setattr)
+    client = boto3.client("dynamodb", region_name=REGION)
+    create_table(client, TABLE)
+    client.put_item(TableName=TABLE, Item={keys.PK: {"S": "CP#1"}, keys.SK: {"S": "SITE"}, "siteId": {"S": "A"}})
+    deleter = _delete_during_the_old_items_read(monkeypatch, client, TABLE)
+    try:
+        response = client.put_item(
+            TableName=TABLE,
+            Item={keys.PK: {"S": "CP#1"}, keys.SK: {"S": "SITE"}, "siteId": {"S": "B"}},
+            ConditionExpression="attribute_not_exists(#pk) OR siteId = :site",
+            ExpressionAttributeNames={"#pk": keys.PK},
+            ExpressionAttributeValues={":site": {"S": "B"}},
+            ReturnValues="ALL_OLD",
+        )
+    except ClientError as error:
+        assert error.response["Error"]["Code"] == "ConditionalCheckFailedException"  # A's, still there
+    else:
+        assert response.get("Attributes", {}).get("siteId") in (None, {"S": "B"}), response.get("Attributes")
+    deleter.join(timeout=10)
+    assert not deleter.is_alive()
