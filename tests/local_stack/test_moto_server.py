@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -572,3 +573,56 @@ def test_all_old_is_the_item_the_write_replaced(aws: None, monkeypatch: pytest.M
         assert response.get("Attributes", {}).get("siteId") in (None, {"S": "B"}), response.get("Attributes")
     deleter.join(timeout=10)
     assert not deleter.is_alive()
+
+
+def test_the_server_loop_polls_about_once_per_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests served by the I/O thread itself: with waitress's worker thread the loop polled its
+    sockets 168 times per request from four clients (a channel stays writable while its task runs)."""
+    from waitress import wasyncore
+
+    from local_stack.moto_server import serve_inline
+
+    polls = itertools.count()
+    original = wasyncore.poll
+    monkeypatch.setattr(wasyncore, "poll", lambda timeout, map: (next(polls), original(timeout, map))[1])
+    served = itertools.count()
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        next(served)
+        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "2")])
+        return [b"{}"]
+
+    port, stop = free_port(), threading.Event()
+    loop = threading.Thread(target=serve_inline, args=(app, "127.0.0.1", port, stop), daemon=True)
+    loop.start()
+
+    def client() -> None:
+        import http.client
+
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                connection.connect()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.05)
+        for _ in range(200):  # one keep-alive connection, as boto3's pool keeps them
+            connection.request("POST", "/", body=b'{"TableName": "t"}')
+            assert connection.getresponse().read() == b"{}"
+        connection.close()
+
+    clients = [threading.Thread(target=client) for _ in range(4)]
+    try:
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join(timeout=60)
+    finally:
+        stop.set()
+        loop.join(timeout=5)
+    requests = next(served)
+    assert requests == 800 and not loop.is_alive()
+    assert next(polls) / requests < 5
