@@ -31,8 +31,8 @@ changing a byte of what a client sees:
   that dispatch recomputed on each request is computed once (:func:`cached_dispatch`).
 * one thread runs every request, one after the other, behind waitress: its I/O thread reads
   each request whole from any number of keep-alive connections and then serves it itself
-  (:class:`InlineTasks`: waitress's own worker thread made its I/O loop spin). moto's own server starts a thread per connection, and under load those threads
-  spend their time handing the GIL and the lock above to each other (measured on two cores
+  (:class:`InlineTasks`: waitress's own worker thread made its I/O loop spin). moto's own
+  server starts a thread per connection, and under load those threads spend their time handing the GIL and the lock above to each other (measured on two cores
   with eight clients: 1.3 to 1.6 times the throughput of the threaded server). Werkzeug's
   single-threaded server was next: it closes each connection after one answer (HTTP/1.0) and
   waits on a slow client's body with every other request queued behind it, so under
