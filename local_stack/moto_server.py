@@ -449,7 +449,7 @@ class InlineTasks:
             task = self.pending.popleft()
             try:
                 task.service()
-            except BaseException:
+            except Exception:  # not SystemExit: the stop signal's handler raises it in this thread
                 logging.getLogger(__name__).exception("moto server: failed serving %r", task)
 
     def shutdown(self, cancel_pending: bool = True, timeout: float = 5) -> bool:

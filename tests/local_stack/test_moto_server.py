@@ -626,3 +626,27 @@ def test_the_server_loop_polls_about_once_per_request(monkeypatch: pytest.Monkey
     requests = next(served)
     assert requests == 800 and not loop.is_alive()
     assert next(polls) / requests < 5
+
+
+def test_a_stop_signal_while_serving_ends_the_server_and_a_failed_request_does_not() -> None:
+    """The stop signal's handler raises SystemExit in the thread serving requests (the I/O thread,
+    now): it must end the loop, while a request's own failure is logged and the next one served."""
+    from local_stack.moto_server import InlineTasks
+
+    served: list[str] = []
+
+    class Task:
+        def __init__(self, name: str, raises: BaseException | None = None) -> None:
+            self.name, self.raises = name, raises
+
+        def service(self) -> None:
+            served.append(self.name)
+            if self.raises is not None:
+                raise self.raises
+
+    tasks = InlineTasks()
+    for task in (Task("a", RuntimeError("bad request")), Task("b"), Task("stop", SystemExit(0)), Task("c")):
+        tasks.add_task(task)
+    with pytest.raises(SystemExit):
+        tasks.run_pending()
+    assert served == ["a", "b", "stop"]
