@@ -10,11 +10,14 @@ same state, and every delivery of one frame must get the same reply.
 
 What OCPP itself rules out, and so the permutations do not produce:
 
-* the answer to a CSMS call before the call exists, or the answer to call N+1 before the answer to
-  call N was applied: OCPP-J allows one outstanding call per direction, and the CSMS releases a
-  charger's slot only once the previous answer's effect is written (``ocpp_core.calls``). The
-  first delivery of each CSMS-call answer therefore runs on one lane, in order; their duplicates
-  run anywhere.
+* the answer to a CSMS call before the call is sent, or the answer to call N+1 before the answer
+  to call N was applied: OCPP-J allows one outstanding call per direction, and the CSMS releases a
+  charger's slot only once the previous answer's effect is written (``ocpp_core.calls``), by
+  whichever delivery of it came first. So the first delivery of each CSMS-call answer runs on one
+  lane, in order, each once the slot is free (``_Run.answer`` takes it, as the outbox does); their
+  duplicates run anywhere after their call was sent. (Without the slot, a duplicate of answer N
+  that completed the call, still writing its effect when the lane went on to N+1, could overwrite
+  N+1's GetConfiguration value: a wrong test, seen once.)
 * 1.6 frames carrying a transaction id before the StartTransaction that handed it out: the 1.6
   session is covered by its own test below (concurrent duplicates of one start).
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -270,12 +274,28 @@ class _Run:
         self.replies: dict[str, set[str | None]] = {}
         self._lock = threading.Lock()
         self.clock, self.ids = FakeClock(), SeqIds()
+        #: the CSMS calls sent so far: a charger can answer only those, duplicates included
+        self._sent = {record["uniqueId"]: threading.Event() for record in calls}
+
+    def answer(self, delivery: Delivery) -> None:
+        """The CSMS sends the call, as its outbox does once the charger's slot is free (the previous
+        call's answer applied, by whichever delivery of it came first), and the charger answers."""
+        unique_id = json.loads(delivery.body["frame"])[1]
+        deadline = time.monotonic() + 60
+        while self.store.acquire_outstanding(CP, unique_id, START_MS, START_MS + 10**12) is not None:
+            assert time.monotonic() < deadline, f"the slot was never freed for {unique_id}"
+            time.sleep(0.001)
+        self._sent[unique_id].set()
+        self.deliver(delivery)
 
     def deliver(self, delivery: Delivery) -> None:
         if delivery.kind == "presence":
             apply_event(self.store, dict(delivery.body))
             return
         body = delivery.body
+        if delivery.kind == "result":  # a redelivered answer: its call was sent (``answer``)
+            unique_id = json.loads(body["frame"])[1]
+            assert self._sent[unique_id].wait(60), f"{unique_id} answered but never sent"
         outcome = process(dict(body), store=self.store, clock=self.clock, ids=self.ids, config=ProcessorConfig())
         key = message_digest(body["connectionId"], json.loads(body["frame"])[1], body["frame"])
         with self._lock:
@@ -324,7 +344,7 @@ def test_any_interleaving_ends_in_the_in_order_state(moto, atomic_moto_requests,
     n = next(_examples)
     in_order = _Run(client, f"ordered-{n}", version, calls, reservations)
     for delivery in deliveries:
-        in_order.deliver(delivery)
+        (in_order.answer if delivery.kind == "result" else in_order.deliver)(delivery)
 
     shuffled = _Run(client, f"shuffled-{n}", version, calls, reservations)
     results = [d for d in deliveries if d.kind == "result"]
@@ -334,7 +354,7 @@ def test_any_interleaving_ends_in_the_in_order_state(moto, atomic_moto_requests,
 
     def lane() -> None:  # the CSMS-call answers, in order (one outstanding call per direction)
         for delivery in results:
-            shuffled.deliver(delivery)
+            shuffled.answer(delivery)
 
     with ThreadPoolExecutor(max_workers=4) as workers:
         futures = [workers.submit(lane)] + [workers.submit(shuffled.deliver, d) for d in pool]
@@ -424,7 +444,7 @@ def test_a_reservation_ends_as_in_order_whatever_the_order_of_its_facts(moto, hi
     n = next(_examples)
     in_order = _Run(client, f"r-ordered-{n}", version, calls, [reservation])
     for delivery in deliveries:
-        in_order.deliver(delivery)
+        (in_order.answer if delivery.kind == "result" else in_order.deliver)(delivery)
     shuffled = _Run(client, f"r-shuffled-{n}", version, calls, [reservation])
     results = [d for d in deliveries if d.kind == "result"]
     frames = [d for d in deliveries if d.kind != "result"]
@@ -434,7 +454,7 @@ def test_a_reservation_ends_as_in_order_whatever_the_order_of_its_facts(moto, hi
     for index, delivery in enumerate([*order, None]):
         while slots and slots[0] == index:  # the answers, in their own order, anywhere among the frames
             slots.pop(0)
-            shuffled.deliver(results.pop(0))
+            shuffled.answer(results.pop(0))
         if delivery is not None:
             shuffled.deliver(delivery)
     expected = [reservation_view(r, START_MS) for r in in_order.store.list_reservations(CP)]
