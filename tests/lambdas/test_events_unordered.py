@@ -88,7 +88,7 @@ def _in_order(history: Any) -> tuple[list[Event], _Run, _Stream]:
     version, deliveries, calls, reservations = history
     run, stream = _run(version, calls, reservations)
     for delivery in deliveries:
-        run.deliver(delivery)
+        (run.answer if delivery.kind == "result" else run.deliver)(delivery)
     return stream.events(run), run, stream
 
 
@@ -112,7 +112,8 @@ def test_realistic_delivery_makes_the_in_order_events_and_duplicates_make_none(
         for position in range(len(deliveries) + 1):
             pending = [workers.submit(run.deliver, d) for d in late.get(position, [])]
             if position < len(deliveries):
-                run.deliver(deliveries[position])
+                first = deliveries[position]
+                (run.answer if first.kind == "result" else run.deliver)(first)
             for future in pending:
                 future.result()
     got = stream.events(run)
@@ -141,7 +142,7 @@ def test_any_permutation_reports_each_change_once_and_never_goes_back(
 
     def lane() -> None:  # CSMS-call answers in order (one outstanding call per direction)
         for delivery in results:
-            run.deliver(delivery)
+            run.answer(delivery)
 
     with ThreadPoolExecutor(max_workers=4) as workers:
         for future in [workers.submit(lane)] + [workers.submit(run.deliver, d) for d in pool]:
