@@ -16,19 +16,11 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from ocpp_core.processor import Outcome, OutcomeKind, process
-from ocpp_core.schemas import compile_ahead
-from ocpp_core.versions import FREQUENT_ACTIONS, OcppVersion
 
 from .observability import logger, metrics
 from .outbox_sender import drain
 from .publisher import outbound_topic
 from .runtime import dependencies
-
-# Lambda init (a new execution environment imports this module once): compile the validators of
-# what every charger sends (~0.7 s of CPU for the three versions), so that no first frame of an
-# action waits up to 130 ms for its compile. The rarer actions still compile on first use.
-for _version in OcppVersion:
-    compile_ahead(_version, FREQUENT_ACTIONS[_version])
 
 _COUNTED = {
     OutcomeKind.CALL_ERROR: "CallErrors",
