@@ -330,7 +330,7 @@ class LocalStack:
         from lambdas.settings import SettingsError
 
         from .emulator import RuleEmulator
-        from .environment import Environments, dynamodb_client, processing_dependencies
+        from .environment import Environments, dynamodb_client, processing_dependencies, warm_up
         from .mqtt import MqttClient
 
         s = self.settings
@@ -367,11 +367,12 @@ class LocalStack:
         ).start()
         emulator = self.emulator
         self._exit.callback(lambda: emulator.stop(self._share(2.0, 2.0)))
-        if processes > 1:
-            environments = Environments(s, emulator, self._cancelled)
-            # registered before it starts: a start that fails half-way stops the children it started
-            self._exit.callback(lambda: environments.stop(self._share(2.5, 2.0)))
-            environments.start()
+        environments = Environments(s, emulator, self._cancelled)
+        # registered before it starts: a start that fails half-way stops the children it started
+        self._exit.callback(lambda: environments.stop(self._share(2.5, 2.0)))
+        environments.spawn()
+        warm_up()  # while the children start theirs
+        environments.wait_ready()
         logger.info("rule emulator: %s", ", ".join(f"'{r.sql}' -> {r.handler}" for r in RULES))
 
     def _start_events(self) -> None:

@@ -146,9 +146,10 @@ def compile_ahead(version: OcppVersion, actions: tuple[str, ...]) -> None:
     """Compile the request and response validators of ``actions`` now, not on first use.
 
     A first use compiles on the request path (up to ~130 ms for a 2.1 Authorize response or
-    TransactionEvent request): a load generator does it before its clock starts. The processor
-    Lambda does not: compiling what every charger sends took ~0.6 s, which a cold start would add
-    to its ~55 ms import (``bench cold-start``), for every new execution environment.
+    TransactionEvent request): a load generator does it before its clock starts, and the local
+    stack's handler processes before they take messages (``local_stack.environment.warm_up``). The
+    processor Lambda does not: compiling what every charger sends took ~0.6 s, which a cold start
+    would add to its ~55 ms import (``bench cold-start``), for every new execution environment.
     """
     for action in actions:
         has_schema(version, action, SchemaKind.REQUEST)

@@ -210,6 +210,14 @@ CHARGER_INITIATED: dict[OcppVersion, frozenset[str]] = {
     OcppVersion.V201: _V201_CHARGER,
     OcppVersion.V21: _V21_CHARGER,
 }
+_EVERY_SESSION = ("BootNotification", "Heartbeat", "StatusNotification", "Authorize", "MeterValues")
+#: What chargers send on every connection and charging session, per version: the validators a
+#: warmed-up process compiles before its first frame (``schemas.compile_ahead``).
+FREQUENT_ACTIONS: dict[OcppVersion, tuple[str, ...]] = {
+    OcppVersion.V16: (*_EVERY_SESSION, "StartTransaction", "StopTransaction"),
+    OcppVersion.V201: (*_EVERY_SESSION, "TransactionEvent"),
+    OcppVersion.V21: (*_EVERY_SESSION, "TransactionEvent"),
+}
 #: Actions the CSMS sends to a charging station, per version.
 CSMS_INITIATED: dict[OcppVersion, frozenset[str]] = {
     OcppVersion.V16: _V16_CSMS,

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ocpp_core.schemas import compile_ahead
-from ocpp_core.versions import OcppVersion
+from ocpp_core.versions import FREQUENT_ACTIONS, OcppVersion
 
 from . import messages
 from .errors import ConnectFailed, SimulatorError
@@ -194,17 +194,11 @@ def raise_open_file_limit(needed: int) -> None:
         logger.warning("open file limit is %d, below the %d this run needs", target, needed)
 
 
-#: What the load mix sends, per version family (compiled up front, see ``warm_up_schemas``).
-_LOAD_ACTIONS = ("BootNotification", "Heartbeat", "StatusNotification", "Authorize", "MeterValues")
-_LOAD_ACTIONS_V16 = ("StartTransaction", "StopTransaction")
-_LOAD_ACTIONS_V2 = ("TransactionEvent",)
-
-
 def warm_up_schemas(versions: tuple[OcppVersion, ...]) -> None:
     """Compile the validators the run needs before the clock starts: compiled on first use, they
     would block the event loop in the middle of the ramp-up and show as latency."""
     for version in versions:
-        compile_ahead(version, _LOAD_ACTIONS + (_LOAD_ACTIONS_V2 if version.is_2x else _LOAD_ACTIONS_V16))
+        compile_ahead(version, FREQUENT_ACTIONS[version])
 
 
 async def _sleep_until(when: float) -> None:
