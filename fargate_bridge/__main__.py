@@ -8,6 +8,8 @@ import os
 import resource
 import sys
 
+import process_gc
+
 from .errors import SettingsError
 from .logs import configure_logging
 from .server import serve
@@ -24,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     _raise_file_limit()
+    process_gc.install()
     try:
         asyncio.run(serve(settings))
     except OSError as exc:  # typically: the port is taken

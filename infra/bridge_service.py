@@ -62,6 +62,7 @@ BRIDGE_IMAGE_EXCLUDE = (
     "*",
     "!fargate_bridge",
     "!ocpp_core",
+    "!process_gc",
     "!pyproject.toml",
     "!README.md",
     "!LICENSE",

@@ -21,6 +21,8 @@ def main() -> int:
     stop = StopSignal().install()
     prepare_process()  # before any handler module is imported
     logger = logging.getLogger("local_stack")
+    import process_gc
+
     from .stack import LocalStack, StackError, StackInterrupted, StackSettings
 
     try:
@@ -34,6 +36,7 @@ def main() -> int:
     except StackError as error:
         print(f"local stack: {error}", file=sys.stderr)
         return 1
+    process_gc.install()
     # Printed whatever the log level: people and scripts (tests, benchmarks) wait for this line.
     print(
         f"ready: connect a charger to {stack.settings.bridge_url}/<chargePointId> (Ctrl-C stops everything)",

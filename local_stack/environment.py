@@ -243,6 +243,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
     stop = StopSignal().install()
     prepare_process()
     env = os.environ if env is None else env
+    import process_gc
     from lambdas import runtime
     from lambdas.adapters.dynamo import DynamoStore
     from lambdas.rules import RULES
@@ -257,6 +258,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
     store = DynamoStore(dynamodb_client(settings), settings.table_name)
     runtime.configure(processing_dependencies(settings, store, publisher_client))
     warm_up()
+    process_gc.install()
     emulator = RuleEmulator(
         settings.mqtt_host,
         settings.mqtt_port,

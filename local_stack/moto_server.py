@@ -384,6 +384,8 @@ def _named_items(backend: Any, transact_items: list[dict[str, Any]]) -> list[tup
 def main(argv: list[str] | None = None) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    import process_gc
+
     parser = argparse.ArgumentParser(description="moto server for the local stack")
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=5000)
@@ -419,6 +421,7 @@ def main(argv: list[str] | None = None) -> None:
 
     app = direct_dynamodb(DomainDispatcherApplication(create_backend_app), items)
     TimeToLive(lock, interval_s=args.ttl_interval).start()
+    process_gc.install()  # the table's items are most of this heap
     serve_inline(app, args.host, args.port)
 
 

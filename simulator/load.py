@@ -25,6 +25,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import process_gc
 from ocpp_core.schemas import compile_ahead
 from ocpp_core.versions import FREQUENT_ACTIONS, OcppVersion
 
@@ -356,6 +357,8 @@ async def run_load(config: LoadConfig) -> LoadSummary:
         raise ValueError("at least one OCPP version is needed")
     raise_open_file_limit(config.chargers + 256)
     warm_up_schemas(config.versions)
+    # a pause of this process shows as latency of every call in flight
+    process_gc.install()
     # One TLS context for every station: it is shared safely and costly to build.
     ssl_context = ssl.create_default_context(cafile=config.ca_file) if config.ca_file else None
     stats = _Stats()

@@ -315,7 +315,7 @@ def test_bridge_image_context_excludes_everything_it_is_not_built_from(synth: Sy
     image = bridge_container(synth)["Image"]["Fn::Sub"]
     context = synth.assembly_dir / ("asset." + image.rsplit(":", 1)[1])
     assert (context / "fargate_bridge" / "Dockerfile").is_file()
-    assert (context / "ocpp_core").is_dir()
+    assert (context / "ocpp_core").is_dir() and (context / "process_gc").is_dir()
     present = {p.name for p in context.iterdir()}
     assert not present & {".venv", "cdk.out", "tests", ".git", "lambdas", "infra", "docs", "app.py"}
     assert not list(context.rglob("__pycache__"))
