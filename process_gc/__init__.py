@@ -12,8 +12,8 @@ with every request it had in hand waiting.
 (``gc.freeze``), which later collections do not traverse: a full collection then costs the objects
 that survived since the previous one, not the whole heap. The price: a reference cycle among
 frozen objects that becomes garbage (a closed connection's objects, say) is not reclaimed until
-they are traversed again. So every :data:`SWEEP_INTERVAL_S` the next full collection first thaws
-everything (``gc.unfreeze``) and traverses the whole heap once: the one long pause of the old
+they are traversed again. So every :data:`SWEEP_INTERVAL_S` (an hour) the next full collection
+first thaws everything (``gc.unfreeze``) and traverses the whole heap once: the one long pause of the old
 behaviour, once per interval instead of at every quarter of growth. Acyclic garbage is freed by
 reference counting at once, frozen or not.
 """
@@ -25,8 +25,11 @@ import threading
 import time
 from typing import Any
 
-#: Seconds between two collections of the whole heap (frozen objects included).
-SWEEP_INTERVAL_S = 600.0
+#: Seconds between two collections of the whole heap (frozen objects included). Measured in
+#: ``bench e2e`` with 60 s: a sweep of moto's server took 286 ms at the run's end (about 360,000
+#: objects) and found 559 objects of garbage after a minute of that load, the bridge's some dozens.
+#: An hour keeps what waits for a sweep small, and the long pause comes once an hour.
+SWEEP_INTERVAL_S = 3600.0
 
 _lock = threading.Lock()
 _installed = False
