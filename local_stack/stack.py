@@ -58,16 +58,22 @@ class StackInterrupted(StackError):
     """A stop was requested while starting: what had started is stopped again."""
 
 
-def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
+#: Rule emulator threads per process: a thread is cheap, but each holds a boto3 request open.
+MAX_EMULATOR_WORKERS = 256
+
+
+def _env_int(
+    env: Mapping[str, str], name: str, default: int, *, maximum: int = 65535, what: str = "a port number"
+) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise StackError(f"{name}={raw!r} is not a port number") from None
-    if not 0 < value < 65536:
-        raise StackError(f"{name}={value} is not a port number (1-65535)")
+        raise StackError(f"{name}={raw!r} is not {what}") from None
+    if not 0 < value <= maximum:
+        raise StackError(f"{name}={value} is not {what} (1-{maximum})")
     return value
 
 
@@ -123,7 +129,9 @@ class StackSettings:
             demo_id_tag=env.get("OCPP_DEMO_ID_TAG", "DEMO-TAG"),
             unknown_chargers=env.get("OCPP_UNKNOWN_CHARGERS", "accept"),
             state_backend=_state_backend(env.get("OCPP_LOCAL_STATE", "moto")),
-            emulator_workers=_env_int(env, "OCPP_EMULATOR_WORKERS", 8),
+            emulator_workers=_env_int(
+                env, "OCPP_EMULATOR_WORKERS", 8, maximum=MAX_EMULATOR_WORKERS, what="a number of worker threads"
+            ),
             lambda_environments=_environments(env),
             ttl_sweep_interval_s=_env_seconds(env, SWEEP_INTERVAL_VARIABLE, DEFAULT_SWEEP_INTERVAL_S),
             timer_interval_s=_env_seconds(env, TIMER_INTERVAL_VARIABLE, DEFAULT_TIMER_INTERVAL_S),

@@ -130,3 +130,12 @@ def test_the_local_stack_runs_the_outbox_timer(stack_run: StackRun) -> None:
     output = stack_run.stdout + stack_run.stderr
     assert "outbox timer: call timeouts and queued calls every 0.2 s" in output, output
     assert "outbox-timer: run failed" not in output, output
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "many", "257"])
+def test_a_wrong_number_of_emulator_workers_is_refused_as_a_count_not_a_port(bad: str) -> None:
+    with pytest.raises(StackError, match=r"OCPP_EMULATOR_WORKERS=.* is not a number of worker threads"):
+        StackSettings.from_env({"OCPP_EMULATOR_WORKERS": bad})
+    assert StackSettings.from_env({"OCPP_EMULATOR_WORKERS": "256"}).emulator_workers == 256
+    with pytest.raises(StackError, match=r"OCPP_API_PORT='x' is not a port number"):
+        StackSettings.from_env({"OCPP_API_PORT": "x"})
