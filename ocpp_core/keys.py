@@ -64,6 +64,9 @@ CHARGER_SK = "CHARGER"
 WRITE_KIND = "lastWrite"
 TOUCH_WRITE = "touch"
 STATE_WRITE = "state"
+#: On a charger item whose write created it while its site could not be read: the next write of
+#: the item reads the membership again (``DynamoStore._write_charger``).
+SITE_PENDING = "sitePending"
 
 #: The sparse index that lists chargers without a table scan: only charger items carry its keys
 #: (``LIST_PK`` = ``CHARGERS``, ``LIST_SK`` = the charger id). Keys only: the many updates of

@@ -121,16 +121,46 @@ class DynamoStore(SmartChargingItems, CertificateItems, FileItems):
         does not touch). An item this write created has no copy yet: a charger that joined a site
         before its first connect (or registration) gets it here, from its membership item, which
         costs a read and a write once per charger. A site claiming it meanwhile finds the item and
-        marks it itself (``put_site`` marks after its claims)."""
+        marks it itself (``put_site`` marks after its claims).
+
+        If that read fails, the item says so (``keys.SITE_PENDING``, best effort) before the error
+        goes up: the retry of the invocation finds the item, and reads the membership again."""
         response = self._update(keys.charger_pk(charge_point_id), keys.CHARGER_SK, update, ReturnValues="ALL_OLD")
         old = response.get("Attributes")
-        if old:
+        if old and ("siteId" in old or keys.SITE_PENDING not in old):
             site = old.get("siteId", {}).get("S")
             return site if isinstance(site, str) else None
-        site = self.site_of(charge_point_id)
+        pending = bool(old)
+        try:
+            site = self.site_of(charge_point_id)
+        except StoreError:
+            if not pending:
+                self._mark_site_pending(charge_point_id)
+            raise
         if site is not None:
-            self._mark_charger(charge_point_id, site)
+            self._mark_charger(charge_point_id, site)  # a mark left behind is read no more
+        elif pending:
+            self._mark_site_pending(charge_point_id, pending=False)
         return site
+
+    def _mark_site_pending(self, charge_point_id: str, *, pending: bool = True) -> None:
+        """Set (best effort: the read's error goes up all the same) or remove ``keys.SITE_PENDING``;
+        written as a touch, which makes no event (``keys.WRITE_KIND``)."""
+        values: dict[str, Any] = {":kind": keys.TOUCH_WRITE}
+        expression = "SET #kind = :kind REMOVE #pending"
+        if pending:
+            expression, values[":true"] = "SET #kind = :kind, #pending = :true", True
+        try:
+            self._call(
+                "update_item",
+                Key=serialize_item(keys.charger_key(charge_point_id)),
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(#pk)",
+                ExpressionAttributeNames={"#pk": keys.PK, "#pending": keys.SITE_PENDING, "#kind": keys.WRITE_KIND},
+                ExpressionAttributeValues=serialize_item(values),
+            )
+        except (ClientError, StoreError):
+            pass
 
     def touch_charger(self, charge_point_id: str, seen_at_ms: int, changes: Mapping[str, Any]) -> Record | None:
         """One UpdateItem: the record comes back whether ``lastSeen`` moved (ALL_NEW) or an older

@@ -94,10 +94,11 @@ def deserialize_item(item: Mapping[str, Any]) -> Record:
 
 def public_record(item: Record) -> Record:
     """A record as the ports return it: without the table's own key attributes, nor the write kind
-    that only the stream's filter reads (``keys.WRITE_KIND``)."""
+    that only the stream's filter reads (``keys.WRITE_KIND``), nor ``keys.SITE_PENDING``."""
     for attribute in KEY_ATTRIBUTES:
         item.pop(attribute, None)
     item.pop(keys.WRITE_KIND, None)
+    item.pop(keys.SITE_PENDING, None)
     return item
 
 

@@ -6,8 +6,10 @@ the adapter writes (the layout of ocpp_core/keys.py, which infra/ and the bridge
 
 from __future__ import annotations
 
+import json
 import math
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -368,3 +370,44 @@ def test_a_connect_reads_the_site_only_for_a_charger_item_it_creates(dynamo_stor
     assert connect("CP-NEW", "c3", START_MS + 2) == (["UpdateItem", "UpdateItem"], "S1")
     dynamo_store.put_site("S2", {"siteId": "S2", "limitAmps": 32, "phases": 3, "chargers": ["CP-LATER"]}, [])
     assert connect("CP-LATER", "c1", START_MS) == (["UpdateItem", "UpdateItem", "GetItem", "UpdateItem"], "S2")
+
+
+@pytest.mark.parametrize("site", ["S1", None], ids=["member", "no-site"])
+def test_a_membership_read_that_fails_after_the_item_was_created_is_made_again_by_the_retry(
+    dynamo_store: DynamoStore, dynamodb: Any, site: str | None
+) -> None:
+    """The write that creates the charger item reads its membership; if that read fails, the
+    invocation fails and Lambda retries it. Before the fix every later write found the item and took
+    it for one whose site had been copied: a charger of a site was never balanced."""
+    if site:
+        dynamo_store.put_site(site, {"siteId": site, "limitAmps": 32, "phases": 3, "chargers": ["CP-1"]}, [])
+    failures = iter([True])
+
+    def fail_the_first_membership_read(model: Any, params: Any, **_: Any) -> Any:
+        key = json.loads(params["body"])["Key"]
+        if key[keys.SK]["S"] == keys.MEMBERSHIP_SK and next(failures, False):
+            error = {"Error": {"Code": "InternalServerError", "Message": "injected"}}
+            return SimpleNamespace(status_code=500, headers={}), error
+        return None
+
+    dynamodb.meta.events.register("before-call.dynamodb.GetItem", fail_the_first_membership_read)
+
+    def connect() -> str | None:
+        recorded = dynamo_store.record_connection(
+            "CP-1", "c1", connected=True, at_ms=START_MS, charger_changes={}, connection_changes={}
+        )
+        return recorded.site_id
+
+    def stored() -> dict[str, Any]:
+        item = raw_item(dynamodb, keys.charger_pk("CP-1"), keys.CHARGER_SK)
+        assert item is not None
+        return item
+
+    with pytest.raises(StoreError):
+        connect()
+    assert connect() is None  # the retry: the same event, which the charger item has already seen
+    assert dynamo_store.update_charger_fields("CP-1", ItemUpdate(set={"model": "X"}))  # its boot
+    assert stored().get("siteId", {}).get("S") == site
+    assert keys.SITE_PENDING not in (dynamo_store.get_charger("CP-1") or {})  # never shown
+    if site is None:
+        assert keys.SITE_PENDING not in stored()  # the next writes read no membership
