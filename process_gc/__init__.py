@@ -27,7 +27,7 @@ from typing import Any
 
 #: Seconds between two collections of the whole heap (frozen objects included). Measured in
 #: ``bench e2e`` with 60 s: a sweep of moto's server took 286 ms at the run's end (about 360,000
-#: objects) and found 559 objects of garbage after a minute of that load, the bridge's some dozens.
+#: objects) and found 559 objects of garbage after a minute of that load.
 #: An hour keeps what waits for a sweep small, and the long pause comes once an hour.
 SWEEP_INTERVAL_S = 3600.0
 
@@ -62,7 +62,3 @@ def install() -> None:
         gc.collect()
         gc.freeze()
         gc.callbacks.append(_after_collection)
-
-
-def installed() -> bool:
-    return _installed

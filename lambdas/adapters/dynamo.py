@@ -124,7 +124,8 @@ class DynamoStore(SmartChargingItems, CertificateItems, FileItems):
         marks it itself (``put_site`` marks after its claims).
 
         If that read fails, the item says so (``keys.SITE_PENDING``, best effort) before the error
-        goes up: the retry of the invocation finds the item, and reads the membership again."""
+        goes up: the next write of the item (the boot, say; a retry of the same presence event is
+        refused by its order) finds the mark and reads the membership again."""
         response = self._update(keys.charger_pk(charge_point_id), keys.CHARGER_SK, update, ReturnValues="ALL_OLD")
         old = response.get("Attributes")
         if old and ("siteId" in old or keys.SITE_PENDING not in old):
